@@ -1,0 +1,27 @@
+//! Palisade: a bot and abuse defence that lives in the proxy.
+//!
+//! The library is the policy engine shared by every host: the Envoy filter
+//! (compiled to `wasm32-wasip1`), the `palisade` CLI and the companion
+//! service. The engine makes no host calls: a [`policy::Request`] goes in,
+//! a [`policy::Decision`] comes out.
+//!
+//! Module map:
+//! - [`config`]: the configuration schema (JSON or YAML) and its errors.
+//! - [`policy`]: compiling a configuration and deciding a request.
+//! - [`glob`]: path and host globs, translated to regexes at compile time.
+//! - [`net`]: CIDRs, the compiled IP range table, and client identity.
+//! - [`crawlers`]: user-agent classes and verified-crawler checks (datasets).
+//! - [`ratelimit`]: rate syntax, GCRA and the bounded slot table.
+//! - [`token`]: HMAC-sealed pass tokens and challenge tickets.
+//! - `filter` (wasm only): the proxy-wasm glue for Envoy.
+
+pub mod config;
+pub mod crawlers;
+pub mod glob;
+pub mod net;
+pub mod policy;
+pub mod ratelimit;
+pub mod token;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;

@@ -1,12 +1,44 @@
 //! Who is asking: user-agent classes and verified-crawler checks.
 //!
 //! The patterns and published IP ranges ship as data in `datasets/` and are
-//! built into the library with `include_str!`; configs may add more.
+//! built into the library with `include_str!` (see [`BUILTIN_DATASETS`]);
+//! configs may add more.
 //!
-//! STUB: interface only; being implemented.
+//! # Model
+//!
+//! A [`CrawlerSpec`] names one crawler or client family, its [`ClientClass`],
+//! a case-insensitive user-agent regex and, optionally, the networks its
+//! operator publishes. [`Crawlers::compile`] puts every pattern into one
+//! case-insensitive `RegexSet` (byte-oriented, ASCII semantics), so classifying a request is one pass over the user agent
+//! whatever the number of specs; the lowest-index matching spec wins. The
+//! built-in specs come in the order search_engine, ai_crawler, ai_assistant,
+//! seo, monitoring, automation, tool, browser: crawlers that embed browser
+//! tokens (Googlebot's smartphone agent carries `Chrome/... Mobile Safari/...`)
+//! are found before the browser fallback.
+//!
+//! # Verification
+//!
+//! Only crawler classes ([`ClientClass::is_crawler`]) are verified. A spec
+//! with networks is [`Verification::Verified`] when the client address is in
+//! them and [`Verification::Spoofed`] when it is not; a spec without
+//! networks, or a request without an address, is
+//! [`Verification::Unverifiable`]. Browsers, tools and automation get no
+//! verification at all (`None`): their user agents are claims nobody
+//! publishes ranges for.
+//!
+//! Nothing here panics on any user agent or address: this runs inside Envoy.
+
+mod dataset;
+
+pub use dataset::{
+    builtin_network, builtin_network_names, builtin_network_set, builtin_specs, parse_specs,
+    BUILTIN_CRAWLER_FILES, BUILTIN_DATASETS,
+};
 
 use crate::net::IpSet;
+use regex::bytes::{RegexSet, RegexSetBuilder};
 use std::net::IpAddr;
+use std::str::FromStr;
 
 /// The class of client a user agent belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -24,14 +56,80 @@ pub enum ClientClass {
 }
 
 impl ClientClass {
+    /// Every class, in declaration order.
+    pub const ALL: [ClientClass; 9] = [
+        ClientClass::Browser,
+        ClientClass::SearchEngine,
+        ClientClass::AiCrawler,
+        ClientClass::AiAssistant,
+        ClientClass::Seo,
+        ClientClass::Monitoring,
+        ClientClass::Tool,
+        ClientClass::Automation,
+        ClientClass::Unknown,
+    ];
+
     /// The snake_case name used in configs and output.
     pub fn as_str(&self) -> &'static str {
-        todo!()
+        match self {
+            ClientClass::Browser => "browser",
+            ClientClass::SearchEngine => "search_engine",
+            ClientClass::AiCrawler => "ai_crawler",
+            ClientClass::AiAssistant => "ai_assistant",
+            ClientClass::Seo => "seo",
+            ClientClass::Monitoring => "monitoring",
+            ClientClass::Tool => "tool",
+            ClientClass::Automation => "automation",
+            ClientClass::Unknown => "unknown",
+        }
+    }
+
+    /// Whether the class is a crawler class, the only ones verified against
+    /// published networks: search_engine, ai_crawler, ai_assistant, seo and
+    /// monitoring.
+    pub fn is_crawler(&self) -> bool {
+        matches!(
+            self,
+            ClientClass::SearchEngine
+                | ClientClass::AiCrawler
+                | ClientClass::AiAssistant
+                | ClientClass::Seo
+                | ClientClass::Monitoring
+        )
+    }
+}
+
+impl std::fmt::Display for ClientClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A class name that is not one of [`ClientClass::ALL`]; the message lists
+/// the valid names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown client class `{name}` (expected one of: browser, search_engine, ai_crawler, ai_assistant, seo, monitoring, tool, automation, unknown)")]
+pub struct ParseClientClassError {
+    /// The rejected input (shortened if very long).
+    pub name: String,
+}
+
+impl FromStr for ClientClass {
+    type Err = ParseClientClassError;
+
+    /// Parses the snake_case name produced by [`ClientClass::as_str`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ClientClass::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| ParseClientClassError {
+                name: s.chars().take(64).collect(),
+            })
     }
 }
 
 /// Whether a crawler's address is in the ranges its operator publishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verification {
     /// The address is inside the operator's published ranges.
@@ -63,6 +161,16 @@ pub struct Classification<'a> {
     pub verification: Option<Verification>,
 }
 
+impl Classification<'_> {
+    /// Nothing matched (or the user agent was empty).
+    pub const UNKNOWN: Classification<'static> = Classification {
+        class: ClientClass::Unknown,
+        name: None,
+        pattern: None,
+        verification: None,
+    };
+}
+
 /// A malformed dataset line: which file and line, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}: {reason}")]
@@ -72,41 +180,208 @@ pub struct DatasetError {
     pub reason: String,
 }
 
-/// Names of the built-in network lists (`google-crawlers`, `aws`, ...).
-pub fn builtin_network_names() -> Vec<&'static str> {
-    todo!()
-}
-
-/// The text of a built-in network list, by name.
-pub fn builtin_network(_name: &str) -> Option<&'static str> {
-    todo!()
-}
-
-/// The built-in crawler and client specs, in precedence order.
-pub fn builtin_specs() -> Result<Vec<CrawlerSpec>, DatasetError> {
-    todo!()
-}
-
 /// Compiled classifier: every pattern in one case-insensitive `RegexSet`;
 /// the first spec (in order) whose pattern matches wins.
 #[derive(Debug, Clone)]
-pub struct Crawlers {}
+pub struct Crawlers {
+    set: RegexSet,
+    specs: Vec<CrawlerSpec>,
+}
+
+/// Limits for the combined pattern set. The built-ins compile to well under
+/// a megabyte; the headroom is for configs that add many patterns. The DFA
+/// cache limit keeps matching on the fast lazy DFA instead of falling back
+/// to the slower NFA simulation on long user agents.
+///
+/// Patterns are compiled as byte regexes with Unicode mode off: `\b`, `\w`,
+/// `\d`, `\s` and case folding are ASCII-only, which user agents are in
+/// practice. With Unicode on, a single non-ASCII byte in a user agent makes
+/// the lazy DFA give up on Unicode word boundaries and fall back to a much
+/// slower engine, which an attacker could use to slow every request down.
+/// Non-ASCII literals in a pattern still match their UTF-8 bytes.
+const SET_SIZE_LIMIT: usize = 64 << 20;
+const DFA_SIZE_LIMIT: usize = 8 << 20;
 
 impl Crawlers {
     /// Compiles specs; on a bad pattern returns the spec's index and the regex error text.
-    pub fn compile(_specs: Vec<CrawlerSpec>) -> Result<Crawlers, (usize, String)> {
-        todo!()
+    ///
+    /// An empty pattern is rejected (it would match every user agent). If
+    /// every pattern is valid on its own but together they exceed the size
+    /// limit, the index returned is `specs.len()`.
+    pub fn compile(specs: Vec<CrawlerSpec>) -> Result<Crawlers, (usize, String)> {
+        if let Some(i) = specs.iter().position(|s| s.pattern.is_empty()) {
+            return Err((
+                i,
+                "empty pattern (it would match every user agent)".to_string(),
+            ));
+        }
+        let set = RegexSetBuilder::new(specs.iter().map(|s| s.pattern.as_str()))
+            .case_insensitive(true)
+            .unicode(false)
+            .size_limit(SET_SIZE_LIMIT)
+            .dfa_size_limit(DFA_SIZE_LIMIT)
+            .build();
+        match set {
+            Ok(set) => Ok(Crawlers { set, specs }),
+            Err(set_error) => {
+                // RegexSet errors do not say which pattern failed: find it.
+                for (i, spec) in specs.iter().enumerate() {
+                    if let Err(e) = regex::bytes::RegexBuilder::new(&spec.pattern)
+                        .case_insensitive(true)
+                        .unicode(false)
+                        .size_limit(SET_SIZE_LIMIT)
+                        .build()
+                    {
+                        return Err((i, e.to_string()));
+                    }
+                }
+                Err((specs.len(), set_error.to_string()))
+            }
+        }
     }
 
-    pub fn classify(&self, _user_agent: &str, _ip: Option<IpAddr>) -> Classification<'_> {
-        todo!()
+    /// The built-in specs ([`builtin_specs`]) compiled. A bad built-in
+    /// pattern is reported with its dataset file and line.
+    pub fn builtin() -> Result<Crawlers, DatasetError> {
+        let located = dataset::builtin_specs_located()?;
+        let (specs, origins): (Vec<CrawlerSpec>, Vec<(&'static str, usize)>) =
+            located.into_iter().unzip();
+        Crawlers::compile(specs).map_err(|(i, reason)| match origins.get(i) {
+            Some(&(file, line)) => DatasetError {
+                file: file.to_string(),
+                line,
+                reason: format!("bad pattern: {reason}"),
+            },
+            None => DatasetError {
+                file: "datasets/crawlers".to_string(),
+                line: 0,
+                reason,
+            },
+        })
+    }
+
+    /// Classifies a request by its user agent and, for crawler classes,
+    /// verifies the client address against the matched spec's networks.
+    ///
+    /// An empty (or all-whitespace) user agent, or one no spec matches, is
+    /// [`ClientClass::Unknown`] with no name and no verification.
+    pub fn classify(&self, user_agent: &str, ip: Option<IpAddr>) -> Classification<'_> {
+        if user_agent.trim().is_empty() {
+            return Classification::UNKNOWN;
+        }
+        // SetMatches iterates in ascending index order: the first is the winner.
+        let Some(index) = self.set.matches(user_agent.as_bytes()).iter().next() else {
+            return Classification::UNKNOWN;
+        };
+        let Some(spec) = self.specs.get(index) else {
+            return Classification::UNKNOWN;
+        };
+        let verification = if spec.class.is_crawler() {
+            Some(match (&spec.networks, ip) {
+                (Some(networks), Some(ip)) => {
+                    if networks.contains(ip) {
+                        Verification::Verified
+                    } else {
+                        Verification::Spoofed
+                    }
+                }
+                _ => Verification::Unverifiable,
+            })
+        } else {
+            None
+        };
+        Classification {
+            class: spec.class,
+            name: Some(spec.name.as_str()),
+            pattern: Some(spec.pattern.as_str()),
+            verification,
+        }
+    }
+
+    /// The compiled specs, in precedence order.
+    pub fn specs(&self) -> &[CrawlerSpec] {
+        &self.specs
     }
 
     pub fn len(&self) -> usize {
-        todo!()
+        self.specs.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, class: ClientClass, pattern: &str) -> CrawlerSpec {
+        CrawlerSpec {
+            name: name.to_string(),
+            class,
+            pattern: pattern.to_string(),
+            networks: None,
+        }
+    }
+
+    #[test]
+    fn class_names_round_trip() {
+        for c in ClientClass::ALL {
+            assert_eq!(c.as_str().parse::<ClientClass>(), Ok(c));
+            assert_eq!(c.to_string(), c.as_str());
+        }
+        let e = "Bot".parse::<ClientClass>().unwrap_err();
+        assert!(e.to_string().contains("`Bot`"), "{e}");
+        assert!(e.to_string().contains("search_engine"), "{e}");
+    }
+
+    #[test]
+    fn first_spec_wins_and_matching_ignores_case() {
+        let c = Crawlers::compile(vec![
+            spec("a", ClientClass::Tool, "foo"),
+            spec("b", ClientClass::Browser, "foo|bar"),
+        ])
+        .unwrap();
+        assert_eq!(c.classify("xFOOx", None).name, Some("a"));
+        assert_eq!(c.classify("BAR", None).name, Some("b"));
+        assert_eq!(c.classify("baz", None), Classification::UNKNOWN);
+        assert_eq!(c.classify("", None), Classification::UNKNOWN);
+        assert_eq!(c.classify("   ", None), Classification::UNKNOWN);
+    }
+
+    #[test]
+    fn empty_and_bad_patterns_report_their_index() {
+        let e = Crawlers::compile(vec![
+            spec("a", ClientClass::Tool, "ok"),
+            spec("b", ClientClass::Tool, ""),
+        ]);
+        assert_eq!(e.unwrap_err().0, 1);
+        let e = Crawlers::compile(vec![
+            spec("a", ClientClass::Tool, "ok"),
+            spec("b", ClientClass::Tool, "fine"),
+            spec("c", ClientClass::Tool, "(unclosed"),
+        ]);
+        assert_eq!(e.unwrap_err().0, 2);
+    }
+
+    #[test]
+    fn ascii_semantics_and_non_ascii_input() {
+        let c = Crawlers::compile(vec![
+            spec("word", ClientClass::Tool, r"\bbot\b"),
+            spec("accent", ClientClass::Tool, "caf\u{e9}"),
+        ])
+        .unwrap();
+        // ASCII word boundaries: a non-ASCII neighbour is not a word character.
+        assert_eq!(c.classify("\u{e9}bot\u{e9}", None).name, Some("word"));
+        assert_eq!(c.classify("robot", None).name, None);
+        assert_eq!(c.classify("CAF\u{e9}", None).name, Some("accent"));
+    }
+
+    #[test]
+    fn empty_classifier_knows_nothing() {
+        let c = Crawlers::compile(Vec::new()).unwrap();
+        assert!(c.is_empty());
+        assert_eq!(c.classify("curl/8.0", None), Classification::UNKNOWN);
     }
 }

@@ -159,6 +159,23 @@ SOURCES = {
         kind="geofeed",
         minimum=100,
     ),
+    # Hetzner and OVHcloud publish no list of their ranges. These are the
+    # prefixes their own ASNs announce in BGP (RIPEstat), which also covers
+    # space they route for customers and may miss space routed by partners.
+    "hetzner": dict(
+        title="Hetzner (derived: BGP announcements of AS24940, AS213230, AS212317; no official list)",
+        urls=["https://stat.ripe.net/data/announced-prefixes/data.json?resource=AS%s" % asn for asn in (24940, 213230, 212317)],
+        docs="https://stat.ripe.net/docs/data_api#announced-prefixes",
+        kind="ripestat",
+        minimum=20,
+    ),
+    "ovh": dict(
+        title="OVHcloud (derived: BGP announcements of AS16276; no official list)",
+        urls=["https://stat.ripe.net/data/announced-prefixes/data.json?resource=AS16276"],
+        docs="https://stat.ripe.net/docs/data_api#announced-prefixes",
+        kind="ripestat",
+        minimum=100,
+    ),
     "cloudflare": dict(
         title="Cloudflare (edge network)",
         urls=["https://www.cloudflare.com/ips-v4", "https://www.cloudflare.com/ips-v6"],
@@ -239,6 +256,16 @@ def parse_azure(texts):
     return prefixes, "ServiceTags_Public_%s.json, changeNumber %s" % (match.group(1), doc.get("changeNumber"))
 
 
+def parse_ripestat(texts):
+    """RIPEstat announced-prefixes: {"data": {"prefixes": [{"prefix": ...}], "query_endtime": ...}}."""
+    prefixes, dates = [], []
+    for text in texts:
+        data = json.loads(text).get("data", {})
+        dates.append(str(data.get("query_endtime", "not stated")))
+        prefixes += [p["prefix"] for p in data.get("prefixes", [])]
+    return prefixes, "BGP view at " + ", ".join(sorted(set(dates)))
+
+
 PARSERS = {
     "prefixes": parse_prefixes,
     "aws": parse_aws,
@@ -246,6 +273,7 @@ PARSERS = {
     "geofeed": parse_geofeed,
     "text": parse_text,
     "azure": parse_azure,
+    "ripestat": parse_ripestat,
 }
 
 

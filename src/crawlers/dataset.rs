@@ -59,6 +59,10 @@ pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
         include_str!("../../datasets/networks/applebot.txt"),
     ),
     (
+        "networks/aws.txt",
+        include_str!("../../datasets/networks/aws.txt"),
+    ),
+    (
         "networks/bingbot.txt",
         include_str!("../../datasets/networks/bingbot.txt"),
     ),
@@ -95,6 +99,10 @@ pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
         include_str!("../../datasets/networks/google-user-triggered.txt"),
     ),
     (
+        "networks/hetzner.txt",
+        include_str!("../../datasets/networks/hetzner.txt"),
+    ),
+    (
         "networks/openai-chatgpt-user.txt",
         include_str!("../../datasets/networks/openai-chatgpt-user.txt"),
     ),
@@ -109,6 +117,10 @@ pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
     (
         "networks/oracle.txt",
         include_str!("../../datasets/networks/oracle.txt"),
+    ),
+    (
+        "networks/ovh.txt",
+        include_str!("../../datasets/networks/ovh.txt"),
     ),
     (
         "networks/perplexity-user.txt",

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Build the Envoy filter: target/wasm32-wasip1/{release,debug}/palisade.wasm.
+#
+#   scripts/build-wasm.sh [--debug]
+#
+# Toolchain: rustup's wasm32-wasip1 target when available (installed, or
+# `rustup target add` succeeds within PALISADE_RUSTUP_TIMEOUT seconds);
+# otherwise Debian's rustc-web + -Zbuild-std, which needs no download from
+# static.rust-lang.org. PALISADE_WASM_TOOLCHAIN=rustup|debian forces one.
+# Cargo's own env vars pass through, e.g. CARGO_PROFILE_RELEASE_OPT_LEVEL=z.
+# If `wasm-opt` is on PATH the release module is post-optimised with it
+# (PALISADE_WASM_OPT=0 disables); it is never required.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+TARGET=wasm32-wasip1
+log() { echo "build-wasm: $*" >&2; }
+
+PROFILE=release PROFILE_FLAG=--release
+case "${1-}" in
+  "") ;;
+  --debug) PROFILE=debug PROFILE_FLAG= ;;
+  *) echo "usage: $0 [--debug]" >&2; exit 2 ;;
+esac
+OUT="$ROOT/target/$TARGET/$PROFILE/palisade.wasm"
+
+SUDO=
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
+apt_install() { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >&2; }
+
+# True if rustup can build for $TARGET (adding the target if needed).
+rustup_ready() {
+  command -v rustup >/dev/null && command -v cargo >/dev/null || return 1
+  rustup target list --installed 2>/dev/null | grep -qx "$TARGET" && return 0
+  log "rustup: adding target $TARGET (timeout ${PALISADE_RUSTUP_TIMEOUT:-120}s)"
+  timeout "${PALISADE_RUSTUP_TIMEOUT:-120}" rustup target add "$TARGET" >&2
+}
+
+build_rustup() {
+  log "toolchain: rustup ($(rustc --version))"
+  cargo build $PROFILE_FLAG --target "$TARGET" --lib
+}
+
+# Debian's toolchain has no prebuilt wasm std, so std is rebuilt from
+# rust-web-src (-Zbuild-std, unlocked by RUSTC_BOOTSTRAP) and linked with
+# lld's wasm-ld against Debian's wasi-libc.
+DEBIAN_PKGS=(rustc-web cargo-web rust-web-src lld-19 wasi-libc)
+build_debian() {
+  local missing=() p
+  for p in "${DEBIAN_PKGS[@]}"; do
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    # Only refresh the package lists if the install fails without it.
+    apt_install "${missing[@]}" || { $SUDO apt-get update >&2 && apt_install "${missing[@]}"; }
+  fi
+  # Paths come from the packages themselves, in case a release moves them.
+  local cargo rustc wasmld libc
+  cargo=$(dpkg -L cargo-web | grep -m1 -E '/bin/cargo$')
+  rustc=$(dpkg -L rustc-web | grep -m1 -E '/bin/rustc$')
+  wasmld=$(dpkg -L lld-19 | grep -m1 -E '/llvm-19/bin/wasm-ld$')
+  libc=$(dirname "$(dpkg -L wasi-libc | grep -m1 -E '/libc\.a$')")
+  log "toolchain: debian ($("$rustc" --version)), target dir target/debian-wasm"
+  # Separate target dir: the two toolchains would otherwise keep invalidating
+  # each other's fingerprints. RUSTUP_TOOLCHAIN is cleared so that nothing
+  # reaches back into rustup's proxies.
+  env -u RUSTUP_TOOLCHAIN RUSTC="$rustc" RUSTC_BOOTSTRAP=1 \
+    CARGO_TARGET_DIR="$ROOT/target/debian-wasm" \
+    CARGO_TARGET_WASM32_WASIP1_LINKER="$wasmld" \
+    CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-L$libc" \
+    "$cargo" build $PROFILE_FLAG --target "$TARGET" -Zbuild-std=std,panic_abort --lib
+  # Same output path as the rustup build, so callers don't care. rm first:
+  # cargo hard-links OUT to its deps/ copy, which cp would overwrite.
+  mkdir -p "$(dirname "$OUT")"
+  rm -f "$OUT"
+  cp "target/debian-wasm/$TARGET/$PROFILE/palisade.wasm" "$OUT"
+}
+
+case "${PALISADE_WASM_TOOLCHAIN:-auto}" in
+  debian) build_debian ;;
+  rustup) rustup_ready || { log "rustup cannot provide $TARGET"; exit 1; }; build_rustup ;;
+  auto)
+    if rustup_ready; then build_rustup
+    else log "rustup cannot provide $TARGET; falling back to Debian's toolchain"; build_debian
+    fi ;;
+  *) log "PALISADE_WASM_TOOLCHAIN must be rustup, debian or unset"; exit 2 ;;
+esac
+
+[ -f "$OUT" ] || { log "missing $OUT after build"; exit 1; }
+
+# Optional post-optimisation. The features listed are the ones rustc >= 1.82
+# emits by default for wasm32; without them old wasm-opt refuses the module.
+if [ "$PROFILE" = release ] && [ "${PALISADE_WASM_OPT:-1}" != 0 ] && command -v wasm-opt >/dev/null; then
+  log "wasm-opt: $(wasm-opt --version)"
+  if wasm-opt -O3 --strip-debug --enable-bulk-memory --enable-sign-ext \
+       --enable-mutable-globals --enable-nontrapping-float-to-int \
+       --enable-multivalue --enable-reference-types "$OUT" -o "$OUT.opt" >&2; then
+    log "wasm-opt: $(stat -c %s "$OUT") -> $(stat -c %s "$OUT.opt") bytes"
+    rm -f "$OUT" && mv "$OUT.opt" "$OUT"
+  else
+    rm -f "$OUT.opt"; log "wasm-opt failed; keeping the unoptimised module"
+  fi
+fi
+
+stat -c %s "$OUT" | awk '{ printf "palisade.wasm: %d bytes (%.2f MiB)\n", $1, $1 / 1048576 }'

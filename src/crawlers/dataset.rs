@@ -63,6 +63,10 @@ pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
         include_str!("../../datasets/networks/aws.txt"),
     ),
     (
+        "networks/azure.txt",
+        include_str!("../../datasets/networks/azure.txt"),
+    ),
+    (
         "networks/bingbot.txt",
         include_str!("../../datasets/networks/bingbot.txt"),
     ),

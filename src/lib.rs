@@ -15,6 +15,7 @@
 //! - [`token`]: HMAC-sealed pass tokens and challenge tickets.
 //! - `filter` (wasm only): the proxy-wasm glue for Envoy.
 
+pub mod challenge;
 pub mod config;
 pub mod crawlers;
 pub mod glob;

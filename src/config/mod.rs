@@ -1,1 +1,471 @@
-//! Configuration schema (STUB).
+//! The configuration schema, exactly as users write it (JSON or YAML).
+//!
+//! These types only describe and parse; [`crate::policy::Policy::compile`]
+//! validates them and compiles every pattern, list and key. Every struct
+//! denies unknown fields, so a typo is an error rather than a silently
+//! ignored setting. `docs/configuration.md` documents each field.
+
+mod error;
+mod values;
+
+pub use error::ConfigError;
+pub use values::Patterns;
+
+use crate::crawlers::ClientClass;
+use crate::ratelimit::Rate;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The whole configuration document.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub client: ClientConfig,
+    #[serde(default)]
+    pub tokens: TokenConfig,
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    #[serde(default)]
+    pub challenge: ChallengeConfig,
+    #[serde(default)]
+    pub block: BlockResponse,
+    #[serde(default)]
+    pub annotate: AnnotateConfig,
+    #[serde(default)]
+    pub rate_limiting: RateLimitingConfig,
+    /// Named IP lists, referenced by rules (`ip_in: NAME`).
+    #[serde(default)]
+    pub lists: BTreeMap<String, IpList>,
+    #[serde(default)]
+    pub crawlers: CrawlersConfig,
+    /// Routes, first match wins in file order.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// What applies when no route matches (a route without `match`).
+    #[serde(default)]
+    pub default_route: Route,
+    /// Rules, evaluated for every request.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+/// Where the client address comes from and how clients are grouped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientConfig {
+    pub source: ClientSource,
+    /// Proxies in front that append to `X-Forwarded-For` (with `x_forwarded_for`).
+    pub trusted_hops: u8,
+    /// IPv4 clients are grouped by this prefix length for limits and tokens.
+    pub ipv4_prefix: u8,
+    /// IPv6 clients are grouped by this prefix length for limits and tokens.
+    pub ipv6_prefix: u8,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            source: ClientSource::Connection,
+            trusted_hops: 1,
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientSource {
+    Connection,
+    XForwardedFor,
+}
+
+/// Pass tokens: keys, lifetime, binding and where they travel.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    /// Keys as `ID:SECRET` or `ID:base64:SECRET`, oldest first; the last signs.
+    pub keys: Vec<String>,
+    /// Name of an environment variable holding comma-separated keys.
+    pub keys_env: Option<String>,
+    /// How long an issued token is valid.
+    pub ttl: Duration,
+    /// Tokens issued longer ago than this are refused, whatever their expiry.
+    pub max_age: Duration,
+    pub bind_ip: bool,
+    pub bind_user_agent: bool,
+    pub cookie: CookieConfig,
+    /// Request header that may carry the token for clients without cookies.
+    pub header: String,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig {
+            keys: Vec::new(),
+            keys_env: None,
+            ttl: Duration(3600),
+            max_age: Duration(3600),
+            bind_ip: true,
+            bind_user_agent: true,
+            cookie: CookieConfig::default(),
+            header: "x-palisade-token".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CookieConfig {
+    pub name: String,
+    pub path: String,
+    pub domain: Option<String>,
+    pub secure: bool,
+    pub http_only: bool,
+    pub same_site: SameSite,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        CookieConfig {
+            name: "palisade".to_string(),
+            path: "/".to_string(),
+            domain: None,
+            secure: false,
+            http_only: true,
+            same_site: SameSite::Lax,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SameSite {
+    Strict,
+    Lax,
+    None,
+}
+
+/// A duration written as seconds or as `30s`, `15m`, `1h`, `7d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub u64);
+
+/// Score thresholds: a score at or above each maps to that action.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    pub monitor: u8,
+    pub challenge: u8,
+    pub block: u8,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            monitor: 50,
+            challenge: 70,
+            block: 90,
+        }
+    }
+}
+
+/// Challenge defaults and the filter's own challenge endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChallengeConfig {
+    pub kind: ChallengeKind,
+    pub difficulty: u8,
+    /// Status of a challenge response.
+    pub status: u16,
+    /// Prefix of Palisade's own endpoints (`<prefix>verify`).
+    pub path_prefix: String,
+    /// How long a challenge ticket may be solved.
+    pub ticket_ttl: Duration,
+}
+
+impl Default for ChallengeConfig {
+    fn default() -> Self {
+        ChallengeConfig {
+            kind: ChallengeKind::Pow,
+            difficulty: 2,
+            status: 403,
+            path_prefix: "/.palisade/".to_string(),
+            ticket_ttl: Duration(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChallengeKind {
+    /// Proof of work, served and verified by the filter itself.
+    Pow,
+    /// Image CAPTCHA (needs the companion service).
+    Image,
+    /// Audio CAPTCHA, the accessible alternative (needs the companion service).
+    Audio,
+}
+
+/// Per-route or per-rule challenge settings; unset fields inherit.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeSettings {
+    pub kind: Option<ChallengeKind>,
+    pub difficulty: Option<u8>,
+}
+
+/// The response to a blocked request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlockResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Default for BlockResponse {
+    fn default() -> Self {
+        BlockResponse {
+            status: 403,
+            body: "Access denied.".to_string(),
+        }
+    }
+}
+
+/// Per-route block response; unset fields inherit the top-level `block`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockSettings {
+    pub status: Option<u16>,
+    pub body: Option<String>,
+}
+
+/// Headers added to requests sent upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnnotateConfig {
+    /// Add `x-palisade-action`, `x-palisade-score`, `x-palisade-client`
+    /// (any such headers from the client are always removed).
+    pub upstream_headers: bool,
+}
+
+impl Default for AnnotateConfig {
+    fn default() -> Self {
+        AnnotateConfig {
+            upstream_headers: true,
+        }
+    }
+}
+
+/// Sizing of the rate-limit table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitingConfig {
+    /// Buckets in the limiter table; each holds 4 clients in 64 bytes.
+    pub buckets: u32,
+}
+
+impl Default for RateLimitingConfig {
+    fn default() -> Self {
+        RateLimitingConfig { buckets: 16384 }
+    }
+}
+
+/// A rate limit on a route or set by a rule.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub rate: Rate,
+    #[serde(default)]
+    pub burst: u32,
+    #[serde(default)]
+    pub scope: RateScope,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateScope {
+    /// One allowance per client, shared by every route using this limit.
+    #[default]
+    Client,
+    /// One allowance per client and route.
+    ClientRoute,
+    /// One allowance for everyone.
+    Global,
+}
+
+/// A named IP list.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpList {
+    /// Inline CIDRs or addresses.
+    #[serde(default)]
+    pub cidrs: Vec<String>,
+    /// Built-in network datasets by name (`google-crawlers`, `aws`, ...).
+    #[serde(default)]
+    pub builtin: Vec<String>,
+    /// Files of CIDRs, one per line (native hosts only).
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+/// Crawler and client-class detection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrawlersConfig {
+    /// Use the built-in datasets.
+    pub builtin: bool,
+    /// Extra entries, checked before the built-ins.
+    pub extra: Vec<CrawlerEntry>,
+}
+
+impl Default for CrawlersConfig {
+    fn default() -> Self {
+        CrawlersConfig {
+            builtin: true,
+            extra: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrawlerEntry {
+    pub name: String,
+    pub class: ClientClass,
+    /// User-agent regex (case-insensitive).
+    pub pattern: String,
+    /// The IP list (from `lists`) its operator publishes, for verification.
+    pub networks: Option<String>,
+}
+
+/// The actions a route or rule can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionName {
+    Allow,
+    Monitor,
+    Challenge,
+    ChallengeAll,
+    Block,
+}
+
+/// A route: what it matches and what applies there.
+/// An absent `action` lets the score decide.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub name: Option<String>,
+    #[serde(rename = "match", default)]
+    pub matcher: RouteMatch,
+    pub action: Option<ActionName>,
+    pub challenge: Option<ChallengeSettings>,
+    pub rate_limit: Option<RateLimitSettings>,
+    pub block: Option<BlockSettings>,
+}
+
+/// Which requests a route matches; every given test must hold.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatch {
+    /// Path globs; any may match.
+    #[serde(default)]
+    pub path: Patterns,
+    /// Path regexes; any may match (together with `path`).
+    #[serde(default)]
+    pub path_regex: Patterns,
+    /// Host globs (case-insensitive, port ignored); any may match.
+    #[serde(default)]
+    pub host: Patterns,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub headers: Vec<FieldCondition>,
+    #[serde(default)]
+    pub query: Vec<FieldCondition>,
+    /// Path globs excluded from this route.
+    #[serde(default)]
+    pub except: Patterns,
+}
+
+/// A test on one header or query parameter: give exactly one of
+/// `equals`, `regex`, `present: true`, `absent: true`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldCondition {
+    pub name: String,
+    pub equals: Option<String>,
+    pub regex: Option<String>,
+    pub present: Option<bool>,
+    pub absent: Option<bool>,
+}
+
+/// A rule: conditions and effects.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub name: String,
+    pub when: Condition,
+    /// Added to the suspicion score when the rule fires (may be negative).
+    #[serde(default)]
+    pub weight: i32,
+    pub action: Option<ActionName>,
+    pub challenge: Option<ChallengeSettings>,
+    pub rate_limit: Option<RateLimitSettings>,
+}
+
+/// A condition: every test given must hold (an implicit `all`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// Client address in any of these named lists.
+    #[serde(default)]
+    pub ip_in: Patterns,
+    /// User-agent regex (case-insensitive); an absent user agent is "".
+    pub user_agent: Option<String>,
+    /// Client class is any of these.
+    #[serde(default)]
+    pub client_class: Vec<ClientClass>,
+    /// Crawler verification is any of these (`verified`, `spoofed`, `unverifiable`).
+    #[serde(default)]
+    pub crawler: Vec<crate::crawlers::Verification>,
+    #[serde(default)]
+    pub headers: Vec<FieldCondition>,
+    #[serde(default)]
+    pub query: Vec<FieldCondition>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Path globs; any may match.
+    #[serde(default)]
+    pub path: Patterns,
+    /// Path regexes; any may match.
+    #[serde(default)]
+    pub path_regex: Patterns,
+    #[serde(default)]
+    pub all: Vec<Condition>,
+    #[serde(default)]
+    pub any: Vec<Condition>,
+    pub not: Option<Box<Condition>>,
+}
+
+impl Config {
+    /// Parses JSON (what Envoy and Istio deliver).
+    pub fn from_json(text: &str) -> Result<Config, ConfigError> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut de).map_err(ConfigError::from_parse)
+    }
+
+    /// Parses YAML (a superset of JSON), as the CLI and companion read files.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        // Going through a JSON value gives YAML and JSON one error format
+        // and one enum representation.
+        serde_path_to_error::deserialize(yaml_to_json(text)?).map_err(ConfigError::from_parse)
+    }
+}
+
+/// Reads a YAML (or JSON) document as a JSON value: what Envoy's plugin
+/// configuration carries.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn yaml_to_json(text: &str) -> Result<serde_json::Value, ConfigError> {
+    serde_norway::from_str(text).map_err(|e| ConfigError::new("", e.to_string()))
+}

@@ -1,1 +1,268 @@
-//! Policy engine (STUB).
+//! The policy engine: a compiled configuration and the one entry point,
+//! [`Policy::decide`].
+//!
+//! How the final action is reached (also in `docs/configuration.md`):
+//! 1. The first route whose match holds, in file order, else the default route.
+//! 2. Every rule is evaluated; fired rules add their weights into the
+//!    suspicion score (clamped to 0–100) and the thresholds map the score
+//!    to `allow`, `monitor`, `challenge` or `block`.
+//! 3. The route's action caps or raises that: none lets the score decide;
+//!    `allow` caps at `monitor`; `monitor` always monitors (a dry run);
+//!    `challenge` challenges anyone the score finds suspicious (at or above
+//!    the monitor threshold); `challenge_all` challenges everyone; `block`
+//!    blocks. A score at the block threshold blocks on `challenge` and
+//!    `challenge_all` routes too.
+//! 4. Rules with an `action`: the first that fires decides. `allow` lets the
+//!    request through whatever the route and score say (an allow-list);
+//!    any other action is a floor, raising the result to at least itself.
+//! 5. A challenge is skipped when the request carries a valid pass token of
+//!    at least the required level. A token never lifts a block.
+//! 6. Unless blocked, the rate limit (the first fired rule's, else the
+//!    route's) counts the request; over the limit it is `rate_limited`.
+
+mod compile;
+mod condition;
+mod decide;
+mod decision;
+mod report;
+mod request;
+mod respond;
+
+pub use compile::{CompileEnv, ProcessEnv};
+pub use decision::{
+    Action, ChallengeSpec, Client, Decision, FiredRule, RateLimitResult, Reason, TokenState,
+};
+pub use report::{action_name, scope_name};
+pub use request::{percent_decode, Request};
+pub use respond::{Response, VerifyOutcome, ANNOTATION_HEADERS, MAX_VERIFY_BODY};
+
+use crate::config::{
+    ActionName, ChallengeConfig, ChallengeSettings, Config, ConfigError, CookieConfig, RateScope,
+    Thresholds,
+};
+use crate::crawlers::Crawlers;
+use crate::net::{ClientPrefix, IpSet};
+use crate::ratelimit::Limit;
+use crate::token::{self, Binding, Claims, Keyring, TokenError};
+use condition::{Cond, FieldTest};
+use regex::{Regex, RegexSet};
+use std::net::IpAddr;
+
+/// A compiled, validated configuration. Immutable; share it freely.
+#[derive(Debug)]
+pub struct Policy {
+    client: ClientSettings,
+    tokens: TokenSettings,
+    thresholds: Thresholds,
+    challenge: ChallengeConfig,
+    annotate: bool,
+    rate_buckets: u32,
+    lists: Vec<NamedList>,
+    crawlers: Crawlers,
+    /// Configured routes, then the default route last.
+    routes: Vec<CompiledRoute>,
+    route_paths: RegexSet,
+    route_path_owner: Vec<usize>,
+    route_excepts: RegexSet,
+    route_except_owner: Vec<usize>,
+    rules: Vec<CompiledRule>,
+    user_agents: RegexSet,
+    rule_paths: RegexSet,
+}
+
+#[derive(Debug)]
+struct ClientSettings {
+    /// 0 means "use the connection address".
+    trusted_hops: u8,
+    prefix: ClientPrefix,
+}
+
+/// Compiled token settings.
+#[derive(Debug)]
+pub struct TokenSettings {
+    pub keyring: Keyring,
+    pub key_count: usize,
+    pub ttl_s: u64,
+    pub max_age_s: u64,
+    pub bind_ip: bool,
+    pub bind_user_agent: bool,
+    pub cookie: CookieConfig,
+    /// Lower-cased.
+    pub header: String,
+}
+
+#[derive(Debug)]
+struct NamedList {
+    name: String,
+    set: IpSet,
+}
+
+#[derive(Debug)]
+struct CompiledRoute {
+    name: String,
+    /// True when the route gives no path patterns.
+    any_path: bool,
+    hosts: Option<Regex>,
+    methods: Vec<String>,
+    headers: Vec<FieldTest>,
+    query: Vec<FieldTest>,
+    action: Option<ActionName>,
+    challenge: ChallengeSpec,
+    rate_limit: Option<CompiledLimit>,
+    block: BlockSpec,
+}
+
+#[derive(Debug)]
+struct CompiledLimit {
+    source: String,
+    limit: Limit,
+    scope: RateScope,
+}
+
+#[derive(Debug)]
+struct BlockSpec {
+    status: u16,
+    body: String,
+}
+
+#[derive(Debug)]
+struct CompiledRule {
+    name: String,
+    when: Cond,
+    weight: i32,
+    action: Option<ActionName>,
+    challenge: Option<ChallengeSettings>,
+    rate_limit: Option<CompiledLimit>,
+}
+
+/// Counts for a one-line summary (`check-config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub routes: usize,
+    pub rules: usize,
+    pub lists: Vec<(String, usize)>,
+    pub crawler_patterns: usize,
+    pub keys: usize,
+}
+
+impl Policy {
+    /// Validates and compiles `config`. Nothing is half-applied: either the
+    /// whole policy compiles or the first problem is returned with its path.
+    pub fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
+        compile::compile(config, env)
+    }
+
+    /// Parses and compiles a JSON document.
+    pub fn from_json(text: &str, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
+        Policy::compile(&Config::from_json(text)?, env)
+    }
+
+    /// Parses and compiles a YAML (or JSON) document.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_yaml(text: &str, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
+        Policy::compile(&Config::from_yaml(text)?, env)
+    }
+
+    pub fn summary(&self) -> Summary {
+        Summary {
+            routes: self.routes.len() - 1,
+            rules: self.rules.len(),
+            lists: self
+                .lists
+                .iter()
+                .map(|l| (l.name.clone(), l.set.range_count()))
+                .collect(),
+            crawler_patterns: self.crawlers.len(),
+            keys: self.tokens.key_count,
+        }
+    }
+
+    pub fn tokens(&self) -> &TokenSettings {
+        &self.tokens
+    }
+
+    pub fn challenge_config(&self) -> &ChallengeConfig {
+        &self.challenge
+    }
+
+    /// Whether to add `x-palisade-*` headers to upstream requests.
+    pub fn annotate_upstream(&self) -> bool {
+        self.annotate
+    }
+
+    /// Buckets the rate-limit store should have.
+    pub fn rate_limit_buckets(&self) -> usize {
+        self.rate_buckets as usize
+    }
+
+    pub fn crawlers(&self) -> &Crawlers {
+        &self.crawlers
+    }
+
+    /// The client's address, per `client.source`.
+    pub fn client_ip(&self, request: &Request) -> Option<IpAddr> {
+        crate::net::client_ip(
+            request.connection_ip,
+            request.header("x-forwarded-for"),
+            self.client.trusted_hops,
+        )
+    }
+
+    /// Route names in order, the default route last (`default`).
+    pub fn route_names(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().map(|r| r.name.as_str())
+    }
+
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.name.as_str())
+    }
+
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
+    }
+
+    /// What a pass token for this client is bound to, per `tokens.bind_*`.
+    pub fn binding(&self, ip: Option<IpAddr>, user_agent: &str) -> Binding {
+        let prefix = ip.map(|ip| self.client.prefix.of(ip));
+        Binding::new(
+            prefix.as_ref().filter(|_| self.tokens.bind_ip),
+            Some(user_agent).filter(|_| self.tokens.bind_user_agent),
+        )
+    }
+
+    /// Issues a pass token to a client that passed a challenge at `level`.
+    pub fn issue_token(
+        &self,
+        ip: Option<IpAddr>,
+        user_agent: &str,
+        level: u8,
+        now_s: u64,
+    ) -> String {
+        let binding = self.binding(ip, user_agent);
+        token::issue(
+            &self.tokens.keyring,
+            now_s,
+            self.tokens.ttl_s,
+            level,
+            binding,
+        )
+    }
+
+    /// Verifies a pass token presented by this client.
+    pub fn verify_token(
+        &self,
+        text: &str,
+        ip: Option<IpAddr>,
+        user_agent: &str,
+        now_s: u64,
+    ) -> Result<Claims, TokenError> {
+        let expected = self.binding(ip, user_agent);
+        token::verify(
+            &self.tokens.keyring,
+            text,
+            now_s,
+            self.tokens.max_age_s,
+            &expected,
+        )
+    }
+}

@@ -38,7 +38,7 @@ impl Limit {
             return u64::MAX;
         }
         let period = self.rate.period_ns.max(1);
-        period / count + u64::from(period % count != 0)
+        period / count + u64::from(!period.is_multiple_of(count))
     }
 
     /// `τ = T × burst` (saturating, which only makes the limit stricter).

@@ -1,0 +1,167 @@
+//! `palisade classify`: who is hitting you, from user agents or access logs.
+
+use clap::{Args, ValueEnum};
+use palisade::crawlers::Crawlers;
+use serde_json::json;
+use std::io::{BufRead, Write};
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct ClassifyArgs {
+    /// Read access-log lines in this format instead of bare user agents.
+    #[arg(long)]
+    log: Option<LogFormat>,
+    /// JSON output (one object per line); this is the only output format,
+    /// accepted for symmetry with `explain --json`.
+    #[arg(long)]
+    json: bool,
+    /// Classify with a policy's crawler settings instead of the built-ins.
+    #[arg(long)]
+    config: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Envoy's default access-log format.
+    Envoy,
+    /// Apache/nginx combined log format.
+    Combined,
+}
+
+pub fn run(args: ClassifyArgs) -> Result<ExitCode, String> {
+    let _ = args.json;
+    let policy;
+    let builtin;
+    let crawlers: &Crawlers = match &args.config {
+        Some(file) => {
+            policy = super::load_policy(file)?;
+            policy.crawlers()
+        }
+        None => {
+            builtin = Crawlers::builtin().map_err(|e| format!("built-in datasets: {e}"))?;
+            &builtin
+        }
+    };
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    for (n, line) in stdin.lock().lines().enumerate() {
+        let line = line.map_err(|e| format!("stdin: {e}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (user_agent, ip) = match args.log {
+            None => (line.trim().to_string(), None),
+            Some(format) => match parse_log_line(&line, format) {
+                Some(parsed) => parsed,
+                None => {
+                    eprintln!(
+                        "palisade: line {}: not a {} log line, skipped",
+                        n + 1,
+                        format.name()
+                    );
+                    continue;
+                }
+            },
+        };
+        let c = crawlers.classify(&user_agent, ip);
+        let object = json!({
+            "user_agent": user_agent,
+            "ip": ip.map(|ip| ip.to_string()),
+            "class": c.class.as_str(),
+            "name": c.name,
+            "pattern": c.pattern,
+            "verified": c.verification.map(|v| v == palisade::crawlers::Verification::Verified),
+            "verification": c.verification,
+        });
+        if writeln!(out, "{object}").is_err() {
+            break; // stdout closed (e.g. piped into `head`)
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+impl LogFormat {
+    fn name(self) -> &'static str {
+        match self {
+            LogFormat::Envoy => "envoy",
+            LogFormat::Combined => "combined",
+        }
+    }
+}
+
+/// The `"..."`-quoted fields of a log line, with `\"` unescaped.
+fn quoted_fields(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            continue;
+        }
+        let mut field = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => field.extend(chars.next()),
+                '"' => break,
+                c => field.push(c),
+            }
+        }
+        fields.push(field);
+    }
+    fields
+}
+
+/// The user agent and client address of one access-log line.
+fn parse_log_line(line: &str, format: LogFormat) -> Option<(String, Option<IpAddr>)> {
+    let fields = quoted_fields(line);
+    match format {
+        // 1.2.3.4 - - [date] "GET / HTTP/1.1" 200 5 "referer" "user agent"
+        LogFormat::Combined => {
+            let ip = line.split_whitespace().next()?.parse().ok();
+            (fields.len() >= 3).then(|| (fields[2].clone(), ip))
+        }
+        // [time] "GET / HTTP/1.1" 200 - 0 5 1 1 "x-forwarded-for" "user agent" "id" "host" "upstream"
+        LogFormat::Envoy => {
+            if fields.len() < 3 {
+                return None;
+            }
+            let ip = fields[1]
+                .split(',')
+                .next()
+                .and_then(|s| s.trim().parse().ok());
+            let ua = if fields[2] == "-" {
+                String::new()
+            } else {
+                fields[2].clone()
+            };
+            Some((ua, ip))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_combined_lines() {
+        let line = r#"66.249.66.1 - - [21/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 512 "-" "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)""#;
+        let (ua, ip) = parse_log_line(line, LogFormat::Combined).unwrap();
+        assert!(ua.contains("Googlebot"));
+        assert_eq!(ip, Some("66.249.66.1".parse().unwrap()));
+        assert!(parse_log_line("garbage", LogFormat::Combined).is_none());
+    }
+
+    #[test]
+    fn parses_envoy_lines() {
+        let line = r#"[2026-11-21T10:00:00.000Z] "GET /x HTTP/1.1" 200 - 0 5 1 1 "203.0.113.9, 10.0.0.1" "curl/8.5.0" "id" "example.com" "127.0.0.1:8080""#;
+        let (ua, ip) = parse_log_line(line, LogFormat::Envoy).unwrap();
+        assert_eq!(ua, "curl/8.5.0");
+        assert_eq!(ip, Some("203.0.113.9".parse().unwrap()));
+    }
+
+    #[test]
+    fn unescapes_quotes() {
+        assert_eq!(quoted_fields(r#"a "b\"c" "d""#), vec!["b\"c", "d"]);
+    }
+}

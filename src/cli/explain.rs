@@ -1,0 +1,141 @@
+//! `palisade explain`: one request through the engine, narrated.
+
+use super::{load_policy, now_ns};
+use clap::Args;
+use palisade::policy::{action_name, scope_name, Action, Decision, Request, TokenState};
+use palisade::ratelimit::MemoryStore;
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    /// Policy file (YAML or JSON).
+    #[arg(long)]
+    config: String,
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// Request path, with an optional query (`/search?q=x`).
+    #[arg(long)]
+    path: String,
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// The connecting peer's address.
+    #[arg(long)]
+    ip: Option<IpAddr>,
+    /// A request header, `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H')]
+    headers: Vec<String>,
+    /// Print the decision as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: ExplainArgs) -> Result<ExitCode, String> {
+    let policy = load_policy(&args.config)?;
+    let headers = args
+        .headers
+        .iter()
+        .map(|h| {
+            h.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| format!("--header `{h}`: expected `Name: value`"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let request = Request::new(&args.method, &args.path, &args.host, &headers, args.ip);
+    let mut store = MemoryStore::new(1);
+    let decision = policy.decide(&request, &mut store, now_ns());
+    let status = decision.status(policy.challenge_config().status);
+    if args.json {
+        let mut value = decision.to_json();
+        value["status"] = status.into();
+        println!("{value}");
+    } else {
+        print!("{}", narrate(&decision, status, policy.thresholds()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn narrate(d: &Decision, status: Option<u16>, t: palisade::config::Thresholds) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    let c = &d.client;
+    line(format!(
+        "client     {} (group {}), class {}{}{}",
+        c.ip.map_or("unknown".into(), |ip| ip.to_string()),
+        c.prefix.map_or("none".into(), |p| p.to_string()),
+        c.class.as_str(),
+        c.name.map_or(String::new(), |n| format!(" ({n})")),
+        c.verification
+            .map_or(String::new(), |v| format!(", crawler {v:?}").to_lowercase()),
+    ));
+    line(format!(
+        "route      {} {}, action {}",
+        d.route_index.map_or("default".into(), |i| format!("#{i}")),
+        d.route,
+        d.route_action
+            .map_or("(none: the score decides)", action_name),
+    ));
+    if d.rules.is_empty() {
+        line("rules      none fired".into());
+    }
+    for (i, r) in d.rules.iter().enumerate() {
+        line(format!(
+            "{}{:<24} weight {:+}{}",
+            if i == 0 { "rules      " } else { "           " },
+            r.name,
+            r.weight,
+            r.action
+                .map_or(String::new(), |a| format!(", action {}", action_name(a))),
+        ));
+    }
+    line(format!(
+        "score      {} -> {} (thresholds: monitor {}, challenge {}, block {})",
+        d.score,
+        action_name(d.score_action),
+        t.monitor,
+        t.challenge,
+        t.block
+    ));
+    line(format!(
+        "token      {}",
+        match d.token {
+            TokenState::Absent => "none".to_string(),
+            TokenState::Valid { level, expires_at } =>
+                format!("valid, level {level}, expires at {expires_at}"),
+            TokenState::Rejected(e) => format!("rejected: {e}"),
+        }
+    ));
+    if let Some(ch) = d.challenge {
+        line(format!("challenge  {:?}, difficulty {}", ch.kind, ch.difficulty).to_lowercase());
+    }
+    match &d.rate_limit {
+        Some(r) => line(format!(
+            "rate limit {} burst {} per {}, key {}: {}",
+            r.limit.rate,
+            r.limit.burst,
+            scope_name(r.scope),
+            r.key_text,
+            if r.outcome.allowed {
+                format!("{} remaining", r.outcome.remaining)
+            } else {
+                format!(
+                    "exceeded, retry after {} ms",
+                    r.outcome.retry_after_ns / 1_000_000
+                )
+            }
+        )),
+        None => line("rate limit none".into()),
+    }
+    let verdict = match (d.action, status) {
+        (Action::Allow | Action::Monitor, _) => {
+            format!("{} (forwarded upstream)", d.action.as_str())
+        }
+        (_, Some(s)) => format!("{} (answers {s})", d.action.as_str()),
+        (_, None) => d.action.as_str().to_string(),
+    };
+    line(format!("decision   {verdict}: {}", d.reason_text()));
+    out
+}

@@ -1,0 +1,94 @@
+//! Command-line parsing and the subcommands. Each subcommand only
+//! translates between the shell and the library.
+
+mod classify;
+mod explain;
+mod token;
+
+use clap::{Parser, Subcommand};
+use palisade::policy::{Policy, ProcessEnv};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "palisade",
+    version,
+    about = "Bot and abuse defence that lives in the proxy"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a policy file: prints a one-line summary, or the error with its path.
+    CheckConfig {
+        /// Policy file (YAML or JSON).
+        file: String,
+    },
+    /// Validate a policy file and print it as compact JSON, the form Envoy's
+    /// plugin configuration takes.
+    PolicyJson {
+        /// Policy file (YAML or JSON).
+        file: String,
+    },
+    /// Show what the policy decides for one request, step by step.
+    Explain(explain::ExplainArgs),
+    /// Issue or inspect pass tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Classify user agents read from stdin (one per line, or access-log lines).
+    Classify(classify::ClassifyArgs),
+}
+
+pub fn run(args: Args) -> Result<ExitCode, String> {
+    match args.command {
+        Command::CheckConfig { file } => {
+            let policy = load_policy(&file)?;
+            let s = policy.summary();
+            let lists: Vec<String> = s
+                .lists
+                .iter()
+                .map(|(name, ranges)| format!("{name}={ranges}"))
+                .collect();
+            println!(
+                "{file}: ok: {} routes, {} rules, {} lists ({}), {} crawler patterns, {} keys",
+                s.routes,
+                s.rules,
+                s.lists.len(),
+                if lists.is_empty() {
+                    "none".to_string()
+                } else {
+                    lists.join(" ") + " ranges"
+                },
+                s.crawler_patterns,
+                s.keys
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::PolicyJson { file } => {
+            load_policy(&file)?;
+            let text = std::fs::read_to_string(&file).map_err(|e| format!("{file}: {e}"))?;
+            let json = palisade::config::yaml_to_json(&text).map_err(|e| format!("{file}: {e}"))?;
+            println!("{json}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain(a) => explain::run(a),
+        Command::Token(t) => token::run(t),
+        Command::Classify(c) => classify::run(c),
+    }
+}
+
+/// Reads and compiles a policy file; the error names the file and the field.
+fn load_policy(file: &str) -> Result<Policy, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+    Policy::from_yaml(&text, &ProcessEnv).map_err(|e| format!("{file}: {e}"))
+}
+
+/// Seconds and nanoseconds since the Unix epoch, now.
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

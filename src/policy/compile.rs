@@ -1,0 +1,819 @@
+//! Turning a [`Config`] into a [`Policy`]: every check and every pattern
+//! compiled here, once, so deciding a request only matches.
+
+use super::condition::{Cond, FieldTest, ValueTest};
+use super::{
+    BlockSpec, ClientSettings, CompiledLimit, CompiledRoute, CompiledRule, NamedList, Policy,
+    TokenSettings,
+};
+use crate::config::{
+    ChallengeKind, ChallengeSettings, ClientSource, Condition, Config, ConfigError, FieldCondition,
+    IpList, Patterns, RateLimitSettings, Route,
+};
+use crate::crawlers::{self, CrawlerSpec, Crawlers};
+use crate::net::{self, ClientPrefix, IpSet};
+use crate::ratelimit::Limit;
+use crate::token::{Key, Keyring};
+use crate::{glob, policy::ChallengeSpec};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+/// What compiling may need from the host: environment variables (keys)
+/// and files (IP lists). Tests pass a fake; hosts pass [`ProcessEnv`].
+pub trait CompileEnv {
+    fn var(&self, name: &str) -> Option<String>;
+    fn read_file(&self, path: &str) -> Result<String, String>;
+}
+
+/// The real process environment and file system.
+pub struct ProcessEnv;
+
+impl CompileEnv for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn read_file(&self, path: &str) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn read_file(&self, path: &str) -> Result<String, String> {
+        Err(format!(
+            "cannot read `{path}`: the Envoy filter has no file system; use `cidrs` or `builtin`"
+        ))
+    }
+}
+
+/// Collects patterns for one `RegexSet`, remembering who owns each.
+#[derive(Default)]
+struct SetBuilder {
+    patterns: Vec<String>,
+    owners: Vec<usize>,
+}
+
+impl SetBuilder {
+    /// Adds globs and regexes, checking each alone so an error names its place.
+    fn add(
+        &mut self,
+        owner: usize,
+        globs: &Patterns,
+        regexes: &Patterns,
+        globs_path: &str,
+        regexes_path: &str,
+    ) -> Result<Vec<usize>, ConfigError> {
+        let mut added = Vec::new();
+        for (i, g) in globs.0.iter().enumerate() {
+            if g.is_empty() {
+                return Err(ConfigError::new(
+                    indexed(globs_path, i, globs.0.len()),
+                    "empty glob",
+                ));
+            }
+            added.push(self.push(owner, glob::to_regex(g)));
+        }
+        for (i, r) in regexes.0.iter().enumerate() {
+            check_regex(r)
+                .map_err(|e| ConfigError::new(indexed(regexes_path, i, regexes.0.len()), e))?;
+            added.push(self.push(owner, r.clone()));
+        }
+        Ok(added)
+    }
+
+    fn push(&mut self, owner: usize, pattern: String) -> usize {
+        self.patterns.push(pattern);
+        self.owners.push(owner);
+        self.patterns.len() - 1
+    }
+
+    fn build(
+        self,
+        path: &str,
+        case_insensitive: bool,
+    ) -> Result<(RegexSet, Vec<usize>), ConfigError> {
+        let set = RegexSetBuilder::new(&self.patterns)
+            .case_insensitive(case_insensitive)
+            .size_limit(64 << 20)
+            .build()
+            .map_err(|e| ConfigError::new(path, format!("patterns too large to compile: {e}")))?;
+        Ok((set, self.owners))
+    }
+}
+
+/// `path[i]` when a list was written, `path` for a single value.
+fn indexed(path: &str, i: usize, len: usize) -> String {
+    if len == 1 {
+        path.to_string()
+    } else {
+        format!("{path}[{i}]")
+    }
+}
+
+fn check_regex(pattern: &str) -> Result<Regex, String> {
+    Regex::new(pattern).map_err(|e| regex_reason(&e))
+}
+
+/// The last line of regex's multi-line message is the reason itself.
+fn regex_reason(err: &regex::Error) -> String {
+    match err {
+        regex::Error::Syntax(text) => {
+            let reason = text
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("error:"))
+                .unwrap_or(text)
+                .trim_start_matches("error: ");
+            // regex marks the offending span with a `^^^` line; give the offset.
+            let offset = text
+                .lines()
+                .find(|l| l.trim_start().starts_with('^'))
+                .and_then(|l| l.find('^'))
+                .map(|col| format!(" at offset {}", col.saturating_sub(4)));
+            format!("{reason}{}", offset.unwrap_or_default())
+        }
+        other => other.to_string(),
+    }
+}
+
+pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
+    let client = compile_client(config)?;
+    let tokens = compile_tokens(config, env)?;
+    check_thresholds(config)?;
+    let challenge = &config.challenge;
+    if !(100..=599).contains(&challenge.status) {
+        return Err(ConfigError::new(
+            "challenge.status",
+            "must be an HTTP status (100-599)",
+        ));
+    }
+    let prefix = &challenge.path_prefix;
+    if !prefix.starts_with('/')
+        || !prefix.ends_with('/')
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+    {
+        return Err(ConfigError::new(
+            "challenge.path_prefix",
+            "must start and end with `/` and use only letters, digits and `/._-` (default `/.palisade/`)",
+        ));
+    }
+    let default_challenge = ChallengeSpec {
+        kind: check_kind(challenge.kind, "challenge.kind")?,
+        difficulty: check_difficulty(challenge.difficulty, "challenge.difficulty")?,
+    };
+    check_status(config.block.status, "block.status")?;
+    if config.rate_limiting.buckets == 0 {
+        return Err(ConfigError::new(
+            "rate_limiting.buckets",
+            "must be at least 1",
+        ));
+    }
+
+    let lists = compile_lists(config, env)?;
+    let crawlers = compile_crawlers(config, &lists)?;
+
+    let mut route_paths = SetBuilder::default();
+    let mut route_excepts = SetBuilder::default();
+    let mut routes = Vec::with_capacity(config.routes.len() + 1);
+    for (i, route) in config.routes.iter().enumerate() {
+        let at = format!("routes[{i}]");
+        let m = &route.matcher;
+        let paths = route_paths.add(
+            i,
+            &m.path,
+            &m.path_regex,
+            &format!("{at}.match.path"),
+            &format!("{at}.match.path_regex"),
+        )?;
+        route_excepts.add(
+            i,
+            &m.except,
+            &Patterns::default(),
+            &format!("{at}.match.except"),
+            "",
+        )?;
+        let name = route.name.clone().unwrap_or_else(|| at.clone());
+        if name == "default" || routes.iter().any(|r: &CompiledRoute| r.name == name) {
+            return Err(ConfigError::new(
+                format!("{at}.name"),
+                format!("route name `{name}` is used twice (`default` is the default route's)"),
+            ));
+        }
+        let mut compiled = compile_route(config, route, &at, name, default_challenge)?;
+        compiled.any_path = paths.is_empty();
+        compiled.hosts = compile_hosts(&m.host, &format!("{at}.match.host"))?;
+        compiled.methods = compile_methods(&m.methods, &format!("{at}.match.methods"))?;
+        compiled.headers = compile_fields(&m.headers, &format!("{at}.match.headers"), true)?;
+        compiled.query = compile_fields(&m.query, &format!("{at}.match.query"), false)?;
+        routes.push(compiled);
+    }
+    let d = &config.default_route;
+    if d.name.is_some() || !route_match_is_empty(d) {
+        return Err(ConfigError::new(
+            "default_route",
+            "the default route applies when no route matches; it takes no `name` or `match`",
+        ));
+    }
+    routes.push(compile_route(
+        config,
+        d,
+        "default_route",
+        "default".into(),
+        default_challenge,
+    )?);
+    let (route_paths, route_path_owner) = route_paths.build("routes", false)?;
+    let (route_excepts, route_except_owner) = route_excepts.build("routes", false)?;
+
+    let mut ua = SetBuilder::default();
+    let mut rule_paths = SetBuilder::default();
+    let mut rules = Vec::with_capacity(config.rules.len());
+    for (i, rule) in config.rules.iter().enumerate() {
+        let at = format!("rules[{i}]");
+        if rule.name.is_empty() {
+            return Err(ConfigError::new(
+                format!("{at}.name"),
+                "a rule needs a name",
+            ));
+        }
+        if rules.iter().any(|r: &CompiledRule| r.name == rule.name) {
+            return Err(ConfigError::new(
+                format!("{at}.name"),
+                format!("rule name `{}` is used twice", rule.name),
+            ));
+        }
+        let mut ctx = CondCtx {
+            lists: &lists,
+            ua: &mut ua,
+            paths: &mut rule_paths,
+        };
+        let when = compile_condition(&rule.when, &format!("{at}.when"), &mut ctx)?;
+        if rule.weight == 0
+            && rule.action.is_none()
+            && rule.challenge.is_none()
+            && rule.rate_limit.is_none()
+        {
+            return Err(ConfigError::new(
+                at,
+                "the rule has no effect: give it a `weight`, `action`, `challenge` or `rate_limit`",
+            ));
+        }
+        rules.push(CompiledRule {
+            name: rule.name.clone(),
+            when,
+            weight: rule.weight,
+            action: rule.action,
+            challenge: rule
+                .challenge
+                .map(|c| check_challenge_settings(c, &format!("{at}.challenge")))
+                .transpose()?,
+            rate_limit: rule
+                .rate_limit
+                .as_ref()
+                .map(|r| compile_limit(r, format!("{at}.rate_limit")))
+                .transpose()?,
+        });
+    }
+    let (user_agents, _) = ua.build("rules", true)?;
+    let (rule_paths, _) = rule_paths.build("rules", false)?;
+
+    Ok(Policy {
+        client,
+        tokens,
+        thresholds: config.thresholds,
+        challenge: challenge.clone(),
+        annotate: config.annotate.upstream_headers,
+        rate_buckets: config.rate_limiting.buckets,
+        lists,
+        crawlers,
+        routes,
+        route_paths,
+        route_path_owner,
+        route_excepts,
+        route_except_owner,
+        rules,
+        user_agents,
+        rule_paths,
+    })
+}
+
+fn route_match_is_empty(route: &Route) -> bool {
+    let m = &route.matcher;
+    m.path.0.is_empty()
+        && m.path_regex.0.is_empty()
+        && m.host.0.is_empty()
+        && m.methods.is_empty()
+        && m.headers.is_empty()
+        && m.query.is_empty()
+        && m.except.0.is_empty()
+}
+
+fn compile_client(config: &Config) -> Result<ClientSettings, ConfigError> {
+    let c = &config.client;
+    if c.ipv4_prefix == 0 || c.ipv4_prefix > 32 {
+        return Err(ConfigError::new("client.ipv4_prefix", "must be 1-32"));
+    }
+    if c.ipv6_prefix == 0 || c.ipv6_prefix > 128 {
+        return Err(ConfigError::new("client.ipv6_prefix", "must be 1-128"));
+    }
+    let trusted_hops = match c.source {
+        ClientSource::Connection => 0,
+        ClientSource::XForwardedFor if c.trusted_hops == 0 => {
+            return Err(ConfigError::new(
+                "client.trusted_hops",
+                "must be at least 1 with `source: x_forwarded_for` (the proxies in front that append to it)",
+            ))
+        }
+        ClientSource::XForwardedFor => c.trusted_hops,
+    };
+    Ok(ClientSettings {
+        trusted_hops,
+        prefix: ClientPrefix {
+            v4: c.ipv4_prefix,
+            v6: c.ipv6_prefix,
+        },
+    })
+}
+
+fn compile_tokens(config: &Config, env: &dyn CompileEnv) -> Result<TokenSettings, ConfigError> {
+    let t = &config.tokens;
+    let mut keys = Vec::new();
+    for (i, spec) in t.keys.iter().enumerate() {
+        let key = Key::parse(spec)
+            .map_err(|e| ConfigError::new(format!("tokens.keys[{i}]"), e.to_string()))?;
+        keys.push(key);
+    }
+    if let Some(var) = &t.keys_env {
+        match env.var(var) {
+            Some(value) => {
+                for spec in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    keys.push(Key::parse(spec).map_err(|e| {
+                        ConfigError::new(
+                            "tokens.keys_env",
+                            format!("environment variable `{var}`: {e}"),
+                        )
+                    })?);
+                }
+            }
+            None if keys.is_empty() => {
+                return Err(ConfigError::new(
+                    "tokens.keys_env",
+                    format!("environment variable `{var}` is not set and `tokens.keys` is empty"),
+                ))
+            }
+            None => {}
+        }
+    }
+    if keys.is_empty() {
+        return Err(ConfigError::new(
+            "tokens.keys",
+            "no keys: challenges and pass tokens need at least one `ID:SECRET` key \
+             (set `tokens.keys`, or `tokens.keys_env` naming an environment variable)",
+        ));
+    }
+    let key_count = keys.len();
+    let keyring = Keyring::new(keys).map_err(|e| ConfigError::new("tokens.keys", e.to_string()))?;
+    if t.ttl.0 == 0 {
+        return Err(ConfigError::new("tokens.ttl", "must be longer than 0s"));
+    }
+    if t.max_age.0 == 0 {
+        return Err(ConfigError::new("tokens.max_age", "must be longer than 0s"));
+    }
+    if !is_token(&t.cookie.name) {
+        return Err(ConfigError::new(
+            "tokens.cookie.name",
+            "must be a non-empty cookie name (letters, digits, `-`, `_`)",
+        ));
+    }
+    if !is_token(&t.header) {
+        return Err(ConfigError::new("tokens.header", "must be a header name"));
+    }
+    Ok(TokenSettings {
+        keyring,
+        key_count,
+        ttl_s: t.ttl.0,
+        max_age_s: t.max_age.0,
+        bind_ip: t.bind_ip,
+        bind_user_agent: t.bind_user_agent,
+        cookie: t.cookie.clone(),
+        header: t.header.to_ascii_lowercase(),
+    })
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+fn check_thresholds(config: &Config) -> Result<(), ConfigError> {
+    let t = config.thresholds;
+    for (name, v) in [
+        ("monitor", t.monitor),
+        ("challenge", t.challenge),
+        ("block", t.block),
+    ] {
+        if v > 101 {
+            return Err(ConfigError::new(
+                format!("thresholds.{name}"),
+                "must be 0-100 (101 turns it off)",
+            ));
+        }
+    }
+    if !(t.monitor <= t.challenge && t.challenge <= t.block) {
+        return Err(ConfigError::new(
+            "thresholds",
+            format!(
+                "must rise: monitor ({}) <= challenge ({}) <= block ({})",
+                t.monitor, t.challenge, t.block
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_status(status: u16, at: &str) -> Result<u16, ConfigError> {
+    if (200..=599).contains(&status) {
+        Ok(status)
+    } else {
+        Err(ConfigError::new(
+            at,
+            format!("{status} is not an HTTP status for a response (200-599)"),
+        ))
+    }
+}
+
+fn check_difficulty(d: u8, at: &str) -> Result<u8, ConfigError> {
+    if (1..=5).contains(&d) {
+        Ok(d)
+    } else {
+        Err(ConfigError::new(
+            at,
+            format!("difficulty {d} is out of range 1-5"),
+        ))
+    }
+}
+
+fn check_kind(kind: ChallengeKind, at: &str) -> Result<ChallengeKind, ConfigError> {
+    match kind {
+        ChallengeKind::Pow => Ok(kind),
+        ChallengeKind::Image | ChallengeKind::Audio => Err(ConfigError::new(
+            at,
+            "image and audio challenges are served by the companion service, which this \
+             version does not include yet; use `pow`",
+        )),
+    }
+}
+
+fn check_challenge_settings(
+    c: ChallengeSettings,
+    at: &str,
+) -> Result<ChallengeSettings, ConfigError> {
+    if let Some(kind) = c.kind {
+        check_kind(kind, &format!("{at}.kind"))?;
+    }
+    if let Some(d) = c.difficulty {
+        check_difficulty(d, &format!("{at}.difficulty"))?;
+    }
+    Ok(c)
+}
+
+fn compile_route(
+    config: &Config,
+    route: &Route,
+    at: &str,
+    name: String,
+    default_challenge: ChallengeSpec,
+) -> Result<CompiledRoute, ConfigError> {
+    let challenge = match route.challenge {
+        Some(c) => {
+            let c = check_challenge_settings(c, &format!("{at}.challenge"))?;
+            ChallengeSpec {
+                kind: c.kind.unwrap_or(default_challenge.kind),
+                difficulty: c.difficulty.unwrap_or(default_challenge.difficulty),
+            }
+        }
+        None => default_challenge,
+    };
+    let block = route.block.clone().unwrap_or_default();
+    let status = match block.status {
+        Some(s) => check_status(s, &format!("{at}.block.status"))?,
+        None => config.block.status,
+    };
+    Ok(CompiledRoute {
+        name,
+        any_path: true,
+        hosts: None,
+        methods: Vec::new(),
+        headers: Vec::new(),
+        query: Vec::new(),
+        action: route.action,
+        challenge,
+        rate_limit: route
+            .rate_limit
+            .as_ref()
+            .map(|r| compile_limit(r, format!("{at}.rate_limit")))
+            .transpose()?,
+        block: BlockSpec {
+            status,
+            body: block.body.unwrap_or_else(|| config.block.body.clone()),
+        },
+    })
+}
+
+fn compile_limit(
+    settings: &RateLimitSettings,
+    source: String,
+) -> Result<CompiledLimit, ConfigError> {
+    Ok(CompiledLimit {
+        source,
+        limit: Limit {
+            rate: settings.rate,
+            burst: settings.burst,
+        },
+        scope: settings.scope,
+    })
+}
+
+fn compile_hosts(hosts: &Patterns, at: &str) -> Result<Option<Regex>, ConfigError> {
+    if hosts.0.is_empty() {
+        return Ok(None);
+    }
+    let alternation: Vec<String> = hosts
+        .0
+        .iter()
+        .map(|h| glob::to_regex(&h.to_ascii_lowercase()))
+        .collect();
+    RegexBuilder::new(&alternation.join("|"))
+        .case_insensitive(true)
+        .build()
+        .map(Some)
+        .map_err(|e| ConfigError::new(at, regex_reason(&e)))
+}
+
+fn compile_methods(methods: &[String], at: &str) -> Result<Vec<String>, ConfigError> {
+    methods
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            if is_token(m) {
+                Ok(m.to_ascii_uppercase())
+            } else {
+                Err(ConfigError::new(
+                    format!("{at}[{i}]"),
+                    format!("`{m}` is not an HTTP method"),
+                ))
+            }
+        })
+        .collect()
+}
+
+fn compile_fields(
+    fields: &[FieldCondition],
+    at: &str,
+    header: bool,
+) -> Result<Vec<FieldTest>, ConfigError> {
+    fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| compile_field(f, &format!("{at}[{i}]"), header))
+        .collect()
+}
+
+fn compile_field(f: &FieldCondition, at: &str, header: bool) -> Result<FieldTest, ConfigError> {
+    if f.name.is_empty() {
+        return Err(ConfigError::new(format!("{at}.name"), "must not be empty"));
+    }
+    let mut tests = Vec::new();
+    if let Some(v) = &f.equals {
+        tests.push(ValueTest::Equals(v.clone()));
+    }
+    if let Some(r) = &f.regex {
+        tests.push(ValueTest::Regex(
+            check_regex(r).map_err(|e| ConfigError::new(format!("{at}.regex"), e))?,
+        ));
+    }
+    match f.present {
+        Some(true) => tests.push(ValueTest::Present),
+        Some(false) => tests.push(ValueTest::Absent),
+        None => {}
+    }
+    match f.absent {
+        Some(true) => tests.push(ValueTest::Absent),
+        Some(false) => tests.push(ValueTest::Present),
+        None => {}
+    }
+    if tests.len() != 1 {
+        return Err(ConfigError::new(
+            at,
+            "give exactly one of `equals`, `regex`, `present` or `absent`",
+        ));
+    }
+    Ok(FieldTest {
+        name: if header {
+            f.name.to_ascii_lowercase()
+        } else {
+            f.name.clone()
+        },
+        test: tests.remove(0),
+    })
+}
+
+fn compile_lists(config: &Config, env: &dyn CompileEnv) -> Result<Vec<NamedList>, ConfigError> {
+    config
+        .lists
+        .iter()
+        .map(|(name, list)| {
+            compile_list(list, &format!("lists.{name}"), env).map(|set| NamedList {
+                name: name.clone(),
+                set,
+            })
+        })
+        .collect()
+}
+
+fn compile_list(list: &IpList, at: &str, env: &dyn CompileEnv) -> Result<IpSet, ConfigError> {
+    let mut cidrs = Vec::new();
+    for (i, text) in list.cidrs.iter().enumerate() {
+        let cidr = text.parse().map_err(|e: net::CidrError| {
+            ConfigError::new(format!("{at}.cidrs[{i}]"), e.to_string())
+        })?;
+        cidrs.push(cidr);
+    }
+    for (i, name) in list.builtin.iter().enumerate() {
+        let text = crawlers::builtin_network(name).ok_or_else(|| {
+            ConfigError::new(
+                format!("{at}.builtin[{i}]"),
+                format!(
+                    "no built-in network list `{name}` (there are: {})",
+                    crawlers::builtin_network_names().join(", ")
+                ),
+            )
+        })?;
+        cidrs.extend(parse_list_text(text, &format!("{at}.builtin[{i}]"))?);
+    }
+    for (i, path) in list.files.iter().enumerate() {
+        let here = format!("{at}.files[{i}]");
+        let text = env
+            .read_file(path)
+            .map_err(|e| ConfigError::new(&here, e))?;
+        cidrs.extend(parse_list_text(&text, &here)?);
+    }
+    if cidrs.is_empty() {
+        return Err(ConfigError::new(
+            at,
+            "the list is empty: give `cidrs`, `builtin` or `files`",
+        ));
+    }
+    Ok(IpSet::from_cidrs(cidrs))
+}
+
+fn parse_list_text(text: &str, at: &str) -> Result<Vec<net::Cidr>, ConfigError> {
+    net::parse_cidr_list(text)
+        .map_err(|(line, e)| ConfigError::new(at, format!("line {line}: {e}")))
+}
+
+fn compile_crawlers(config: &Config, lists: &[NamedList]) -> Result<Crawlers, ConfigError> {
+    let mut specs = Vec::new();
+    for (i, entry) in config.crawlers.extra.iter().enumerate() {
+        let at = format!("crawlers.extra[{i}]");
+        check_regex(&entry.pattern).map_err(|e| ConfigError::new(format!("{at}.pattern"), e))?;
+        let networks = match &entry.networks {
+            Some(name) => Some(
+                lists[find_list(lists, name, &format!("{at}.networks"))?]
+                    .set
+                    .clone(),
+            ),
+            None => None,
+        };
+        specs.push(CrawlerSpec {
+            name: entry.name.clone(),
+            class: entry.class,
+            pattern: entry.pattern.clone(),
+            networks,
+        });
+    }
+    if config.crawlers.builtin {
+        specs.extend(
+            crawlers::builtin_specs().map_err(|e| {
+                ConfigError::new("crawlers.builtin", format!("built-in dataset: {e}"))
+            })?,
+        );
+    }
+    let extra = config.crawlers.extra.len();
+    Crawlers::compile(specs).map_err(|(i, e)| {
+        let at = if i < extra {
+            format!("crawlers.extra[{i}].pattern")
+        } else {
+            "crawlers.builtin".to_string()
+        };
+        ConfigError::new(at, e)
+    })
+}
+
+/// The index of the list called `name`, or an error listing the known ones.
+fn find_list(lists: &[NamedList], name: &str, at: &str) -> Result<usize, ConfigError> {
+    lists.iter().position(|l| l.name == name).ok_or_else(|| {
+        let known: Vec<&str> = lists.iter().map(|l| l.name.as_str()).collect();
+        ConfigError::new(
+            at,
+            if known.is_empty() {
+                format!("no list named `{name}` (no `lists` are defined)")
+            } else {
+                format!("no list named `{name}` (lists: {})", known.join(", "))
+            },
+        )
+    })
+}
+
+struct CondCtx<'a> {
+    lists: &'a [NamedList],
+    ua: &'a mut SetBuilder,
+    paths: &'a mut SetBuilder,
+}
+
+fn compile_condition(c: &Condition, at: &str, ctx: &mut CondCtx) -> Result<Cond, ConfigError> {
+    let mut all = Vec::new();
+    if !c.ip_in.0.is_empty() {
+        let lists = c
+            .ip_in
+            .0
+            .iter()
+            .map(|name| find_list(ctx.lists, name, &format!("{at}.ip_in")))
+            .collect::<Result<_, _>>()?;
+        all.push(Cond::IpIn(lists));
+    }
+    if let Some(ua) = &c.user_agent {
+        check_regex(ua).map_err(|e| ConfigError::new(format!("{at}.user_agent"), e))?;
+        all.push(Cond::UserAgent(ctx.ua.push(0, ua.clone())));
+    }
+    if !c.client_class.is_empty() {
+        all.push(Cond::Class(c.client_class.clone()));
+    }
+    if !c.crawler.is_empty() {
+        all.push(Cond::Crawler(c.crawler.clone()));
+    }
+    for (i, f) in c.headers.iter().enumerate() {
+        all.push(Cond::Header(compile_field(
+            f,
+            &format!("{at}.headers[{i}]"),
+            true,
+        )?));
+    }
+    for (i, f) in c.query.iter().enumerate() {
+        all.push(Cond::Query(compile_field(
+            f,
+            &format!("{at}.query[{i}]"),
+            false,
+        )?));
+    }
+    if !c.methods.is_empty() {
+        all.push(Cond::Methods(compile_methods(
+            &c.methods,
+            &format!("{at}.methods"),
+        )?));
+    }
+    if !c.path.0.is_empty() || !c.path_regex.0.is_empty() {
+        let patterns = ctx.paths.add(
+            0,
+            &c.path,
+            &c.path_regex,
+            &format!("{at}.path"),
+            &format!("{at}.path_regex"),
+        )?;
+        all.push(Cond::Path(patterns));
+    }
+    if !c.all.is_empty() {
+        let conds = c
+            .all
+            .iter()
+            .enumerate()
+            .map(|(i, sub)| compile_condition(sub, &format!("{at}.all[{i}]"), ctx))
+            .collect::<Result<_, _>>()?;
+        all.push(Cond::All(conds));
+    }
+    if !c.any.is_empty() {
+        let conds = c
+            .any
+            .iter()
+            .enumerate()
+            .map(|(i, sub)| compile_condition(sub, &format!("{at}.any[{i}]"), ctx))
+            .collect::<Result<_, _>>()?;
+        all.push(Cond::Any(conds));
+    }
+    if let Some(sub) = &c.not {
+        all.push(Cond::Not(Box::new(compile_condition(
+            sub,
+            &format!("{at}.not"),
+            ctx,
+        )?)));
+    }
+    match all.len() {
+        0 => Err(ConfigError::new(
+            at,
+            "empty condition: give at least one test",
+        )),
+        1 => Ok(all.remove(0)),
+        _ => Ok(Cond::All(all)),
+    }
+}

@@ -1,0 +1,340 @@
+//! [`Policy::decide`]: one request in, one decision out.
+
+use super::condition::Facts;
+use super::{
+    Action, ChallengeSpec, Client, CompiledRoute, Decision, FiredRule, Policy, RateLimitResult,
+    Reason, Request, TokenState,
+};
+use crate::config::{ActionName, RateScope};
+use crate::crawlers::{ClientClass, Verification};
+use crate::ratelimit::RateLimitStore;
+use regex::SetMatches;
+use std::cell::OnceCell;
+use std::net::IpAddr;
+
+/// Facts about one request, each computed on first use.
+struct RequestFacts<'r, 'p> {
+    policy: &'p Policy,
+    request: &'r Request<'r>,
+    ip: Option<IpAddr>,
+    class: ClientClass,
+    verification: Option<Verification>,
+    user_agents: OnceCell<SetMatches>,
+    paths: OnceCell<SetMatches>,
+}
+
+impl Facts for RequestFacts<'_, '_> {
+    fn ip_in(&self, list: usize) -> bool {
+        match (self.ip, self.policy.lists.get(list)) {
+            (Some(ip), Some(l)) => l.set.contains(ip),
+            _ => false,
+        }
+    }
+    fn user_agent_matches(&self, pattern: usize) -> bool {
+        self.user_agents
+            .get_or_init(|| self.policy.user_agents.matches(self.request.user_agent()))
+            .matched(pattern)
+    }
+    fn class(&self) -> ClientClass {
+        self.class
+    }
+    fn verification(&self) -> Option<Verification> {
+        self.verification
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.request.header(name)
+    }
+    fn query(&self, name: &str) -> Option<String> {
+        self.request.query_param(name)
+    }
+    fn method(&self) -> &str {
+        self.request.method
+    }
+    fn path_matches(&self, pattern: usize) -> bool {
+        self.paths
+            .get_or_init(|| self.policy.rule_paths.matches(self.request.path))
+            .matched(pattern)
+    }
+}
+
+/// Severity order of the actions a route or rule can name.
+fn severity(a: ActionName) -> u8 {
+    match a {
+        ActionName::Allow => 0,
+        ActionName::Monitor => 1,
+        ActionName::Challenge | ActionName::ChallengeAll => 2,
+        ActionName::Block => 3,
+    }
+}
+
+impl Policy {
+    /// Decides `request` at `now_ns` (nanoseconds since the Unix epoch),
+    /// counting it against rate limits in `store`.
+    pub fn decide<'p>(
+        &'p self,
+        request: &Request,
+        store: &mut dyn RateLimitStore,
+        now_ns: u64,
+    ) -> Decision<'p> {
+        let ip = self.client_ip(request);
+        let prefix = ip.map(|ip| self.client.prefix.of(ip));
+        let classification = self.crawlers.classify(request.user_agent(), ip);
+        let facts = RequestFacts {
+            policy: self,
+            request,
+            ip,
+            class: classification.class,
+            verification: classification.verification,
+            user_agents: OnceCell::new(),
+            paths: OnceCell::new(),
+        };
+
+        let route_index = self.match_route(request);
+        let route = &self.routes[route_index];
+
+        let mut fired = Vec::new();
+        let mut score: i64 = 0;
+        for (index, rule) in self.rules.iter().enumerate() {
+            if rule.when.holds(&facts) {
+                score += i64::from(rule.weight);
+                fired.push(FiredRule {
+                    index,
+                    name: &rule.name,
+                    weight: rule.weight,
+                    action: rule.action,
+                });
+            }
+        }
+        let score = score.clamp(0, 100) as u8;
+        let score_action = self.score_action(score);
+
+        let explicit = fired.iter().find_map(|f| f.action.map(|a| (f.name, a)));
+        let from_route = combine(route.action, score_action);
+        let (mut wanted, mut reason) = match explicit {
+            Some((rule, ActionName::Allow)) => (ActionName::Allow, Reason::RuleAllow(rule)),
+            Some((rule, a)) if severity(a) > severity(from_route) => (a, Reason::RuleAction(rule)),
+            _ => (from_route, Reason::RouteAndScore),
+        };
+        // A challenge_all floor from a rule is still "challenge everyone".
+        if wanted == ActionName::Challenge
+            && explicit.is_some_and(|(_, a)| a == ActionName::ChallengeAll)
+        {
+            wanted = ActionName::ChallengeAll;
+        }
+
+        let challenge = self.challenge_for(route, &fired);
+        let token = self.check_token(request, ip, now_ns);
+        let mut action = match wanted {
+            ActionName::Allow => Action::Allow,
+            ActionName::Monitor => Action::Monitor,
+            ActionName::Challenge | ActionName::ChallengeAll => Action::Challenge,
+            ActionName::Block => Action::Block,
+        };
+        if action == Action::Challenge {
+            if let TokenState::Valid { level, .. } = token {
+                if level >= challenge.difficulty {
+                    action = Action::Allow;
+                    reason = Reason::PassToken;
+                }
+            }
+        }
+
+        let mut rate_limit = None;
+        if action != Action::Block {
+            let limit = fired
+                .iter()
+                .find_map(|f| self.rules[f.index].rate_limit.as_ref())
+                .or(route.rate_limit.as_ref());
+            if let Some(limit) = limit {
+                let (key, key_text) = rate_key(limit, route_index, &route.name, prefix.as_ref());
+                let outcome = store.acquire(key, &limit.limit, now_ns);
+                if !outcome.allowed {
+                    action = Action::RateLimited;
+                    reason = Reason::RateLimit;
+                }
+                rate_limit = Some(RateLimitResult {
+                    source: &limit.source,
+                    limit: limit.limit,
+                    scope: limit.scope,
+                    key,
+                    key_text,
+                    outcome,
+                });
+            }
+        }
+
+        let challenged = matches!(action, Action::Challenge) || reason == Reason::PassToken;
+        Decision {
+            action,
+            reason,
+            route: &route.name,
+            route_index: (route_index + 1 < self.routes.len()).then_some(route_index),
+            route_action: route.action,
+            rules: fired,
+            score,
+            score_action,
+            client: Client {
+                ip,
+                prefix,
+                class: classification.class,
+                name: classification.name,
+                verification: classification.verification,
+            },
+            token,
+            challenge: challenged.then_some(challenge),
+            rate_limit,
+            block: (action == Action::Block)
+                .then_some((route.block.status, route.block.body.as_str())),
+        }
+    }
+
+    /// The index of the first matching route; the default route when none.
+    fn match_route(&self, request: &Request) -> usize {
+        let paths = self.route_paths.matches(request.path);
+        let mut path_hit = vec![false; self.routes.len()];
+        for p in paths.iter() {
+            if let Some(&owner) = self.route_path_owner.get(p) {
+                path_hit[owner] = true;
+            }
+        }
+        let excepted: Vec<usize> = self
+            .route_excepts
+            .matches(request.path)
+            .iter()
+            .filter_map(|p| self.route_except_owner.get(p).copied())
+            .collect();
+        let host = request.host_name();
+        let last = self.routes.len() - 1;
+        self.routes[..last]
+            .iter()
+            .enumerate()
+            .position(|(i, route)| {
+                (path_hit[i] || route.any_path)
+                    && !excepted.contains(&i)
+                    && route.hosts.as_ref().is_none_or(|h| h.is_match(host))
+                    && (route.methods.is_empty()
+                        || route
+                            .methods
+                            .iter()
+                            .any(|m| m.eq_ignore_ascii_case(request.method)))
+                    && route
+                        .headers
+                        .iter()
+                        .all(|t| t.holds(request.header(&t.name)))
+                    && route
+                        .query
+                        .iter()
+                        .all(|t| t.holds(request.query_param(&t.name).as_deref()))
+            })
+            .unwrap_or(last)
+    }
+
+    fn score_action(&self, score: u8) -> ActionName {
+        let t = &self.thresholds;
+        if score >= t.block {
+            ActionName::Block
+        } else if score >= t.challenge {
+            ActionName::Challenge
+        } else if score >= t.monitor {
+            ActionName::Monitor
+        } else {
+            ActionName::Allow
+        }
+    }
+
+    /// The route's challenge, adjusted by the first fired rule that sets one.
+    fn challenge_for(&self, route: &CompiledRoute, fired: &[FiredRule]) -> ChallengeSpec {
+        let mut spec = route.challenge;
+        if let Some(settings) = fired.iter().find_map(|f| self.rules[f.index].challenge) {
+            spec.kind = settings.kind.unwrap_or(spec.kind);
+            spec.difficulty = settings.difficulty.unwrap_or(spec.difficulty);
+        }
+        spec
+    }
+
+    fn check_token(&self, request: &Request, ip: Option<IpAddr>, now_ns: u64) -> TokenState {
+        let t = &self.tokens;
+        let Some(text) = request
+            .cookie(&t.cookie.name)
+            .or_else(|| request.header(&t.header))
+        else {
+            return TokenState::Absent;
+        };
+        match self.verify_token(text, ip, request.user_agent(), now_ns / 1_000_000_000) {
+            Ok(claims) => TokenState::Valid {
+                level: claims.level,
+                expires_at: claims.expires_at,
+            },
+            Err(e) => TokenState::Rejected(e),
+        }
+    }
+}
+
+/// How the route's action caps or raises the score's (see the module doc).
+fn combine(route: Option<ActionName>, score: ActionName) -> ActionName {
+    use ActionName::*;
+    match route {
+        None => score,
+        Some(Allow) => {
+            if severity(score) > severity(Monitor) {
+                Monitor
+            } else {
+                score
+            }
+        }
+        Some(Monitor) => Monitor,
+        Some(Challenge) => match score {
+            Block => Block,
+            Allow => Allow,
+            _ => Challenge,
+        },
+        Some(ChallengeAll) => {
+            if score == Block {
+                Block
+            } else {
+                ChallengeAll
+            }
+        }
+        Some(Block) => Block,
+    }
+}
+
+/// The store key for a limit: FNV-1a over the limit's source and the scope's
+/// parts. FNV is stable across builds and workers, which shared stores need.
+fn rate_key(
+    limit: &super::CompiledLimit,
+    route_index: usize,
+    route_name: &str,
+    prefix: Option<&crate::net::Cidr>,
+) -> (u64, String) {
+    let mut h = Fnv::new();
+    h.write(limit.source.as_bytes());
+    let client = prefix.map_or_else(|| "unknown".to_string(), |p| p.to_string());
+    let text = match limit.scope {
+        RateScope::Global => "global".to_string(),
+        RateScope::Client => {
+            h.write(&prefix.map_or([0; 18], |p| p.to_bytes()));
+            format!("client {client}")
+        }
+        RateScope::ClientRoute => {
+            h.write(&prefix.map_or([0; 18], |p| p.to_bytes()));
+            h.write(&(route_index as u64).to_le_bytes());
+            format!("client {client} on route {route_name}")
+        }
+    };
+    (h.0, format!("{} ({})", text, limit.source))
+}
+
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}

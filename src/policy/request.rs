@@ -1,0 +1,165 @@
+//! The request as the engine sees it: borrowed host data, nothing parsed yet.
+
+use std::net::IpAddr;
+
+/// One HTTP request. Hosts fill it from their own types without copying
+/// bodies; header names may be in any case.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The path without the query string.
+    pub path: &'a str,
+    /// The query string without `?` (empty when none).
+    pub query: &'a str,
+    /// The `Host` / `:authority` value (a port is ignored when matching).
+    pub host: &'a str,
+    pub headers: &'a [(String, String)],
+    /// The address of the peer that connected to the proxy.
+    pub connection_ip: Option<IpAddr>,
+}
+
+impl<'a> Request<'a> {
+    /// Builds a request from a path that may carry a query (`/a?b=c`).
+    pub fn new(
+        method: &'a str,
+        path_and_query: &'a str,
+        host: &'a str,
+        headers: &'a [(String, String)],
+        connection_ip: Option<IpAddr>,
+    ) -> Request<'a> {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        Request {
+            method,
+            path,
+            query,
+            host,
+            headers,
+            connection_ip,
+        }
+    }
+
+    /// The first header named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn user_agent(&self) -> &'a str {
+        self.header("user-agent").unwrap_or("")
+    }
+
+    /// The host without a port, for matching.
+    pub fn host_name(&self) -> &'a str {
+        let host = self.host;
+        if host.starts_with('[') {
+            // [v6]:port
+            return host
+                .split(']')
+                .next()
+                .map_or(host, |h| &host[..h.len() + 1]);
+        }
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    }
+
+    /// Whether the client asked for JSON rather than a page.
+    pub fn wants_json(&self) -> bool {
+        self.header("accept")
+            .is_some_and(|accept| accept.contains("application/json"))
+    }
+
+    /// The value of the cookie `name`, if sent.
+    pub fn cookie(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            .flat_map(|(_, v)| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.trim_matches('"'))
+    }
+
+    /// The first query parameter named `name`, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query
+            .split('&')
+            .filter_map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decode(k) == name).then(|| percent_decode(v))
+            })
+            .next()
+    }
+}
+
+/// Decodes `%XX` and `+` (form encoding); invalid escapes stay as written.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn splits_path_and_query() {
+        let h = headers(&[]);
+        let r = Request::new("GET", "/a/b?x=1&y=%2F+z", "example.com:8080", &h, None);
+        assert_eq!(r.path, "/a/b");
+        assert_eq!(r.query, "x=1&y=%2F+z");
+        assert_eq!(r.query_param("y").as_deref(), Some("/ z"));
+        assert_eq!(r.query_param("q"), None);
+        assert_eq!(r.host_name(), "example.com");
+        let r = Request::new("GET", "/", "[::1]:80", &h, None);
+        assert_eq!(r.host_name(), "[::1]");
+    }
+
+    #[test]
+    fn headers_and_cookies() {
+        let h = headers(&[
+            ("User-Agent", "curl/8"),
+            ("cookie", "a=1; palisade=\"tok\""),
+            ("Accept", "application/json"),
+        ]);
+        let r = Request::new("GET", "/", "h", &h, None);
+        assert_eq!(r.user_agent(), "curl/8");
+        assert_eq!(r.cookie("palisade"), Some("tok"));
+        assert_eq!(r.cookie("b"), None);
+        assert!(r.wants_json());
+    }
+
+    #[test]
+    fn percent_decoding_keeps_bad_escapes() {
+        assert_eq!(percent_decode("%41%zz%4"), "A%zz%4");
+        assert_eq!(percent_decode("%"), "%");
+    }
+}

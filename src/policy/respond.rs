@@ -1,0 +1,335 @@
+//! The HTTP side of a decision: the responses Palisade answers with itself
+//! (block, rate limited, challenge, the verify endpoint) and the headers it
+//! adds upstream. Hosts only copy these onto the wire.
+
+use super::{Action, Decision, Policy, Request};
+use crate::challenge::{self, ChallengeError};
+use crate::config::SameSite;
+use serde_json::json;
+
+/// A response for the host to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    fn new(status: u16, content_type: &str, body: String) -> Response {
+        Response {
+            status,
+            headers: vec![
+                ("content-type".into(), content_type.into()),
+                ("cache-control".into(), "no-store".into()),
+            ],
+            body,
+        }
+    }
+
+    fn json(status: u16, value: serde_json::Value) -> Response {
+        Response::new(status, "application/json", value.to_string())
+    }
+
+    fn html(status: u16, title: &str, message: &str) -> Response {
+        let body = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width\"><title>{t}</title></head>\
+             <body><h1>{t}</h1><p>{m}</p></body></html>\n",
+            t = escape_html(title),
+            m = escape_html(message)
+        );
+        Response::new(status, "text/html; charset=utf-8", body)
+    }
+
+    fn with_header(mut self, name: &str, value: String) -> Response {
+        self.headers.push((name.to_string(), value));
+        self
+    }
+}
+
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What happened at the verify endpoint (for metrics and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyOutcome {
+    Passed,
+    Failed(ChallengeError),
+    /// Not a well-formed submission (method, content type, size, fields).
+    BadRequest,
+}
+
+/// Names of the upstream annotation headers; client-sent copies are removed.
+pub const ANNOTATION_HEADERS: [&str; 3] =
+    ["x-palisade-action", "x-palisade-score", "x-palisade-client"];
+
+/// The largest verify body accepted.
+pub const MAX_VERIFY_BODY: usize = 8 * 1024;
+
+impl Policy {
+    /// The verify endpoint's path (`/.palisade/verify`).
+    pub fn verify_path(&self) -> String {
+        format!("{}verify", self.challenge.path_prefix)
+    }
+
+    /// Whether `path` is one of Palisade's own endpoints.
+    pub fn is_own_path(&self, path: &str) -> bool {
+        path.starts_with(&self.challenge.path_prefix)
+    }
+
+    /// The response Palisade sends itself, or `None` when the request goes
+    /// upstream. `now_ns` is nanoseconds since the Unix epoch.
+    pub fn respond(&self, decision: &Decision, request: &Request, now_ns: u64) -> Option<Response> {
+        let json = request.wants_json();
+        match decision.action {
+            Action::Allow | Action::Monitor => None,
+            Action::Block => {
+                let (status, body) = decision.block.unwrap_or((403, "Access denied."));
+                Some(if json {
+                    Response::json(status, json!({"action": "block", "message": body}))
+                } else {
+                    Response::html(status, "Access denied", body)
+                })
+            }
+            Action::RateLimited => {
+                let r = decision.rate_limit.as_ref()?;
+                let retry_s = r.outcome.retry_after_ns.div_ceil(1_000_000_000).max(1);
+                let window_s = r.limit.rate.period_ns.div_ceil(1_000_000_000).max(1);
+                let reset_s = r.outcome.reset_ns.div_ceil(1_000_000_000);
+                let response = if json {
+                    Response::json(
+                        429,
+                        json!({"action": "rate_limited", "retry_after": retry_s}),
+                    )
+                } else {
+                    Response::html(
+                        429,
+                        "Too many requests",
+                        &format!("Please slow down and try again in {retry_s} seconds."),
+                    )
+                };
+                Some(
+                    response
+                        .with_header("retry-after", retry_s.to_string())
+                        .with_header(
+                            "ratelimit-policy",
+                            format!(
+                                "\"palisade\";q={};w={}",
+                                u64::from(r.limit.rate.count) + u64::from(r.limit.burst),
+                                window_s
+                            ),
+                        )
+                        .with_header(
+                            "ratelimit",
+                            format!("\"palisade\";r={};t={}", r.outcome.remaining, reset_s),
+                        ),
+                )
+            }
+            Action::Challenge => {
+                let spec = decision.challenge?;
+                let now_s = now_ns / 1_000_000_000;
+                let return_path = if request.query.is_empty() {
+                    request.path.to_string()
+                } else {
+                    format!("{}?{}", request.path, request.query)
+                };
+                let data = challenge::issue_ticket(
+                    &self.tokens.keyring,
+                    now_s,
+                    self.challenge.ticket_ttl.0,
+                    spec.difficulty,
+                    self.binding(decision.client.ip, request.user_agent()),
+                    &return_path,
+                );
+                let bits = challenge::difficulty_bits(spec.difficulty);
+                let status = self.challenge.status;
+                Some(if json {
+                    Response::json(
+                        status,
+                        json!({
+                            "action": "challenge",
+                            "challenge": {
+                                "kind": spec.kind,
+                                "algorithm": "sha256",
+                                "data": data,
+                                "difficulty": bits,
+                            },
+                            "verify": self.verify_path(),
+                        }),
+                    )
+                } else {
+                    Response::new(
+                        status,
+                        "text/html; charset=utf-8",
+                        challenge::page(&data, bits, &self.verify_path()),
+                    )
+                })
+            }
+        }
+    }
+
+    /// Handles a request to Palisade's own endpoints (see [`Policy::is_own_path`]).
+    pub fn handle_own(
+        &self,
+        request: &Request,
+        body: &[u8],
+        now_ns: u64,
+    ) -> (Response, VerifyOutcome) {
+        if request.path != self.verify_path() {
+            return (
+                Response::json(404, json!({"error": "not_found"})),
+                VerifyOutcome::BadRequest,
+            );
+        }
+        if !request.method.eq_ignore_ascii_case("POST") {
+            return (
+                Response::json(
+                    405,
+                    json!({"error": "method_not_allowed", "message": "use POST"}),
+                )
+                .with_header("allow", "POST".into()),
+                VerifyOutcome::BadRequest,
+            );
+        }
+        if body.len() > MAX_VERIFY_BODY {
+            return (
+                Response::json(413, json!({"error": "too_large"})),
+                VerifyOutcome::BadRequest,
+            );
+        }
+        let content_type = request.header("content-type").unwrap_or("");
+        let form = content_type.starts_with("application/x-www-form-urlencoded");
+        let fields = if form {
+            parse_form(body)
+        } else {
+            parse_json(body)
+        };
+        let Some((data, nonce)) = fields else {
+            return (
+                Response::json(
+                    400,
+                    json!({"error": "bad_request",
+                           "message": "send JSON {\"data\": \"...\", \"nonce\": \"...\"} or a form with `data` and `nonce`"}),
+                ),
+                VerifyOutcome::BadRequest,
+            );
+        };
+        let ip = self.client_ip(request);
+        let ua = request.user_agent();
+        let now_s = now_ns / 1_000_000_000;
+        match challenge::verify_solution(
+            &self.tokens.keyring,
+            &data,
+            &nonce,
+            now_s,
+            &self.binding(ip, ua),
+        ) {
+            Ok(ticket) => {
+                let token = self.issue_token(ip, ua, ticket.level, now_s);
+                let expires = now_s.saturating_add(self.tokens.ttl_s);
+                let response = if form {
+                    let mut r = Response::new(303, "text/plain; charset=utf-8", String::new());
+                    r.headers.push(("location".into(), ticket.return_path));
+                    r
+                } else {
+                    Response::json(200, json!({"token": token, "expires": expires}))
+                };
+                (
+                    response.with_header("set-cookie", self.cookie(&token)),
+                    VerifyOutcome::Passed,
+                )
+            }
+            Err(e) => (
+                Response::json(403, json!({"error": e.label(), "message": e.to_string()})),
+                VerifyOutcome::Failed(e),
+            ),
+        }
+    }
+
+    /// The `Set-Cookie` value carrying a pass token.
+    fn cookie(&self, token: &str) -> String {
+        let c = &self.tokens.cookie;
+        let mut cookie = format!(
+            "{}={}; Path={}; Max-Age={}",
+            c.name, token, c.path, self.tokens.ttl_s
+        );
+        if let Some(domain) = &c.domain {
+            cookie.push_str(&format!("; Domain={domain}"));
+        }
+        if c.http_only {
+            cookie.push_str("; HttpOnly");
+        }
+        if c.secure || c.same_site == SameSite::None {
+            cookie.push_str("; Secure");
+        }
+        cookie.push_str(match c.same_site {
+            SameSite::Strict => "; SameSite=Strict",
+            SameSite::Lax => "; SameSite=Lax",
+            SameSite::None => "; SameSite=None",
+        });
+        cookie
+    }
+
+    /// Headers to add to the upstream request (when `annotate` is on).
+    pub fn upstream_headers(&self, decision: &Decision) -> Vec<(&'static str, String)> {
+        if !self.annotate {
+            return Vec::new();
+        }
+        let c = &decision.client;
+        let mut client = format!("class={}", c.class.as_str());
+        if let Some(name) = c.name {
+            client.push_str(&format!("; name={name}"));
+        }
+        if let Some(v) = c.verification {
+            client.push_str(match v {
+                crate::crawlers::Verification::Verified => "; verified",
+                crate::crawlers::Verification::Spoofed => "; spoofed",
+                crate::crawlers::Verification::Unverifiable => "; unverifiable",
+            });
+        }
+        vec![
+            (ANNOTATION_HEADERS[0], decision.action.as_str().to_string()),
+            (ANNOTATION_HEADERS[1], decision.score.to_string()),
+            (ANNOTATION_HEADERS[2], client),
+        ]
+    }
+}
+
+fn parse_form(body: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut data = None;
+    let mut nonce = None;
+    for pair in text.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match super::percent_decode(k).as_str() {
+            "data" => data = Some(super::percent_decode(v)),
+            "nonce" => nonce = Some(super::percent_decode(v)),
+            _ => {} // other fields (a return URL, say) are ignored by design
+        }
+    }
+    Some((data?, nonce?))
+}
+
+fn parse_json(body: &[u8]) -> Option<(String, String)> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let data = value.get("data")?.as_str()?.to_string();
+    let nonce = match value.get("nonce")? {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.as_u64()?.to_string(),
+        _ => return None,
+    };
+    Some((data, nonce))
+}

@@ -1,0 +1,188 @@
+//! One HTTP request in Envoy: read it, decide, carry the decision out.
+
+use super::metrics::Metrics;
+use super::store::SharedStore;
+use super::{log, now_ns};
+use crate::policy::{
+    Action, Decision, Policy, Request, Response, VerifyOutcome, ANNOTATION_HEADERS, MAX_VERIFY_BODY,
+};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action as Next, BufferType, LogLevel, MapType};
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+
+pub struct Http {
+    policy: Rc<Policy>,
+    metrics: Rc<Metrics>,
+    /// Request headers kept while the body of a verify POST arrives.
+    pending: Option<Vec<(String, String)>>,
+    connection_ip: Option<IpAddr>,
+}
+
+impl Http {
+    pub fn new(policy: Rc<Policy>, metrics: Rc<Metrics>) -> Http {
+        Http {
+            policy,
+            metrics,
+            pending: None,
+            connection_ip: None,
+        }
+    }
+}
+
+impl Context for Http {}
+
+/// Request headers as text; bytes that are not UTF-8 are replaced rather
+/// than trusted (the SDK's text accessor would panic on them).
+fn request_headers() -> Vec<(String, String)> {
+    hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .collect()
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// The downstream peer's address (`source.address` is `ip:port`).
+fn connection_ip() -> Option<IpAddr> {
+    let bytes = hostcalls::get_property(vec!["source", "address"]).ok()??;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    text.parse::<SocketAddr>()
+        .map(|s| s.ip())
+        .or_else(|_| text.parse::<IpAddr>())
+        .ok()
+}
+
+fn request<'a>(headers: &'a [(String, String)], ip: Option<IpAddr>) -> Request<'a> {
+    Request::new(
+        header(headers, ":method"),
+        header(headers, ":path"),
+        header(headers, ":authority"),
+        headers,
+        ip,
+    )
+}
+
+fn send(response: &Response) {
+    let headers: Vec<(&str, &str)> = response
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let _ = hostcalls::send_http_response(
+        u32::from(response.status),
+        headers,
+        Some(response.body.as_bytes()),
+    );
+}
+
+impl Http {
+    fn own_endpoint(&self, headers: &[(String, String)], body: &[u8]) {
+        let req = request(headers, self.connection_ip);
+        let (response, outcome) = self.policy.handle_own(&req, body, now_ns());
+        match outcome {
+            VerifyOutcome::Passed => self.metrics.challenge_passed(),
+            VerifyOutcome::Failed(e) => self.metrics.challenge_failed(e.label()),
+            VerifyOutcome::BadRequest => {}
+        }
+        send(&response);
+    }
+
+    fn enforce(&self, decision: &Decision, req: &Request, now: u64) -> Next {
+        if decision.action.passes() {
+            for (name, value) in self.policy.upstream_headers(decision) {
+                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(&value));
+            }
+            if decision.action == Action::Monitor {
+                log(LogLevel::Info, &monitor_line(decision, req));
+            }
+            return Next::Continue;
+        }
+        match self.policy.respond(decision, req, now) {
+            Some(response) => {
+                send(&response);
+                Next::Pause
+            }
+            None => Next::Continue,
+        }
+    }
+}
+
+fn monitor_line(d: &Decision, req: &Request) -> String {
+    let rules: Vec<&str> = d.rules.iter().map(|r| r.name).collect();
+    format!(
+        "palisade: monitor {} {} route={} score={} rules=[{}] client={}",
+        req.method,
+        req.path,
+        d.route,
+        d.score,
+        rules.join(","),
+        d.client
+            .ip
+            .map_or("unknown".to_string(), |ip| ip.to_string()),
+    )
+}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Next {
+        // Annotation headers are Palisade's to set; never trust a client's.
+        for name in ANNOTATION_HEADERS {
+            let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+        }
+        let headers = request_headers();
+        self.connection_ip = connection_ip();
+        let path = header(&headers, ":path");
+        let path = path.split('?').next().unwrap_or(path);
+        if self.policy.is_own_path(path) {
+            if end_of_stream {
+                self.own_endpoint(&headers, &[]);
+            } else {
+                self.pending = Some(headers);
+            }
+            return Next::Pause;
+        }
+        let now = now_ns();
+        let req = request(&headers, self.connection_ip);
+        let mut store = SharedStore {
+            buckets: self.policy.rate_limit_buckets(),
+            degraded: false,
+        };
+        let decision = self.policy.decide(&req, &mut store, now);
+        if store.degraded {
+            self.metrics.store_degraded();
+        }
+        self.metrics.decision(&decision);
+        self.enforce(&decision, &req, now)
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Next {
+        let Some(headers) = self.pending.as_ref() else {
+            return Next::Continue;
+        };
+        if body_size > MAX_VERIFY_BODY {
+            // Answer now rather than buffering an oversized body.
+            let headers = headers.clone();
+            self.pending = None;
+            self.own_endpoint(&headers, &vec![0; MAX_VERIFY_BODY + 1]);
+            return Next::Pause;
+        }
+        if !end_of_stream {
+            return Next::Pause;
+        }
+        let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let headers = headers.clone();
+        self.pending = None;
+        self.own_endpoint(&headers, &body);
+        Next::Pause
+    }
+}

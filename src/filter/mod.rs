@@ -1,0 +1,102 @@
+//! The Envoy filter: proxy-wasm glue around the policy engine.
+//!
+//! Thin by design: the root context compiles the plugin configuration once
+//! per VM (Envoy runs one VM per worker thread); each HTTP context turns
+//! host data into a [`Request`](crate::policy::Request), asks the policy,
+//! and carries out the decision. Rate-limit state lives in shared data so
+//! all workers share one limit ([`store`]).
+//!
+//! No panics on host data: a panic kills the VM and every request on the
+//! worker with it, so `unwrap`, `expect`, `panic!` and slice indexing are
+//! denied here.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod http;
+mod metrics;
+mod store;
+
+use crate::policy::{Policy, ProcessEnv};
+use metrics::Metrics;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{BufferType, ContextType, LogLevel};
+use std::rc::Rc;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+/// Logs through the host; a failed log call is not worth failing a request.
+fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
+}
+
+/// The current time in nanoseconds since the Unix epoch (0 if unavailable).
+fn now_ns() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+#[derive(Default)]
+struct Root {
+    policy: Option<Rc<Policy>>,
+    metrics: Option<Rc<Metrics>>,
+}
+
+impl Context for Root {}
+
+impl Root {
+    fn load(&self) -> Result<Policy, String> {
+        let bytes = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+            .map_err(|status| format!("cannot read the plugin configuration: {status:?}"))?
+            .ok_or("the plugin configuration is empty: give the policy as JSON")?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| format!("the plugin configuration is not UTF-8: {e}"))?;
+        Policy::from_json(text, &ProcessEnv).map_err(|e| e.to_string())
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let metrics = self
+            .metrics
+            .clone()
+            .unwrap_or_else(|| Rc::new(Metrics::base()));
+        match self.load() {
+            Ok(policy) => {
+                store::prepare(policy.rate_limit_buckets());
+                self.metrics = Some(Rc::new(metrics.with_policy(&policy)));
+                self.policy = Some(Rc::new(policy));
+                log(LogLevel::Info, "palisade: policy loaded");
+                true
+            }
+            Err(reason) => {
+                metrics.config_error();
+                log(
+                    LogLevel::Error,
+                    &format!("palisade: invalid configuration: {reason}"),
+                );
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let policy = self.policy.clone()?;
+        let metrics = self.metrics.clone()?;
+        Some(Box::new(http::Http::new(policy, metrics)))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}

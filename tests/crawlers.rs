@@ -63,6 +63,8 @@ fn search_engines() {
                 "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm) Chrome/116.0.1938.76 Safari/537.36",
             ),
             ("bingbot", "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"),
+            // Bing's ads crawler links bingbot.htm but is not bingbot.
+            ("adidxbot", "Mozilla/5.0 (compatible; adidxbot/2.0; +http://www.bing.com/bingbot.htm)"),
             (
                 "applebot",
                 "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/13.1.1 Safari/605.1.15 (Applebot/0.1; +http://www.apple.com/go/applebot)",
@@ -315,6 +317,12 @@ fn other_published_ranges_verify_their_crawlers() {
         ("CCBot/2.0 (https://commoncrawl.org/faq/)", "18.97.14.81", "18.97.14.100"),
         ("DuckDuckBot/1.1; (+http://duckduckgo.com/duckduckbot.html)", "20.191.45.212", "20.191.45.213"),
         ("AdsBot-Google (+http://www.google.com/adsbot.html)", "66.249.90.1", "66.249.66.1"),
+        (
+            "Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
+            "216.144.248.29",
+            "216.144.248.30",
+        ),
+        ("Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)", "54.36.148.7", "54.36.150.7"),
     ];
     for (ua, inside, outside) in cases {
         assert_eq!(
@@ -335,7 +343,7 @@ fn crawlers_without_published_ranges_are_unverifiable() {
     let c = builtin();
     for ua in [
         "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; ClaudeBot/1.0; +claudebot@anthropic.com)",
-        "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
+        "Mozilla/5.0 (compatible; SemrushBot/7~bl; +http://www.semrush.com/bot.html)",
         "FeedFetcher-Google; (+http://www.google.com/feedfetcher.html)",
     ] {
         let got = c.classify(ua, Some(ip("198.51.100.1")));

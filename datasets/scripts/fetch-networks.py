@@ -123,6 +123,28 @@ SOURCES = {
         kind="prefixes",
         minimum=1,
     ),
+    "ahrefs": dict(
+        title="Ahrefs crawlers (AhrefsBot, AhrefsSiteAudit)",
+        urls=["https://api.ahrefs.com/v3/public/crawler-ip-ranges"],
+        docs="https://ahrefs.com/robot",
+        kind="prefixes",
+        minimum=10,
+    ),
+    # --- monitoring services --------------------------------------------
+    "uptimerobot": dict(
+        title="UptimeRobot monitoring probes",
+        urls=["https://api.uptimerobot.com/meta/ips"],
+        docs="https://uptimerobot.com/",
+        kind="scan",
+        minimum=20,
+    ),
+    "pingdom": dict(
+        title="Pingdom monitoring probes",
+        urls=["https://my.pingdom.com/probes/ipv4", "https://my.pingdom.com/probes/ipv6"],
+        docs="https://www.pingdom.com/",
+        kind="scan",
+        minimum=20,
+    ),
     # --- cloud and hosting providers --------------------------------------
     "aws": dict(
         title="Amazon Web Services (every service and region)",
@@ -256,6 +278,23 @@ def parse_azure(texts):
     return prefixes, "ServiceTags_Public_%s.json, changeNumber %s" % (match.group(1), doc.get("changeNumber"))
 
 
+def parse_scan(texts):
+    """Any document that lists addresses: every token that parses as an IP
+    address or network is taken (used where the format is a plain list or
+    is not otherwise documented)."""
+    prefixes = []
+    for text in texts:
+        for token in re.findall(r"[0-9A-Fa-f:.]+(?:/[0-9]{1,3})?", text):
+            if "." not in token and ":" not in token:
+                continue
+            try:
+                ipaddress.ip_network(token, strict=False)
+            except ValueError:
+                continue
+            prefixes.append(token)
+    return prefixes, "not stated by the source"
+
+
 def parse_ripestat(texts):
     """RIPEstat announced-prefixes: {"data": {"prefixes": [{"prefix": ...}], "query_endtime": ...}}."""
     prefixes, dates = [], []
@@ -274,6 +313,7 @@ PARSERS = {
     "text": parse_text,
     "azure": parse_azure,
     "ripestat": parse_ripestat,
+    "scan": parse_scan,
 }
 
 

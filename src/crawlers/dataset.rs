@@ -55,6 +55,10 @@ pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
         include_str!("../../datasets/crawlers/browser.txt"),
     ),
     (
+        "networks/ahrefs.txt",
+        include_str!("../../datasets/networks/ahrefs.txt"),
+    ),
+    (
         "networks/applebot.txt",
         include_str!("../../datasets/networks/applebot.txt"),
     ),
@@ -133,6 +137,14 @@ pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
     (
         "networks/perplexitybot.txt",
         include_str!("../../datasets/networks/perplexitybot.txt"),
+    ),
+    (
+        "networks/pingdom.txt",
+        include_str!("../../datasets/networks/pingdom.txt"),
+    ),
+    (
+        "networks/uptimerobot.txt",
+        include_str!("../../datasets/networks/uptimerobot.txt"),
     ),
 ];
 

@@ -188,22 +188,22 @@ pub struct Crawlers {
     specs: Vec<CrawlerSpec>,
 }
 
-/// Limits for the combined pattern set. The built-ins compile to well under
-/// a megabyte; the headroom is for configs that add many patterns. The DFA
-/// cache limit keeps matching on the fast lazy DFA instead of falling back
-/// to the slower NFA simulation on long user agents.
-///
-/// Patterns are compiled as byte regexes with Unicode mode off: `\b`, `\w`,
-/// `\d`, `\s` and case folding are ASCII-only, which user agents are in
-/// practice. With Unicode on, a single non-ASCII byte in a user agent makes
-/// the lazy DFA give up on Unicode word boundaries and fall back to a much
-/// slower engine, which an attacker could use to slow every request down.
-/// Non-ASCII literals in a pattern still match their UTF-8 bytes.
+/// Size limit for the combined pattern set. The built-ins compile to well
+/// under a megabyte; the headroom is for configs that add many patterns.
+/// The lazy DFA's cache keeps the regex crate's default limit (a few MiB at
+/// most, grown on demand): this runs inside a wasm VM.
 const SET_SIZE_LIMIT: usize = 64 << 20;
-const DFA_SIZE_LIMIT: usize = 8 << 20;
 
 impl Crawlers {
     /// Compiles specs; on a bad pattern returns the spec's index and the regex error text.
+    ///
+    /// Patterns are compiled as byte regexes with Unicode mode off: `\b`,
+    /// `\w`, `\d`, `\s` and case folding are ASCII-only, which user agents
+    /// are in practice. With Unicode on, a single non-ASCII byte in a user
+    /// agent makes the lazy DFA give up on Unicode word boundaries and fall
+    /// back to a much slower engine, which a client could use to slow every
+    /// request down. Non-ASCII literals in a pattern still match their UTF-8
+    /// bytes; Unicode classes such as `\p{L}` are rejected.
     ///
     /// An empty pattern is rejected (it would match every user agent). If
     /// every pattern is valid on its own but together they exceed the size
@@ -219,7 +219,6 @@ impl Crawlers {
             .case_insensitive(true)
             .unicode(false)
             .size_limit(SET_SIZE_LIMIT)
-            .dfa_size_limit(DFA_SIZE_LIMIT)
             .build();
         match set {
             Ok(set) => Ok(Crawlers { set, specs }),
@@ -376,6 +375,8 @@ mod tests {
         assert_eq!(c.classify("\u{e9}bot\u{e9}", None).name, Some("word"));
         assert_eq!(c.classify("robot", None).name, None);
         assert_eq!(c.classify("CAF\u{e9}", None).name, Some("accent"));
+        let e = Crawlers::compile(vec![spec("u", ClientClass::Tool, r"\p{L}")]).unwrap_err();
+        assert_eq!(e.0, 0);
     }
 
     #[test]

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Build the Envoy filter: target/wasm32-wasip1/{release,debug}/palisade.wasm.
 #
-#   scripts/build-wasm.sh [--debug]
+#   scripts/build-wasm.sh [--debug | --clippy]
+#
+# --clippy lints the filter code (compiled only for wasm) instead of building.
 #
 # Toolchain: rustup's wasm32-wasip1 target when available (installed, or
 # `rustup target add` succeeds within PALISADE_RUSTUP_TIMEOUT seconds);
 # otherwise Debian's rustc-web + -Zbuild-std, which needs no download from
 # static.rust-lang.org. PALISADE_WASM_TOOLCHAIN=rustup|debian forces one.
 # Cargo's own env vars pass through, e.g. CARGO_PROFILE_RELEASE_OPT_LEVEL=z.
-# If `wasm-opt` is on PATH the release module is post-optimised with it
-# (PALISADE_WASM_OPT=0 disables); it is never required.
+# PALISADE_WASM_OPT=1 post-optimises the release module with `wasm-opt`
+# (binaryen) if it is on PATH; off by default so every machine builds the
+# same module.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,13 +20,19 @@ cd "$ROOT"
 TARGET=wasm32-wasip1
 log() { echo "build-wasm: $*" >&2; }
 
-PROFILE=release PROFILE_FLAG=--release
+PROFILE=release PROFILE_FLAG=--release MODE=build
 case "${1-}" in
   "") ;;
   --debug) PROFILE=debug PROFILE_FLAG= ;;
-  *) echo "usage: $0 [--debug]" >&2; exit 2 ;;
+  --clippy) MODE=clippy ;;
+  *) echo "usage: $0 [--debug | --clippy]" >&2; exit 2 ;;
 esac
 OUT="$ROOT/target/$TARGET/$PROFILE/palisade.wasm"
+
+# Size-optimised by default: measured on this filter, opt-level "s" is ~7%
+# smaller than 3 (1.63 vs 1.75 MiB before the cloud datasets) and the filter
+# stays within its latency budget (see `make bench`); "z" saves little more.
+export CARGO_PROFILE_RELEASE_OPT_LEVEL="${CARGO_PROFILE_RELEASE_OPT_LEVEL:-s}"
 
 SUDO=
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
@@ -78,6 +87,15 @@ build_debian() {
   cp "target/debian-wasm/$TARGET/$PROFILE/palisade.wasm" "$OUT"
 }
 
+if [ "$MODE" = clippy ]; then
+  # Debian's toolchain ships no clippy; lint only where rustup can.
+  if [ "${PALISADE_WASM_TOOLCHAIN:-auto}" != debian ] && rustup_ready; then
+    exec cargo clippy --target "$TARGET" --lib -- -D warnings
+  fi
+  log "no rustup wasm target: skipping the wasm clippy pass"
+  exit 0
+fi
+
 case "${PALISADE_WASM_TOOLCHAIN:-auto}" in
   debian) build_debian ;;
   rustup) rustup_ready || { log "rustup cannot provide $TARGET"; exit 1; }; build_rustup ;;
@@ -92,7 +110,7 @@ esac
 
 # Optional post-optimisation. The features listed are the ones rustc >= 1.82
 # emits by default for wasm32; without them old wasm-opt refuses the module.
-if [ "$PROFILE" = release ] && [ "${PALISADE_WASM_OPT:-1}" != 0 ] && command -v wasm-opt >/dev/null; then
+if [ "$PROFILE" = release ] && [ "${PALISADE_WASM_OPT:-0}" = 1 ] && command -v wasm-opt >/dev/null; then
   log "wasm-opt: $(wasm-opt --version)"
   if wasm-opt -O3 --strip-debug --enable-bulk-memory --enable-sign-ext \
        --enable-mutable-globals --enable-nontrapping-float-to-int \

@@ -5,6 +5,9 @@
 set -euo pipefail
 
 PKGS=(nginx redis-server chromium chromium-driver wrk hyperfine)
+# The challenge page's unit tests run under Node; use Debian's only if the
+# machine has no node of its own.
+command -v node >/dev/null || PKGS+=(nodejs)
 log() { echo "install-system-deps: $*" >&2; }
 
 SUDO=

@@ -1,0 +1,47 @@
+# Palisade: `make run` starts the demo, `make test` runs every test.
+# Everything a target needs is installed by scripts/ (idempotent).
+
+CARGO ?= cargo
+VENV  := .venv
+WASM  := target/wasm32-wasip1/release/palisade.wasm
+CLI   := target/release/palisade
+
+.PHONY: all build wasm deps test lint unit e2e js run bench clean
+
+all: build wasm
+
+build:
+	$(CARGO) build --release --bin palisade
+
+wasm:
+	bash scripts/build-wasm.sh
+
+deps:
+	bash scripts/install-system-deps.sh
+	bash scripts/install-envoy.sh
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	bash scripts/build-wasm.sh --clippy
+
+unit:
+	$(CARGO) test
+
+js:
+	node --test tests/js/
+
+e2e: deps build wasm
+	$(VENV)/bin/pytest -q tests/e2e
+
+test: lint unit js e2e
+
+run: deps build wasm
+	bash scripts/run-demo.sh
+
+bench: deps build wasm
+	$(CARGO) bench --bench engine
+	bash scripts/bench-envoy.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,149 @@
+"""Harness for the end-to-end tests: a real Envoy with the Palisade filter in
+front of the demo echo upstream, on free 127.0.0.1 ports.
+
+Everything a test starts is stopped by the fixture that started it, even
+when the test fails. `make e2e` builds the CLI and the wasm module first.
+"""
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = ROOT / "target" / "release" / "palisade"
+WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "palisade.wasm"
+ENVOY = ROOT / ".venv" / "bin" / "envoy"
+DEMO_POLICY = ROOT / "envoy" / "demo-policy.yaml"
+
+sys.path.insert(0, str(ROOT / "envoy"))
+sys.path.insert(0, str(ROOT / "scripts"))
+import render_envoy  # noqa: E402  scripts/render_envoy.py
+import upstream  # noqa: E402  the demo upstream, envoy/upstream.py
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def policy_json(path=DEMO_POLICY):
+    """A policy file as a dict, through `palisade policy-json` (validates it)."""
+    out = subprocess.run([str(CLI), "policy-json", str(path)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="session")
+def echo_upstream():
+    """The demo echo upstream, in a thread of the test process."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), upstream.Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+class Envoy:
+    def __init__(self, process, port, admin_port, log_path):
+        self.process = process
+        self.port = port
+        self.admin_port = admin_port
+        self.url = f"http://127.0.0.1:{port}"
+        self.admin = f"http://127.0.0.1:{admin_port}"
+        self.log_path = log_path
+
+    def log(self):
+        return Path(self.log_path).read_text(errors="replace")
+
+    def stats(self):
+        """Palisade's counters from the admin /stats page, as {name: value}."""
+        with urllib.request.urlopen(self.admin + "/stats?filter=palisade") as r:
+            text = r.read().decode()
+        stats = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(": ")
+            if value.strip().isdigit():
+                stats[name.strip()] = int(value)
+        return stats
+
+    def alive(self):
+        return self.process.poll() is None
+
+
+def render_config(policy, upstream_port, port, admin_port):
+    """envoy/demo.yaml with `policy` (a dict, or raw configuration text)."""
+    text = policy if isinstance(policy, str) else json.dumps(policy)
+    template = (ROOT / "envoy" / "demo.yaml").read_text()
+    return render_envoy.render(template, text, str(WASM), port, admin_port, upstream_port)
+
+
+@contextlib.contextmanager
+def start_envoy(policy, upstream_port, concurrency=2, env=None, expect_ready=True, timeout=30):
+    """Starts Envoy with `policy` (a dict, or raw text for the plugin
+    configuration) and stops it on exit. With expect_ready, waits until the
+    listener answers."""
+    port, admin_port = free_port(), free_port()
+    workdir = tempfile.mkdtemp(prefix="palisade-e2e-")
+    config = Path(workdir) / "envoy.yaml"
+    config.write_text(render_config(policy, upstream_port, port, admin_port))
+    log_path = Path(workdir) / "envoy.log"
+    log = open(log_path, "w")
+    process = subprocess.Popen(
+        [str(ENVOY), "-c", str(config), "--concurrency", str(concurrency),
+         "--use-dynamic-base-id", "--log-level", "info", "--disable-hot-restart"],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+    )
+    envoy = Envoy(process, port, admin_port, log_path)
+    try:
+        deadline = time.time() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"envoy exited ({process.returncode}):\n{envoy.log()[-4000:]}")
+            try:
+                with urllib.request.urlopen(envoy.admin + "/ready", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError(f"envoy not ready in {timeout}s:\n{envoy.log()[-4000:]}")
+            time.sleep(0.1)
+        if expect_ready:
+            while time.time() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        yield envoy
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def demo_policy():
+    return policy_json()
+
+
+@pytest.fixture(scope="module")
+def demo_envoy(echo_upstream, demo_policy):
+    """Envoy with the demo policy, shared by a test module."""
+    with start_envoy(demo_policy, echo_upstream) as envoy:
+        yield envoy

@@ -4,7 +4,7 @@ use super::metrics::Metrics;
 use super::store::SharedStore;
 use super::{log, now_ns};
 use crate::policy::{
-    Action, Decision, Policy, Request, Response, VerifyOutcome, ANNOTATION_HEADERS, MAX_VERIFY_BODY,
+    Action, Decision, Policy, Request, Response, VerifyOutcome, ANNOTATION_HEADERS,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -166,13 +166,8 @@ impl HttpContext for Http {
         let Some(headers) = self.pending.as_ref() else {
             return Next::Continue;
         };
-        if body_size > MAX_VERIFY_BODY {
-            // Answer now rather than buffering an oversized body.
-            let headers = headers.clone();
-            self.pending = None;
-            self.own_endpoint(&headers, &vec![0; MAX_VERIFY_BODY + 1]);
-            return Next::Pause;
-        }
+        // Envoy buffers the body (bounded by its buffer limits, 413 beyond
+        // them); the policy answers 413 itself above MAX_VERIFY_BODY.
         if !end_of_stream {
             return Next::Pause;
         }

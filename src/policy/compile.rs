@@ -110,29 +110,69 @@ fn indexed(path: &str, i: usize, len: usize) -> String {
 }
 
 fn check_regex(pattern: &str) -> Result<Regex, String> {
-    Regex::new(pattern).map_err(|e| regex_reason(&e))
+    Regex::new(pattern).map_err(|e| regex_reason(pattern, &e))
 }
 
-/// The last line of regex's multi-line message is the reason itself.
-fn regex_reason(err: &regex::Error) -> String {
+/// regex's multi-line message as one line: the reason and where it is.
+fn regex_reason(pattern: &str, err: &regex::Error) -> String {
     match err {
-        regex::Error::Syntax(text) => {
-            let reason = text
-                .lines()
-                .rev()
-                .find(|l| l.starts_with("error:"))
-                .unwrap_or(text)
-                .trim_start_matches("error: ");
-            // regex marks the offending span with a `^^^` line; give the offset.
-            let offset = text
-                .lines()
-                .find(|l| l.trim_start().starts_with('^'))
-                .and_then(|l| l.find('^'))
-                .map(|col| format!(" at offset {}", col.saturating_sub(4)));
-            format!("{reason}{}", offset.unwrap_or_default())
-        }
+        regex::Error::Syntax(text) => syntax_reason(pattern, text),
         other => other.to_string(),
     }
+}
+
+/// The last line of a regex syntax error is the reason itself; the `^^^`
+/// line under the pattern marks the offending span: give its offset.
+fn syntax_reason(pattern: &str, text: &str) -> String {
+    let reason = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or(text)
+        .trim_start_matches("error: ");
+    let offset = marker_offset(pattern, text).map(|o| format!(" at offset {o}"));
+    format!("{reason}{}", offset.unwrap_or_default())
+}
+
+/// The character offset in `pattern` of the first `^` marker of regex's
+/// message. A one-line pattern is printed indented by four spaces with the
+/// marker line below it; a multi-line pattern line by line as `N: LINE`
+/// between `~~~` dividers, each line followed by its marker line, if any.
+/// (The pattern line itself may start with `^`: it is never the marker.)
+fn marker_offset(pattern: &str, text: &str) -> Option<usize> {
+    let mut lines = text.lines().skip(1); // "regex parse error:"
+    if !pattern.contains('\n') {
+        lines.next()?; // the pattern
+        return marker_column(lines.next()?, 4);
+    }
+    let mut current: Option<(usize, usize)> = None; // (line number, prefix width)
+    for line in lines.skip(1) {
+        if line.starts_with('~') {
+            break;
+        }
+        if let Some((number, width)) = current {
+            if let Some(column) = marker_column(line, width) {
+                let before: usize = pattern
+                    .split('\n')
+                    .take(number.saturating_sub(1))
+                    .map(|l| l.chars().count() + 1)
+                    .sum();
+                return Some(before + column);
+            }
+        }
+        let (number, _) = line.split_once(": ")?;
+        current = Some((number.trim().parse().ok()?, number.len() + 2));
+    }
+    None
+}
+
+/// Where the first `^` of a marker line is, past its indent.
+fn marker_column(line: &str, indent: usize) -> Option<usize> {
+    let marks = line.trim_end();
+    if !marks.contains('^') || !marks.bytes().all(|b| b == b' ' || b == b'^') {
+        return None;
+    }
+    marks.find('^')?.checked_sub(indent)
 }
 
 pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
@@ -539,16 +579,17 @@ fn compile_hosts(hosts: &Patterns, at: &str) -> Result<Option<Regex>, ConfigErro
     if hosts.0.is_empty() {
         return Ok(None);
     }
-    let alternation: Vec<String> = hosts
+    let alternation = hosts
         .0
         .iter()
         .map(|h| glob::to_regex(&h.to_ascii_lowercase()))
-        .collect();
-    RegexBuilder::new(&alternation.join("|"))
+        .collect::<Vec<_>>()
+        .join("|");
+    RegexBuilder::new(&alternation)
         .case_insensitive(true)
         .build()
         .map(Some)
-        .map_err(|e| ConfigError::new(at, regex_reason(&e)))
+        .map_err(|e| ConfigError::new(at, regex_reason(&alternation, &e)))
 }
 
 fn compile_methods(methods: &[String], at: &str) -> Result<Vec<String>, ConfigError> {
@@ -700,14 +741,13 @@ fn compile_crawlers(config: &Config, lists: &[NamedList]) -> Result<Crawlers, Co
             })?,
         );
     }
-    let extra = config.crawlers.extra.len();
-    Crawlers::compile(specs).map_err(|(i, e)| {
-        let at = if i < extra {
-            format!("crawlers.extra[{i}].pattern")
-        } else {
-            "crawlers.builtin".to_string()
-        };
-        ConfigError::new(at, e)
+    let extra = &config.crawlers.extra;
+    Crawlers::compile(specs).map_err(|(i, e)| match extra.get(i) {
+        Some(entry) => ConfigError::new(
+            format!("crawlers.extra[{i}].pattern"),
+            syntax_reason(&entry.pattern, &e),
+        ),
+        None => ConfigError::new("crawlers.builtin", e),
     })
 }
 

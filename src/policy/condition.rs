@@ -73,7 +73,10 @@ impl Cond {
             Cond::Crawler(states) => facts.verification().is_some_and(|v| states.contains(&v)),
             Cond::Header(test) => test.holds(facts.header(&test.name)),
             Cond::Query(test) => test.holds(facts.query(&test.name).as_deref()),
-            Cond::Methods(methods) => methods.iter().any(|m| m == facts.method()),
+            // Upper-cased at compile time; compared like route methods.
+            Cond::Methods(methods) => methods
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(facts.method())),
             Cond::Path(patterns) => patterns.iter().any(|&p| facts.path_matches(p)),
             Cond::All(conds) => conds.iter().all(|c| c.holds(facts)),
             Cond::Any(conds) => conds.iter().any(|c| c.holds(facts)),

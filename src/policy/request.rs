@@ -56,11 +56,8 @@ impl<'a> Request<'a> {
     pub fn host_name(&self) -> &'a str {
         let host = self.host;
         if host.starts_with('[') {
-            // [v6]:port
-            return host
-                .split(']')
-                .next()
-                .map_or(host, |h| &host[..h.len() + 1]);
+            // [v6]:port; an unclosed `[` (a client's choice) stays as it is.
+            return host.find(']').map_or(host, |end| &host[..=end]);
         }
         host.rsplit_once(':').map_or(host, |(name, _)| name)
     }
@@ -103,7 +100,11 @@ pub fn percent_decode(text: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                // Two hex digits exactly (`from_str_radix` alone takes `+1`).
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                    .and_then(|h| std::str::from_utf8(h).ok());
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(b) => {
                         out.push(b);

@@ -81,22 +81,24 @@ class Envoy:
         return self.process.poll() is None
 
 
-def render_config(policy, upstream_port, port, admin_port):
-    """envoy/demo.yaml with `policy` (a dict, or raw configuration text)."""
+def render_config(policy, upstream_port, port, admin_port, template=None):
+    """envoy/demo.yaml (or `template`, a path) with `policy` (a dict, or raw
+    configuration text)."""
     text = policy if isinstance(policy, str) else json.dumps(policy)
-    template = (ROOT / "envoy" / "demo.yaml").read_text()
+    template = Path(template or ROOT / "envoy" / "demo.yaml").read_text()
     return render_envoy.render(template, text, str(WASM), port, admin_port, upstream_port)
 
 
 @contextlib.contextmanager
-def start_envoy(policy, upstream_port, concurrency=2, env=None, expect_ready=True, timeout=30):
+def start_envoy(policy, upstream_port, concurrency=2, env=None, expect_ready=True, timeout=30,
+                template=None):
     """Starts Envoy with `policy` (a dict, or raw text for the plugin
     configuration) and stops it on exit. With expect_ready, waits until the
     listener answers."""
     port, admin_port = free_port(), free_port()
     workdir = tempfile.mkdtemp(prefix="palisade-e2e-")
     config = Path(workdir) / "envoy.yaml"
-    config.write_text(render_config(policy, upstream_port, port, admin_port))
+    config.write_text(render_config(policy, upstream_port, port, admin_port, template))
     log_path = Path(workdir) / "envoy.log"
     log = open(log_path, "w")
     process = subprocess.Popen(

@@ -1,6 +1,6 @@
 //! `palisade explain`: one request through the engine, narrated.
 
-use super::{load_policy, now_ns};
+use super::{load_policy, now_ns, print};
 use clap::Args;
 use palisade::policy::{action_name, scope_name, Action, Decision, Request, TokenState};
 use palisade::ratelimit::MemoryStore;
@@ -48,9 +48,9 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode, String> {
     if args.json {
         let mut value = decision.to_json();
         value["status"] = status.into();
-        println!("{value}");
+        print(&format!("{value}\n"))?;
     } else {
-        print!("{}", narrate(&decision, status, policy.thresholds()));
+        print(&narrate(&decision, status, policy.thresholds()))?;
     }
     Ok(ExitCode::SUCCESS)
 }

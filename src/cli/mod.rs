@@ -7,6 +7,7 @@ mod token;
 
 use clap::{Parser, Subcommand};
 use palisade::policy::{Policy, ProcessEnv};
+use std::io::Write;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -52,8 +53,8 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
                 .iter()
                 .map(|(name, ranges)| format!("{name}={ranges}"))
                 .collect();
-            println!(
-                "{file}: ok: {} routes, {} rules, {} lists ({}), {} crawler patterns, {} keys",
+            print(&format!(
+                "{file}: ok: {} routes, {} rules, {} lists ({}), {} crawler patterns, {} keys\n",
                 s.routes,
                 s.rules,
                 s.lists.len(),
@@ -64,14 +65,14 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
                 },
                 s.crawler_patterns,
                 s.keys
-            );
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::PolicyJson { file } => {
             load_policy(&file)?;
             let text = std::fs::read_to_string(&file).map_err(|e| format!("{file}: {e}"))?;
             let json = palisade::config::yaml_to_json(&text).map_err(|e| format!("{file}: {e}"))?;
-            println!("{json}");
+            print(&format!("{json}\n"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain(a) => explain::run(a),
@@ -84,6 +85,16 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
 fn load_policy(file: &str) -> Result<Policy, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
     Policy::from_yaml(&text, &ProcessEnv).map_err(|e| format!("{file}: {e}"))
+}
+
+/// Writes `text` to stdout. A closed stdout (`| head`) quietly ends the
+/// output, as in `classify`; any other write error is reported.
+fn print(text: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("stdout: {e}")),
+        _ => Ok(()),
+    }
 }
 
 /// Seconds and nanoseconds since the Unix epoch, now.

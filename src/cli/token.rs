@@ -1,6 +1,6 @@
 //! `palisade token sign|verify`: pass tokens for operators.
 
-use super::{load_policy, now_ns};
+use super::{load_policy, now_ns, print};
 use clap::Subcommand;
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -46,7 +46,10 @@ pub fn run(command: TokenCommand) -> Result<ExitCode, String> {
                 return Err(format!("--level {level}: must be 1-5"));
             }
             let policy = load_policy(&config)?;
-            println!("{}", policy.issue_token(ip, &user_agent, level, now_s));
+            print(&format!(
+                "{}\n",
+                policy.issue_token(ip, &user_agent, level, now_s)
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         TokenCommand::Verify {
@@ -57,9 +60,9 @@ pub fn run(command: TokenCommand) -> Result<ExitCode, String> {
         } => {
             let policy = load_policy(&config)?;
             // Show the claims even when verification fails: that is the point.
-            match palisade::token::decode(&policy.tokens().keyring, &token) {
-                Ok(c) => println!(
-                    "claims: key {} level {} issued_at {} expires_at {} ip_bound {} ua_bound {}",
+            let claims = match palisade::token::decode(&policy.tokens().keyring, &token) {
+                Ok(c) => format!(
+                    "claims: key {} level {} issued_at {} expires_at {} ip_bound {} ua_bound {}\n",
                     c.key_id,
                     c.level,
                     c.issued_at,
@@ -67,15 +70,16 @@ pub fn run(command: TokenCommand) -> Result<ExitCode, String> {
                     c.binding.ip_hash.is_some(),
                     c.binding.ua_hash.is_some()
                 ),
-                Err(e) => println!("claims: unreadable ({e})"),
-            }
+                Err(e) => format!("claims: unreadable ({e})\n"),
+            };
+            print(&claims)?;
             match policy.verify_token(&token, ip, &user_agent, now_s) {
                 Ok(_) => {
-                    println!("valid");
+                    print("valid\n")?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
-                    println!("rejected: {e}");
+                    print(&format!("rejected: {e}\n"))?;
                     Ok(ExitCode::from(1))
                 }
             }

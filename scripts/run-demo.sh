@@ -32,4 +32,5 @@ cat <<MSG
   Stop with Ctrl-C.
 
 MSG
-.venv/bin/envoy -c "$WORK/envoy.yaml" --concurrency 2 --use-dynamic-base-id --log-level warning
+.venv/bin/envoy -c "$WORK/envoy.yaml" --concurrency 2 --use-dynamic-base-id --log-level warning \
+  --component-log-level wasm:info  # Palisade logs monitor decisions at info

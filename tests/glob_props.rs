@@ -201,7 +201,10 @@ proptest! {
     #[test]
     fn route_globs_pick_the_first_matching_route(
         paths in prop::collection::vec(string_of(ALPHABET, 8).prop_filter("non-empty", |g| !g.is_empty()), 1..4),
-        hosts in prop::collection::vec(string_of(HOST_ALPHABET, 8), 0..3),
+        hosts in prop::collection::vec(
+            string_of(HOST_ALPHABET, 8).prop_filter("non-empty", |g| !g.is_empty()),
+            0..3
+        ),
         texts in prop::collection::vec((string_of(TEXT_ALPHABET, 10), string_of(HOST_ALPHABET, 8), prop::option::of(0u16..65535)), 8),
     ) {
         let p = route_policy(&paths, &hosts);

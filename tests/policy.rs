@@ -1533,6 +1533,14 @@ fn max_age_and_ttl() {
         p.verify_token(&t, None, "ua", NOW_S + 3601),
         Err(TokenError::TooOld)
     );
+    // Up to 60 s of clock skew is tolerated.
+    let ahead = p.issue_token(None, "ua", 1, NOW_S + 60);
+    assert!(p.verify_token(&ahead, None, "ua", NOW_S).is_ok());
+    let ahead = p.issue_token(None, "ua", 1, NOW_S + 61);
+    assert_eq!(
+        p.verify_token(&ahead, None, "ua", NOW_S),
+        Err(TokenError::NotYetValid)
+    );
 }
 
 #[test]
@@ -1845,6 +1853,14 @@ fn verify_with_json_issues_a_token() {
     );
     let d = decide(&p, &with_cookie(me.clone(), &token));
     assert_eq!((d.action, d.reason), (Action::Allow, Reason::PassToken));
+    // Any content type but a form is read as JSON.
+    let mut plain = me
+        .clone()
+        .method("POST")
+        .header("Content-Type", "text/plain");
+    plain.path = p.verify_path();
+    let (resp, _) = p.handle_own(&plain.request(), body.as_bytes(), later);
+    assert_eq!(resp.status, 200);
     // A numeric nonce is accepted too.
     let data = ticket(&p, &me);
     let nonce: u64 = challenge::solve(&data, 12).parse().unwrap();
@@ -1885,6 +1901,20 @@ fn verify_cannot_redirect_off_site() {
         );
         assert!(!location.contains('\r') && !location.contains('\n'));
     }
+    // Too long to carry: back to `/`.
+    let long = format!("/{}", "a".repeat(2048));
+    let me = Req::get(&long);
+    let data = ticket(&p, &me);
+    let nonce = challenge::solve(&data, 12);
+    let (resp, _) = verify_form(&p, &me, &format!("data={data}&nonce={nonce}"), NOW);
+    assert_eq!(header(&resp, "location"), Some("/"));
+    let fits = format!("/{}", "a".repeat(2047));
+    let me = Req::get(&fits);
+    let data = ticket(&p, &me);
+    let nonce = challenge::solve(&data, 12);
+    let (resp, _) = verify_form(&p, &me, &format!("data={data}&nonce={nonce}"), NOW);
+    assert_eq!(header(&resp, "location"), Some(fits.as_str()));
+
     let me = Req::get("//evil.example/x");
     let data = ticket(&p, &me);
     let nonce = challenge::solve(&data, 12);
@@ -2268,6 +2298,16 @@ fn glob_and_method_errors() {
     assert_error(
         "routes: [{match: {path: [/a, '']}}]\n",
         "routes[0].match.path[1]",
+        &["empty glob"],
+    );
+    assert_error(
+        "routes: [{match: {host: ''}}]\n",
+        "routes[0].match.host",
+        &["empty glob"],
+    );
+    assert_error(
+        "routes: [{match: {host: [a.test, '']}}]\n",
+        "routes[0].match.host[1]",
         &["empty glob"],
     );
     assert_error(
@@ -2851,5 +2891,19 @@ fn verify_failure_messages() {
         body_json(&resp),
         json!({"error": "ticket_other_client",
                "message": "the ticket is not valid: bound to another user agent"})
+    );
+}
+
+#[test]
+fn oversized_regexes_are_errors_at_their_path() {
+    assert_error(
+        "routes: [{match: {path: /a}}, {match: {path_regex: '\\w{5000}'}}]\n",
+        "routes[1].match.path_regex",
+        &["exceeds size limit"],
+    );
+    assert_error(
+        "rules: [{name: a, when: {user_agent: '\\w{5000}'}, weight: 1}]\n",
+        "rules[0].when.user_agent",
+        &["exceeds size limit"],
     );
 }

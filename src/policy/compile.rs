@@ -579,6 +579,12 @@ fn compile_hosts(hosts: &Patterns, at: &str) -> Result<Option<Regex>, ConfigErro
     if hosts.0.is_empty() {
         return Ok(None);
     }
+    if let Some(i) = hosts.0.iter().position(String::is_empty) {
+        return Err(ConfigError::new(
+            indexed(at, i, hosts.0.len()),
+            "empty glob",
+        ));
+    }
     let alternation = hosts
         .0
         .iter()

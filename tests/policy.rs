@@ -947,7 +947,7 @@ rules:
 // Rules: actions and overrides
 
 #[test]
-fn rule_actions_first_firing_decides() {
+fn rule_actions_allow_wins_else_most_severe() {
     let p = policy(
         r#"
 lists:
@@ -978,7 +978,7 @@ rules:
     );
     assert_eq!(d.score, 95);
     assert_eq!(d.block, None);
-    // ... and a later blocking rule: the first firing rule with an action decides.
+    // ... and over a blocking rule, whatever the order: an allow-list wins.
     let d = decide(
         &p,
         &Req::get("/plain/x").ip("192.0.2.1").header("x-stop", "1"),
@@ -987,14 +987,14 @@ rules:
         (d.action, d.reason),
         (Action::Allow, Reason::RuleAllow("office"))
     );
-    // An earlier block beats a later allow.
     let d = decide(&p, &Req::get("/plain/x").ip("192.0.2.66"));
     assert_eq!(fired(&d), ["denied", "office"]);
     assert_eq!(
         (d.action, d.reason),
-        (Action::Block, Reason::RuleAction("denied"))
+        (Action::Allow, Reason::RuleAllow("office"))
     );
-    // A monitor rule that fires first decides, though a later block rule fires too.
+    // Otherwise the most severe rule action counts, not the first: an
+    // earlier monitor rule does not cancel a later block rule.
     let d = decide(
         &p,
         &Req::get("/plain/x")
@@ -1003,7 +1003,7 @@ rules:
     );
     assert_eq!(
         (d.action, d.reason),
-        (Action::Monitor, Reason::RuleAction("watch"))
+        (Action::Block, Reason::RuleAction("stop"))
     );
 
     // Other actions are floors: they raise ...
@@ -1620,7 +1620,7 @@ fn key_rotation_with_keys_and_keys_env() {
         Err(TokenError::UnknownKey)
     );
 
-    // Keys from the environment (comma-separated, base64 allowed) come after `keys`.
+    // Keys from the environment (comma-separated, base64 allowed) replace `keys`.
     let env = FakeEnv::default().with_var(
         "PALISADE_TEST_KEYS",
         " 3:base64:c2l4dGVlbi1ieXRlcy1zZWNyZXQ= , 4:env-secret-0123456789 ,",
@@ -1629,15 +1629,16 @@ fn key_rotation_with_keys_and_keys_env() {
         &format!("tokens: {{keys: [\"{OLD}\"], keys_env: PALISADE_TEST_KEYS}}\n"),
         &env,
     );
-    assert_eq!(p.summary().keys, 3);
+    assert_eq!(p.summary().keys, 2);
     let t = p.issue_token(None, "ua", 1, NOW_S);
     assert_eq!(
         p.verify_token(&t, None, "ua", NOW_S).map(|c| c.key_id),
         Ok(4)
     );
     assert_eq!(
-        p.verify_token(&t_old, None, "ua", NOW_S).map(|c| c.key_id),
-        Ok(1)
+        p.verify_token(&t_old, None, "ua", NOW_S),
+        Err(TokenError::UnknownKey),
+        "an inline (demo) key no longer verifies once the environment is set"
     );
     // Only the environment.
     let p = policy_in("tokens: {keys_env: PALISADE_TEST_KEYS}\n", &env);
@@ -2203,9 +2204,9 @@ fn value_errors_from_parsing() {
         &["unknown variant `captcha`"],
     );
     assert_error(
-        "tokens: {keys: [\"1:policy-test-secret-0123456789\"], cookie: {same_site: lax}}\n",
+        "tokens: {keys: [\"1:policy-test-secret-0123456789\"], cookie: {same_site: medium}}\n",
         "tokens.cookie.same_site",
-        &["unknown variant `lax`"],
+        &["unknown variant `medium`"],
     );
     assert_error(
         "thresholds: {monitor: 300}\n",
@@ -2463,7 +2464,10 @@ fn token_errors() {
     let env = FakeEnv::default()
         .with_var("BAD", "2:good-secret-0123456789,3:short")
         .with_var("EMPTY", " , ")
-        .with_var("DUP", "1:another-secret-0123456789");
+        .with_var(
+            "DUP",
+            "1:another-secret-0123456789,1:yet-another-secret-012345",
+        );
     let e = error_in("tokens: {keys_env: BAD}\n", &env);
     assert_eq!(e.path, "tokens.keys_env");
     assert!(e.reason.contains("environment variable `BAD`"), "{e}");
@@ -2475,11 +2479,11 @@ fn token_errors() {
     assert_error_in(
         "tokens: {keys_env: EMPTY}\n",
         &env,
-        "tokens.keys",
-        &["no keys"],
+        "tokens.keys_env",
+        &["holds no keys"],
     );
     assert_error_in(
-        "tokens: {keys: [\"1:policy-test-secret-0123456789\"], keys_env: DUP}\n",
+        "tokens: {keys_env: DUP}\n",
         &env,
         "tokens.keys",
         &["more than once"],
@@ -2562,12 +2566,11 @@ fn challenge_block_client_and_threshold_errors() {
         "rules[0].challenge.kind",
         &[companion],
     );
-    // Documented as validated 100-599 (docs/configuration.md).
-    for status in [0, 99, 600] {
+    for status in [0, 99, 101, 199, 600] {
         assert_error(
             &format!("challenge: {{status: {status}}}\n"),
             "challenge.status",
-            &["100-599"],
+            &["200-599"],
         );
     }
     for status in [0, 99, 101, 199, 600] {
@@ -2582,13 +2585,31 @@ fn challenge_block_client_and_threshold_errors() {
             &["200-599"],
         );
     }
-    for prefix in ["palisade/", "/palisade", "/pal isade/", "/a\"b/", "/a<b/"] {
+    for prefix in [
+        "palisade/",
+        "/palisade",
+        "/pal isade/",
+        "/a\"b/",
+        "/a<b/",
+        "/",
+        "//",
+    ] {
         assert_error(
             &format!("challenge: {{path_prefix: '{prefix}'}}\n"),
             "challenge.path_prefix",
-            &["must start and end with `/`"],
+            &["starting and ending with `/`"],
         );
     }
+    assert_error(
+        "challenge: {ticket_ttl: 0}\n",
+        "challenge.ticket_ttl",
+        &["longer than 0s"],
+    );
+    assert_error(
+        "routes: [{match: {host: 'example.com:8080'}}]\n",
+        "routes[0].match.host",
+        &["without its port"],
+    );
     assert_error(
         "rate_limiting: {buckets: 0}\n",
         "rate_limiting.buckets",

@@ -140,9 +140,13 @@ impl Default for CookieConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SameSite {
+    #[serde(alias = "Strict")]
     Strict,
+    #[serde(alias = "Lax")]
     Lax,
+    #[serde(alias = "None")]
     None,
 }
 

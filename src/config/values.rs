@@ -33,7 +33,7 @@ impl<'de> Deserialize<'de> for Patterns {
 }
 
 impl Duration {
-    /// Parses `90`, `90s`, `15m`, `1h`, `7d` into seconds.
+    /// Parses `90`, `90s`, `15m`, `1h`, `7d`, `2w` into seconds.
     pub fn parse(text: &str) -> Result<Duration, String> {
         let text = text.trim();
         let split = text
@@ -42,15 +42,16 @@ impl Duration {
         let (number, unit) = text.split_at(split);
         let number: u64 = number
             .parse()
-            .map_err(|_| format!("`{text}` is not a duration (examples: 90s, 15m, 1h, 7d)"))?;
+            .map_err(|_| format!("`{text}` is not a duration (examples: 90s, 15m, 1h, 7d, 2w)"))?;
         let scale = match unit.trim() {
             "" | "s" => 1,
             "m" => 60,
             "h" => 3600,
             "d" => 86400,
+            "w" => 604800,
             other => {
                 return Err(format!(
-                    "`{text}`: unknown unit `{other}` (use s, m, h or d)"
+                    "`{text}`: unknown unit `{other}` (use s, m, h, d or w)"
                 ))
             }
         };

@@ -180,14 +180,16 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
     let tokens = compile_tokens(config, env)?;
     check_thresholds(config)?;
     let challenge = &config.challenge;
-    if !(100..=599).contains(&challenge.status) {
+    check_status(challenge.status, "challenge.status")?;
+    if challenge.ticket_ttl.0 == 0 {
         return Err(ConfigError::new(
-            "challenge.status",
-            "must be an HTTP status (100-599)",
+            "challenge.ticket_ttl",
+            "must be longer than 0s, or no challenge could be solved",
         ));
     }
     let prefix = &challenge.path_prefix;
-    if !prefix.starts_with('/')
+    if prefix.len() < 3
+        || !prefix.starts_with('/')
         || !prefix.ends_with('/')
         || !prefix
             .bytes()
@@ -195,7 +197,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
     {
         return Err(ConfigError::new(
             "challenge.path_prefix",
-            "must start and end with `/` and use only letters, digits and `/._-` (default `/.palisade/`)",
+            "must be a path segment of its own, starting and ending with `/`, in letters, digits and `/._-` (default `/.palisade/`)",
         ));
     }
     let default_challenge = ChallengeSpec {
@@ -383,16 +385,28 @@ fn compile_tokens(config: &Config, env: &dyn CompileEnv) -> Result<TokenSettings
             .map_err(|e| ConfigError::new(format!("tokens.keys[{i}]"), e.to_string()))?;
         keys.push(key);
     }
+    // The environment, when set, replaces inline keys: those are for
+    // development, and a deployment's secrets should be the only keys.
     if let Some(var) = &t.keys_env {
         match env.var(var) {
             Some(value) => {
-                for spec in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    keys.push(Key::parse(spec).map_err(|e| {
+                keys = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(Key::parse)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| {
                         ConfigError::new(
                             "tokens.keys_env",
                             format!("environment variable `{var}`: {e}"),
                         )
-                    })?);
+                    })?;
+                if keys.is_empty() {
+                    return Err(ConfigError::new(
+                        "tokens.keys_env",
+                        format!("environment variable `{var}` is set but holds no keys"),
+                    ));
                 }
             }
             None if keys.is_empty() => {
@@ -411,7 +425,6 @@ fn compile_tokens(config: &Config, env: &dyn CompileEnv) -> Result<TokenSettings
              (set `tokens.keys`, or `tokens.keys_env` naming an environment variable)",
         ));
     }
-    let key_count = keys.len();
     let keyring = Keyring::new(keys).map_err(|e| ConfigError::new("tokens.keys", e.to_string()))?;
     if t.ttl.0 == 0 {
         return Err(ConfigError::new("tokens.ttl", "must be longer than 0s"));
@@ -430,7 +443,6 @@ fn compile_tokens(config: &Config, env: &dyn CompileEnv) -> Result<TokenSettings
     }
     Ok(TokenSettings {
         keyring,
-        key_count,
         ttl_s: t.ttl.0,
         max_age_s: t.max_age.0,
         bind_ip: t.bind_ip,
@@ -583,6 +595,16 @@ fn compile_hosts(hosts: &Patterns, at: &str) -> Result<Option<Regex>, ConfigErro
         return Err(ConfigError::new(
             indexed(at, i, hosts.0.len()),
             "empty glob",
+        ));
+    }
+    if let Some(i) = hosts
+        .0
+        .iter()
+        .position(|h| h.contains(':') && !h.starts_with('['))
+    {
+        return Err(ConfigError::new(
+            indexed(at, i, hosts.0.len()),
+            "host globs match the host name without its port; remove `:PORT`",
         ));
     }
     let alternation = hosts

@@ -108,19 +108,23 @@ impl Policy {
         let score = score.clamp(0, 100) as u8;
         let score_action = self.score_action(score);
 
-        let explicit = fired.iter().find_map(|f| f.action.map(|a| (f.name, a)));
         let from_route = combine(route.action, score_action);
-        let (mut wanted, mut reason) = match explicit {
-            Some((rule, ActionName::Allow)) => (ActionName::Allow, Reason::RuleAllow(rule)),
-            Some((rule, a)) if severity(a) > severity(from_route) => (a, Reason::RuleAction(rule)),
+        // Rule actions, whatever the rules' order: an `allow` is an
+        // allow-list entry and wins; otherwise the most severe action any
+        // fired rule names (the first of equals) is a floor.
+        let allow_rule = fired.iter().find(|f| f.action == Some(ActionName::Allow));
+        let floor = fired
+            .iter()
+            .rev()
+            .filter_map(|f| f.action.map(|a| (f.name, a)))
+            .max_by_key(|(_, a)| severity(*a));
+        let (wanted, mut reason) = match (allow_rule, floor) {
+            (Some(rule), _) => (ActionName::Allow, Reason::RuleAllow(rule.name)),
+            (None, Some((rule, a))) if severity(a) >= severity(from_route) => {
+                (a, Reason::RuleAction(rule))
+            }
             _ => (from_route, Reason::RouteAndScore),
         };
-        // A challenge_all floor from a rule is still "challenge everyone".
-        if wanted == ActionName::Challenge
-            && explicit.is_some_and(|(_, a)| a == ActionName::ChallengeAll)
-        {
-            wanted = ActionName::ChallengeAll;
-        }
 
         let challenge = self.challenge_for(route, &fired);
         let token = self.check_token(request, ip, now_ns);

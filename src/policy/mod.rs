@@ -7,14 +7,16 @@
 //!    suspicion score (clamped to 0–100) and the thresholds map the score
 //!    to `allow`, `monitor`, `challenge` or `block`.
 //! 3. The route's action caps or raises that: none lets the score decide;
-//!    `allow` caps at `monitor`; `monitor` always monitors (a dry run);
+//!    `allow` caps at `monitor`; `monitor` always monitors (the score never
+//!    stops a request there; rule actions and rate limits still apply);
 //!    `challenge` challenges anyone the score finds suspicious (at or above
 //!    the monitor threshold); `challenge_all` challenges everyone; `block`
 //!    blocks. A score at the block threshold blocks on `challenge` and
 //!    `challenge_all` routes too.
-//! 4. Rules with an `action`: the first that fires decides. `allow` lets the
-//!    request through whatever the route and score say (an allow-list);
-//!    any other action is a floor, raising the result to at least itself.
+//! 4. Rules with an `action`, whatever their order: if any fired rule says
+//!    `allow`, the request goes through whatever the route and score say (an
+//!    allow-list); otherwise the most severe action a fired rule names is a
+//!    floor, raising the result to at least itself.
 //! 5. A challenge is skipped when the request carries a valid pass token of
 //!    at least the required level. A token never lifts a block.
 //! 6. Unless blocked, the rate limit (the first fired rule's, else the
@@ -81,7 +83,6 @@ struct ClientSettings {
 #[derive(Debug)]
 pub struct TokenSettings {
     pub keyring: Keyring,
-    pub key_count: usize,
     pub ttl_s: u64,
     pub max_age_s: u64,
     pub bind_ip: bool,
@@ -173,7 +174,7 @@ impl Policy {
                 .map(|l| (l.name.clone(), l.set.range_count()))
                 .collect(),
             crawler_patterns: self.crawlers.len(),
-            keys: self.tokens.key_count,
+            keys: self.tokens.keyring.len(),
         }
     }
 

@@ -149,3 +149,81 @@ def demo_envoy(echo_upstream, demo_policy):
     """Envoy with the demo policy, shared by a test module."""
     with start_envoy(demo_policy, echo_upstream) as envoy:
         yield envoy
+
+
+# Helpers for the rate-limit, memory and browser tests.
+
+def admin_stats(envoy, regex=""):
+    """Every numeric stat on the admin /stats page whose name matches
+    `regex` (Envoy's `filter` parameter), as {name: value}."""
+    import urllib.parse
+
+    query = "?filter=" + urllib.parse.quote(regex) if regex else ""
+    with urllib.request.urlopen(envoy.admin + "/stats" + query) as r:
+        text = r.read().decode()
+    stats = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(": ")
+        if value.strip().isdigit():
+            stats[name.strip()] = int(value)
+    return stats
+
+
+def worker_connections(envoy):
+    """Downstream connections each worker accepted on the listener:
+    {"worker_0": n, "worker_1": m, ...}."""
+    out = {}
+    for name, value in admin_stats(envoy, r"^listener\..*\.worker_\d+\.downstream_cx_total$").items():
+        worker = name.split(".")[-2]
+        out[worker] = out.get(worker, 0) + value
+    return out
+
+
+def envoy_memory(envoy):
+    """Envoy's memory: the admin /memory figures (tcmalloc: `allocated`,
+    `heap_size`, ...) as ints, plus `rss` and `rss_anon` (bytes, from
+    /proc), which also count what tcmalloc does not see (V8's wasm memory)."""
+    with urllib.request.urlopen(envoy.admin + "/memory") as r:
+        memory = {k: int(v) for k, v in json.loads(r.read()).items()}
+    status = Path(f"/proc/{envoy.process.pid}/status").read_text()
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon"):
+            memory["rss" if key == "VmRSS" else "rss_anon"] = int(value.split()[0]) * 1024
+    return memory
+
+
+@contextlib.contextmanager
+def start_envoy_edited(policy, upstream_port, edit, **kwargs):
+    """start_envoy, with the rendered Envoy configuration passed through
+    `edit` (text -> text) first, e.g. to answer without an upstream."""
+    global render_config
+    original = render_config
+    render_config = lambda *args: edit(original(*args))  # noqa: E731
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                envoy = stack.enter_context(start_envoy(policy, upstream_port, **kwargs))
+            finally:
+                render_config = original
+            yield envoy
+    finally:
+        render_config = original
+
+
+def without_upstream(config):
+    """An edit for start_envoy_edited: Envoy answers 200 `ok` itself instead
+    of proxying, and writes no access log (for load tests)."""
+    route = "route: {cluster: upstream}"
+    assert route in config and "access_log:" in config
+    config = config.replace(route, 'direct_response: {status: 200, body: {inline_string: "ok"}}')
+    lines = config.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "access_log:")
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    end = start + 1
+    while end < len(lines) and (len(lines[end]) - len(lines[end].lstrip()) > indent
+                                or lines[end].lstrip().startswith("- ")
+                                and len(lines[end]) - len(lines[end].lstrip()) >= indent):
+        end += 1
+    return "\n".join(lines[:start] + lines[end:]) + "\n"
+

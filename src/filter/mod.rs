@@ -46,6 +46,10 @@ fn now_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// How to fix a configuration that is not a JSON policy.
+const GIVE_JSON: &str =
+    "give the policy as JSON, as `palisade policy-json FILE` prints it (YAML is not accepted here)";
+
 #[derive(Default)]
 struct Root {
     policy: Option<Rc<Policy>>,
@@ -58,9 +62,21 @@ impl Root {
     fn load(&self) -> Result<Policy, String> {
         let bytes = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
             .map_err(|status| format!("cannot read the plugin configuration: {status:?}"))?
-            .ok_or("the plugin configuration is empty: give the policy as JSON")?;
+            .ok_or_else(|| format!("the plugin configuration is empty: {GIVE_JSON}"))?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|e| format!("the plugin configuration is not UTF-8: {e}"))?;
+        if text.trim().is_empty() {
+            return Err(format!("the plugin configuration is empty: {GIVE_JSON}"));
+        }
+        // A syntax error would otherwise read like a policy problem
+        // ("expected ident at line 1 column 2"); say what is wrong instead.
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            if e.is_syntax() || e.is_eof() {
+                return Err(format!(
+                    "the plugin configuration is not JSON ({e}): {GIVE_JSON}"
+                ));
+            }
+        }
         Policy::from_json(text, &ProcessEnv).map_err(|e| e.to_string())
     }
 }

@@ -227,3 +227,101 @@ def without_upstream(config):
         end += 1
     return "\n".join(lines[:start] + lines[end:]) + "\n"
 
+
+# Helpers for the action, challenge and configuration tests.
+
+BROWSER_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/131.0.0.0 Safari/537.36")
+BROWSER_HEADERS = {"User-Agent": BROWSER_UA, "Accept-Language": "en-GB,en;q=0.9"}
+GOOGLEBOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+_client_numbers = iter(range(1, 1 << 16))
+
+
+def next_client_ip():
+    """A client address no other test in this session has used (10.77.x.y),
+    to send as X-Forwarded-For so rate limits and bindings don't interfere."""
+    n = next(_client_numbers)
+    return f"10.77.{n >> 8}.{n & 255}"
+
+
+def google_crawler_ip():
+    """An address inside the first range of datasets/networks/google-crawlers.txt."""
+    import ipaddress
+
+    for line in (ROOT / "datasets" / "networks" / "google-crawlers.txt").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            net = ipaddress.ip_network(line)
+            if net.version == 4:
+                return str(net.network_address + 1)
+    raise AssertionError("no IPv4 range in google-crawlers.txt")
+
+
+def leading_zero_bits(digest):
+    bits = 0
+    for byte in digest:
+        if byte:
+            return bits + 8 - byte.bit_length()
+        bits += 8
+    return bits
+
+
+def solve_pow(data, bits):
+    """The smallest decimal nonce with at least `bits` leading zero bits of
+    SHA-256(data + nonce), as the challenge page computes it."""
+    import hashlib
+
+    prefix = hashlib.sha256(data.encode())
+    n = 0
+    while True:
+        h = prefix.copy()
+        h.update(str(n).encode())
+        if leading_zero_bits(h.digest()) >= bits:
+            return str(n)
+        n += 1
+
+
+def prometheus_stats(envoy):
+    """Untagged series from the admin /stats/prometheus page, as {name: value}."""
+    with urllib.request.urlopen(envoy.admin + "/stats/prometheus") as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            pass
+    return out
+
+
+def wait_for_log(envoy, needle, timeout=5.0):
+    """The first Envoy log line containing `needle`, waiting up to `timeout`."""
+    deadline = time.time() + timeout
+    while True:
+        for line in envoy.log().splitlines():
+            if needle in line:
+                return line
+        if time.time() > deadline:
+            raise AssertionError(f"no log line with {needle!r} in {timeout}s:\n{envoy.log()[-3000:]}")
+        time.sleep(0.05)
+
+
+def write_policy(policy, directory=None):
+    """Writes a policy dict as a JSON file (which the CLI reads as YAML) and returns its path."""
+    directory = Path(directory or tempfile.mkdtemp(prefix="palisade-e2e-policy-"))
+    path = directory / f"policy-{time.monotonic_ns()}.json"
+    path.write_text(json.dumps(policy))
+    return path
+
+
+def cli(*args, env=None, check=True):
+    """Runs target/release/palisade with os.environ updated by `env` (a value
+    of None removes the variable); returns the CompletedProcess (text)."""
+    environ = {**os.environ, **(env or {})}
+    environ = {k: v for k, v in environ.items() if v is not None}
+    return subprocess.run([str(CLI), *map(str, args)], capture_output=True, text=True, check=check,
+                          env=environ)

@@ -2928,3 +2928,23 @@ fn oversized_regexes_are_errors_at_their_path() {
         &["exceeds size limit"],
     );
 }
+
+#[test]
+fn a_rule_difficulty_only_raises_the_route_difficulty() {
+    let p = policy(
+        r#"
+routes:
+  - {name: login, match: {path: /login}, action: challenge_all, challenge: {difficulty: 5}}
+  - {name: other, match: {path: /other}, action: challenge_all, challenge: {difficulty: 1}}
+rules:
+  - {name: flagged, when: {headers: [{name: x-flag, present: true}]}, challenge: {difficulty: 3}}
+"#,
+    );
+    let flagged = |path: &str| {
+        decide(&p, &Req::get(path).header("x-flag", "1"))
+            .challenge
+            .map(|c| c.difficulty)
+    };
+    assert_eq!(flagged("/login"), Some(5), "never easier than the route's");
+    assert_eq!(flagged("/other"), Some(3), "harder than the route's");
+}

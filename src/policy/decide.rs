@@ -246,12 +246,14 @@ impl Policy {
         }
     }
 
-    /// The route's challenge, adjusted by the first fired rule that sets one.
+    /// The route's challenge, as the first fired rule with `challenge`
+    /// adjusts it: its kind replaces the route's; its difficulty only
+    /// raises it, so flagging a client never makes its puzzle easier.
     fn challenge_for(&self, route: &CompiledRoute, fired: &[FiredRule]) -> ChallengeSpec {
         let mut spec = route.challenge;
         if let Some(settings) = fired.iter().find_map(|f| self.rules[f.index].challenge) {
             spec.kind = settings.kind.unwrap_or(spec.kind);
-            spec.difficulty = settings.difficulty.unwrap_or(spec.difficulty);
+            spec.difficulty = spec.difficulty.max(settings.difficulty.unwrap_or(0));
         }
         spec
     }

@@ -205,7 +205,10 @@ impl fmt::Display for Rate {
         let period = self.period_ns;
         // Every period is a whole number of nanoseconds, so a unit is found
         // unless the period is 0 (not a valid rate; printed for debugging).
-        let Some(unit) = UNITS.iter().find(|u| period != 0 && period.is_multiple_of(u.ns)) else {
+        let Some(unit) = UNITS
+            .iter()
+            .find(|u| period != 0 && period.is_multiple_of(u.ns))
+        else {
             return write!(f, "{count} per 0 nanoseconds");
         };
         let length = period / unit.ns;

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Memory of a running Envoy and of its wasm VMs.
+
+Usage: envoy_memory.py LABEL PID ADMIN_PORT
+
+Envoy 1.40 has no per-VM memory statistic: /stats?filter=^wasm\\. only
+counts VMs (wasm.envoy.wasm.runtime.v8.active/created, wasm.wasm_vm_count),
+and /memory reports tcmalloc, which does not see V8's wasm memories (V8
+maps them itself). So this reads them from /proc/PID/smaps: V8 reserves
+8 GiB of address space per wasm32 memory and makes the first
+memory.size bytes accessible, so each inaccessible (---p) mapping of
+4 GiB or more directly preceded by a read-write mapping is one VM's
+linear memory; that mapping's Size is the VM's memory.size and its Rss
+what it really uses. Printed with the process RSS and tcmalloc figures.
+"""
+import json
+import re
+import sys
+import urllib.request
+
+MIB = 1024 * 1024
+
+
+def smaps(pid):
+    maps, cur = [], None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) ", line)
+            if m:
+                cur = {"lo": int(m[1], 16), "hi": int(m[2], 16), "perm": m[3]}
+                maps.append(cur)
+                continue
+            key, _, value = line.partition(":")
+            if cur is not None and value.strip().endswith("kB"):
+                cur[key] = int(value.split()[0]) * 1024
+    return maps
+
+
+def linear_memories(pid):
+    maps = smaps(pid)
+    by_end = {m["hi"]: m for m in maps}
+    found = []
+    for guard in maps:
+        if guard["perm"] == "---p" and guard["hi"] - guard["lo"] >= 4 << 30:
+            head = by_end.get(guard["lo"])
+            if head and head["perm"].startswith("rw"):
+                found.append((head["Size"], head.get("Rss", 0)))
+    return found
+
+
+def admin(port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        return r.read().decode()
+
+
+def main(label, pid, port):
+    rss = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
+    mem = json.loads(admin(port, "/memory"))
+    stats = dict(
+        line.split(": ", 1) for line in admin(port, "/stats?filter=^wasm\\.").splitlines() if ": " in line
+    )
+    vms = linear_memories(pid)
+    print(f"{label}: process RSS {rss / MIB:.1f} MiB, tcmalloc allocated "
+          f"{int(mem['allocated']) / MIB:.1f} MiB (heap {int(mem['heap_size']) / MIB:.1f} MiB)")
+    if stats:
+        print("  admin stats: " + ", ".join(f"{k} {v}" for k, v in sorted(stats.items())
+                                           if k.startswith(("wasm.envoy.wasm.runtime", "wasm.wasm_vm_count"))))
+    if vms:
+        sizes = ", ".join(f"{size / MIB:.2f}/{res / MIB:.2f}" for size, res in sorted(vms, reverse=True))
+        print(f"  wasm linear memories (memory.size/resident MiB, one per VM, from smaps): {sizes}")
+    else:
+        print("  no wasm linear memory found in smaps")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    main(*sys.argv[1:])

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Envoy throughput benchmark: what the Palisade filter costs in a real Envoy.
+#
+#   scripts/bench-envoy.sh        (part of `make bench`)
+#
+# Three Envoys (--concurrency 2, 127.0.0.1 on free ports), identical but for
+# their HTTP filters, all answering with a direct_response (no upstream):
+#   a  none         no filter besides the router    benches/envoy-none.yaml
+#   b  passthrough  an empty proxy-wasm filter      benches/envoy-passthrough.yaml
+#   c  palisade     Palisade with the benchmark     benches/envoy-palisade.yaml
+#                   policy (1,000 routes, 100 rules, 200,000 CIDRs:
+#                   benches/support/gen_policy.py, the same policy as
+#                   `cargo bench --bench engine`)
+# Two scenarios, both a browser-like request (User-Agent, Accept,
+# Accept-Language) from 127.0.0.1:
+#   allow  GET /svc990/items/42  route bench-allow (allow), no rule fires
+#   token  GET /svc995/account   route bench-token (challenge_all) with a
+#          valid pass token in X-Palisade-Token (`palisade token sign`,
+#          bound to 127.0.0.1 and the user agent)
+# Each (config, scenario) runs BENCH_ROUNDS times, interleaved (round-robin,
+# the config order rotating every round) so that load drifting on the
+# machine hits every config alike. Prints req/s, p50 and p99 (medians over
+# the rounds), the ratios c/a and c/b (goals on the allow path: c/b >= 0.9,
+# c/a >= 0.7), and memory: process RSS, tcmalloc, and each wasm VM's linear
+# memory (Envoy has no per-VM memory stat; see benches/support/envoy_memory.py).
+#
+# Knobs: BENCH_DURATION (10s), BENCH_WARMUP (3s per config and scenario),
+# BENCH_ROUNDS (3), BENCH_THREADS (2) and BENCH_CONNECTIONS (32) for wrk,
+# BENCH_CONCURRENCY (2) for Envoy, BENCH_KEEP=1 keeps the work directory
+# (configs, logs, wrk outputs; it is always kept on failure).
+# Every process started here is stopped on exit, failure or Ctrl-C.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+log() { echo "bench-envoy: $*" >&2; }
+
+DURATION=${BENCH_DURATION:-10s}
+WARMUP=${BENCH_WARMUP:-3s}
+ROUNDS=${BENCH_ROUNDS:-3}
+THREADS=${BENCH_THREADS:-2}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+CONCURRENCY=${BENCH_CONCURRENCY:-2}
+
+ENVOY="$ROOT/.venv/bin/envoy"
+CLI="$ROOT/target/release/palisade"
+WASM="$ROOT/target/wasm32-wasip1/release/palisade.wasm"
+PASS_WASM="$ROOT/target/passthrough/passthrough.wasm"
+CONFIGS=(none passthrough palisade)
+UA="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+ACCEPT="text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+LANGUAGE="en-US,en;q=0.9"
+ALLOW_PATH=/svc990/items/42
+TOKEN_PATH=/svc995/account
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/palisade-bench-envoy.XXXXXX")
+declare -A PID PORT ADMIN
+WRK_PID=
+
+cleanup() {
+  local rc=$? pid
+  trap - EXIT INT TERM
+  [ -n "$WRK_PID" ] && kill "$WRK_PID" 2>/dev/null || true
+  for pid in "${PID[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PID[@]}" $WRK_PID; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "$rc" -ne 0 ] || [ "${BENCH_KEEP:-0}" = 1 ]; then
+    log "work directory kept: $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- prerequisites (all idempotent and quick when already in place) --------
+bash scripts/install-system-deps.sh
+bash scripts/install-envoy.sh >/dev/null
+[ -x "$CLI" ] || { log "building the CLI"; cargo build --release --bin palisade; }
+[ -f "$WASM" ] || { log "building the filter"; bash scripts/build-wasm.sh; }
+bash benches/passthrough/build.sh
+log "envoy $("$ENVOY" --version | grep -o 'version: [^ ]*' || true); palisade.wasm $(stat -c %s "$WASM") bytes, built $(date -r "$WASM" '+%F %T')"
+
+# --- the policy and a pass token for it -------------------------------------
+python3 benches/support/gen_policy.py "$WORK/policy.json"
+"$CLI" check-config "$WORK/policy.json"
+echo '{}' >"$WORK/empty.json"
+TOKEN=$("$CLI" token sign --config "$WORK/policy.json" --ip 127.0.0.1 --user-agent "$UA")
+"$CLI" token verify --config "$WORK/policy.json" --ip 127.0.0.1 --user-agent "$UA" "$TOKEN" >/dev/null \
+  || { log "the pass token does not verify"; exit 1; }
+
+# --- start the three Envoys -------------------------------------------------
+read -r -a ports < <(python3 scripts/free-port.py 6 | xargs)
+i=0
+for c in "${CONFIGS[@]}"; do
+  PORT[$c]=${ports[$i]} ADMIN[$c]=${ports[$((i + 1))]}
+  i=$((i + 2))
+  case $c in
+    none) policy="$WORK/empty.json" wasm=/dev/null ;;
+    passthrough) policy="$WORK/empty.json" wasm="$PASS_WASM" ;;
+    palisade) policy="$WORK/policy.json" wasm="$WASM" ;;
+  esac
+  python3 scripts/render_envoy.py "benches/envoy-$c.yaml" "$policy" "$wasm" \
+    "${PORT[$c]}" "${ADMIN[$c]}" 0 >"$WORK/envoy-$c.yaml"
+  "$ENVOY" -c "$WORK/envoy-$c.yaml" --concurrency "$CONCURRENCY" --use-dynamic-base-id \
+    --disable-hot-restart --log-level warn >"$WORK/envoy-$c.log" 2>&1 &
+  PID[$c]=$!
+done
+
+for c in "${CONFIGS[@]}"; do
+  started=$SECONDS
+  until curl -sf -o /dev/null "http://127.0.0.1:${ADMIN[$c]}/ready"; do
+    if ! kill -0 "${PID[$c]}" 2>/dev/null; then
+      log "envoy ($c) exited:"; tail -n 40 "$WORK/envoy-$c.log" >&2; exit 1
+    fi
+    if [ $((SECONDS - started)) -gt 120 ]; then
+      log "envoy ($c) not ready in 120 s:"; tail -n 40 "$WORK/envoy-$c.log" >&2; exit 1
+    fi
+    sleep 0.2
+  done
+done
+log "envoys ready: $(for c in "${CONFIGS[@]}"; do printf '%s on :%s ' "$c" "${PORT[$c]}"; done)"
+
+# --- check that each scenario is what it claims ------------------------------
+status() { # CONFIG PATH [extra curl args]
+  local c=$1 path=$2
+  shift 2
+  curl -s -o /dev/null -w '%{http_code}' -H "User-Agent: $UA" -H "Accept: $ACCEPT" \
+    -H "Accept-Language: $LANGUAGE" "$@" "http://127.0.0.1:${PORT[$c]}$path"
+}
+expect() { # WANT GOT WHAT
+  [ "$1" = "$2" ] || { log "check failed: $3: expected HTTP $1, got $2"; exit 1; }
+}
+for c in "${CONFIGS[@]}"; do
+  expect 200 "$(status "$c" "$ALLOW_PATH")" "$c allow path"
+  expect 200 "$(status "$c" "$TOKEN_PATH" -H "X-Palisade-Token: $TOKEN")" "$c token path"
+done
+# Palisade is really deciding: no token challenges, the block route blocks.
+expect 403 "$(status palisade "$TOKEN_PATH")" "palisade token path without a token (challenge)"
+expect 403 "$(status palisade /svc980/x)" "palisade bench-block route"
+expect 200 "$(status passthrough "$TOKEN_PATH")" "passthrough token path without a token"
+
+# --- measure ----------------------------------------------------------------
+run_wrk() { # OUT DURATION CONFIG SCENARIO
+  local out=$1 duration=$2 c=$3 scenario=$4 path extra=()
+  case $scenario in
+    allow) path=$ALLOW_PATH ;;
+    token) path=$TOKEN_PATH extra=(-H "X-Palisade-Token: $TOKEN") ;;
+  esac
+  # In the background so that a signal stops it at once (see cleanup).
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency \
+    -H "User-Agent: $UA" -H "Accept: $ACCEPT" -H "Accept-Language: $LANGUAGE" "${extra[@]}" \
+    "http://127.0.0.1:${PORT[$c]}$path" >"$out" 2>&1 &
+  WRK_PID=$!
+  wait "$WRK_PID" || { log "wrk failed:"; cat "$out" >&2; exit 1; }
+  WRK_PID=
+}
+
+mkdir -p "$WORK/wrk" "$WORK/warmup"
+runs=$((ROUNDS * ${#CONFIGS[@]} * 2))
+log "warm-up: $WARMUP per config and scenario; then $ROUNDS rounds x ${#CONFIGS[@]} configs x 2 scenarios = $runs runs of $DURATION (wrk -t$THREADS -c$CONNECTIONS)"
+for c in "${CONFIGS[@]}"; do
+  for s in allow token; do run_wrk "$WORK/warmup/$c-$s.txt" "$WARMUP" "$c" "$s"; done
+done
+n=0
+for ((r = 1; r <= ROUNDS; r++)); do
+  for ((k = 0; k < ${#CONFIGS[@]}; k++)); do
+    c=${CONFIGS[$(((k + r - 1) % ${#CONFIGS[@]}))]}
+    for s in allow token; do
+      n=$((n + 1))
+      run_wrk "$WORK/wrk/$r-$c-$s.txt" "$DURATION" "$c" "$s"
+      log "[$n/$runs] round $r $c $s: $(grep -o 'Requests/sec: *[0-9.]*' "$WORK/wrk/$r-$c-$s.txt" | tr -s ' ')"
+    done
+  done
+done
+
+# --- report -----------------------------------------------------------------
+echo
+echo "Envoy benchmark: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS interleaved rounds, envoy --concurrency $CONCURRENCY, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+report_rc=0
+python3 benches/support/wrk_report.py "$WORK/wrk" || report_rc=$?
+
+echo
+echo "Palisade decisions counted by the filter (includes the checks and warm-up):"
+curl -s "http://127.0.0.1:${ADMIN[palisade]}/stats?filter=^wasmcustom\.palisade\.(requests\.|route\.bench|token\.)" \
+  | grep -v ': 0$' | sed 's/^/  /' || true
+
+echo
+echo "Memory after the runs (b, c: a wasm VM per worker and one on the main thread, plus the base VM they are cloned from):"
+for c in "${CONFIGS[@]}"; do
+  python3 benches/support/envoy_memory.py "$c" "${PID[$c]}" "${ADMIN[$c]}" || log "no memory figures for $c"
+done
+exit "$report_rc"

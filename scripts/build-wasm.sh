@@ -33,6 +33,9 @@ OUT="$ROOT/target/$TARGET/$PROFILE/palisade.wasm"
 # smaller than 3 (1.63 vs 1.75 MiB before the cloud datasets) and the filter
 # stays within its latency budget (see `make bench`); "z" saves little more.
 export CARGO_PROFILE_RELEASE_OPT_LEVEL="${CARGO_PROFILE_RELEASE_OPT_LEVEL:-s}"
+# A panic in the filter kills its VM either way; abort makes the module
+# smaller. Native builds keep unwinding (tests and benches need it).
+export CARGO_PROFILE_RELEASE_PANIC=abort CARGO_PROFILE_DEV_PANIC=abort
 
 SUDO=
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi

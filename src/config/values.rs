@@ -111,7 +111,8 @@ mod tests {
         assert_eq!(Duration::parse("15m").unwrap(), Duration(900));
         assert_eq!(Duration::parse("1h").unwrap(), Duration(3600));
         assert_eq!(Duration::parse("7d").unwrap(), Duration(604800));
-        assert!(Duration::parse("1w").unwrap_err().contains("unknown unit"));
+        assert_eq!(Duration::parse("2w").unwrap(), Duration(1_209_600));
+        assert!(Duration::parse("1y").unwrap_err().contains("unknown unit"));
         assert!(Duration::parse("h").unwrap_err().contains("not a duration"));
         assert_eq!(Duration(3600).to_string(), "1h");
         assert_eq!(Duration(61).to_string(), "61s");

@@ -68,14 +68,7 @@ class Envoy:
 
     def stats(self):
         """Palisade's counters from the admin /stats page, as {name: value}."""
-        with urllib.request.urlopen(self.admin + "/stats?filter=palisade") as r:
-            text = r.read().decode()
-        stats = {}
-        for line in text.splitlines():
-            name, _, value = line.partition(": ")
-            if value.strip().isdigit():
-                stats[name.strip()] = int(value)
-        return stats
+        return admin_stats(self, "palisade")
 
     def alive(self):
         return self.process.poll() is None
@@ -130,13 +123,19 @@ def start_envoy(policy, upstream_port, concurrency=2, env=None, expect_ready=Tru
                     time.sleep(0.1)
         yield envoy
     finally:
+        stop(process)
+        log.close()
+
+
+def stop(process):
+    """Stops a child process: politely, then for sure."""
+    if process.poll() is None:
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.close()
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,7 @@ from conftest import (
     free_port,
     policy_json,
     render_config,
+    stop,
 )
 
 INVALID = "palisade: invalid configuration: "
@@ -134,13 +135,7 @@ def running(config_text, admin_port, timeout=30):
                 time.sleep(0.1)
         yield process, log_path, workdir
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
 
 
 def refused(port):

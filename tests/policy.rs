@@ -1143,7 +1143,7 @@ routes:
     assert_eq!(rl.outcome.remaining, 0);
     assert_eq!(rl.outcome.retry_after_ns, SECOND / 2);
     assert_eq!(
-        rl.key_text,
+        rl.key_text(),
         format!("client {CLIENT_IP}/32 (routes[0].rate_limit)")
     );
 
@@ -1233,7 +1233,7 @@ rules:
     let d = p.decide(&Req::get("/g").request(), &mut MemoryStore::new(1), NOW);
     let rl = d.rate_limit.unwrap();
     assert_eq!(
-        (rl.scope, rl.key_text.as_str()),
+        (rl.scope, rl.key_text().as_str()),
         (RateScope::Global, "global (routes[2].rate_limit)")
     );
     let d = p.decide(
@@ -1244,7 +1244,7 @@ rules:
     let rl = d.rate_limit.unwrap();
     assert_eq!(rl.scope, RateScope::ClientRoute);
     assert_eq!(
-        rl.key_text,
+        rl.key_text(),
         format!("client {CLIENT_IP}/32 on route y (rules[1].rate_limit)")
     );
 }
@@ -2947,4 +2947,17 @@ rules:
     };
     assert_eq!(flagged("/login"), Some(5), "never easier than the route's");
     assert_eq!(flagged("/other"), Some(3), "harder than the route's");
+}
+
+#[test]
+fn user_agent_patterns_are_ascii_only() {
+    assert_error(
+        "rules: [{name: a, when: {user_agent: '\\p{Greek}'}, weight: 1}]\n",
+        "rules[0].when.user_agent",
+        &["ASCII-only"],
+    );
+    // ASCII classes and case-insensitivity work as usual.
+    let p = policy("rules: [{name: a, when: {user_agent: '^curl/\\d'}, weight: 60}]\n");
+    let d = decide(&p, &Req::get("/").ua("CURL/8.5.0"));
+    assert_eq!(d.score, 60);
 }

@@ -117,7 +117,7 @@ fn narrate(d: &Decision, status: Option<u16>, t: palisade::config::Thresholds) -
             r.limit.rate,
             r.limit.burst,
             scope_name(r.scope),
-            r.key_text,
+            r.key_text(),
             if r.outcome.allowed {
                 format!("{} remaining", r.outcome.remaining)
             } else {

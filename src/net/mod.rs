@@ -28,8 +28,10 @@
 
 mod cidr;
 mod client;
+mod labels;
 mod table;
 
 pub use cidr::{parse_cidr_list, Cidr, CidrError};
 pub use client::{canonical, client_ip, ClientPrefix};
+pub use labels::{LabelTable, MAX_LABELS};
 pub use table::IpSet;

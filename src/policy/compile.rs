@@ -2,6 +2,7 @@
 //! compiled here, once, so deciding a request only matches.
 
 use super::condition::{Cond, FieldTest, ValueTest};
+use super::paths::PathIndex;
 use super::{
     BlockSpec, ClientSettings, CompiledLimit, CompiledRoute, CompiledRule, NamedList, Policy,
     TokenSettings,
@@ -11,7 +12,7 @@ use crate::config::{
     IpList, Patterns, RateLimitSettings, Route,
 };
 use crate::crawlers::{self, CrawlerSpec, Crawlers};
-use crate::net::{self, ClientPrefix, IpSet};
+use crate::net::{self, ClientPrefix, IpSet, LabelTable};
 use crate::ratelimit::Limit;
 use crate::token::{Key, Keyring};
 use crate::{glob, policy::ChallengeSpec};
@@ -62,19 +63,12 @@ impl SetBuilder {
         globs_path: &str,
         regexes_path: &str,
     ) -> Result<Vec<usize>, ConfigError> {
+        check_patterns(globs, regexes, globs_path, regexes_path)?;
         let mut added = Vec::new();
-        for (i, g) in globs.0.iter().enumerate() {
-            if g.is_empty() {
-                return Err(ConfigError::new(
-                    indexed(globs_path, i, globs.0.len()),
-                    "empty glob",
-                ));
-            }
+        for g in &globs.0 {
             added.push(self.push(owner, glob::to_regex(g)));
         }
-        for (i, r) in regexes.0.iter().enumerate() {
-            check_regex(r)
-                .map_err(|e| ConfigError::new(indexed(regexes_path, i, regexes.0.len()), e))?;
+        for r in &regexes.0 {
             added.push(self.push(owner, r.clone()));
         }
         Ok(added)
@@ -98,6 +92,72 @@ impl SetBuilder {
             .map_err(|e| ConfigError::new(path, format!("patterns too large to compile: {e}")))?;
         Ok((set, self.owners))
     }
+}
+
+/// User-agent patterns as one byte set, case-insensitive and ASCII-only:
+/// user agents are ASCII, and Unicode classes make the set several times
+/// slower on every request (the crawler datasets make the same choice).
+fn user_agent_regex(patterns: &[String]) -> Result<regex::bytes::RegexSet, regex::Error> {
+    regex::bytes::RegexSetBuilder::new(patterns)
+        .case_insensitive(true)
+        .unicode(false)
+        .size_limit(64 << 20)
+        .build()
+}
+
+/// Checks globs (not empty) and regexes (valid), each alone so that an
+/// error names its place.
+fn check_patterns(
+    globs: &Patterns,
+    regexes: &Patterns,
+    globs_path: &str,
+    regexes_path: &str,
+) -> Result<(), ConfigError> {
+    if let Some(i) = globs.0.iter().position(String::is_empty) {
+        return Err(ConfigError::new(
+            indexed(globs_path, i, globs.0.len()),
+            "empty glob",
+        ));
+    }
+    for (i, r) in regexes.0.iter().enumerate() {
+        check_regex(r)
+            .map_err(|e| ConfigError::new(indexed(regexes_path, i, regexes.0.len()), e))?;
+    }
+    Ok(())
+}
+
+/// Files a route's path patterns in the route index.
+fn index_route_paths(
+    index: &mut PathIndex,
+    owner: usize,
+    m: &crate::config::RouteMatch,
+    at: &str,
+) -> Result<(), ConfigError> {
+    let (globs_at, regexes_at) = (format!("{at}.match.path"), format!("{at}.match.path_regex"));
+    check_patterns(&m.path, &m.path_regex, &globs_at, &regexes_at)?;
+    for g in &m.path.0 {
+        index
+            .add_glob(owner, g)
+            .map_err(|e| ConfigError::new(&globs_at, e.to_string()))?;
+    }
+    for r in &m.path_regex.0 {
+        index
+            .add_regex(owner, r)
+            .map_err(|e| ConfigError::new(&regexes_at, e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// One regex for a route's `except` globs, checked only for candidate routes.
+fn compile_except(except: &Patterns, at: &str) -> Result<Option<Regex>, ConfigError> {
+    check_patterns(except, &Patterns::default(), at, "")?;
+    if except.0.is_empty() {
+        return Ok(None);
+    }
+    let alternation: Vec<String> = except.0.iter().map(|g| glob::to_regex(g)).collect();
+    Regex::new(&alternation.join("|"))
+        .map(Some)
+        .map_err(|e| ConfigError::new(at, e.to_string()))
 }
 
 /// `path[i]` when a list was written, `path` for a single value.
@@ -215,26 +275,12 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
     let lists = compile_lists(config, env)?;
     let crawlers = compile_crawlers(config, &lists)?;
 
-    let mut route_paths = SetBuilder::default();
-    let mut route_excepts = SetBuilder::default();
+    let mut route_paths = PathIndex::new();
     let mut routes = Vec::with_capacity(config.routes.len() + 1);
     for (i, route) in config.routes.iter().enumerate() {
         let at = format!("routes[{i}]");
         let m = &route.matcher;
-        let paths = route_paths.add(
-            i,
-            &m.path,
-            &m.path_regex,
-            &format!("{at}.match.path"),
-            &format!("{at}.match.path_regex"),
-        )?;
-        route_excepts.add(
-            i,
-            &m.except,
-            &Patterns::default(),
-            &format!("{at}.match.except"),
-            "",
-        )?;
+        index_route_paths(&mut route_paths, i, m, &at)?;
         let name = route.name.clone().unwrap_or_else(|| at.clone());
         if name == "default" || routes.iter().any(|r: &CompiledRoute| r.name == name) {
             return Err(ConfigError::new(
@@ -243,7 +289,8 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
             ));
         }
         let mut compiled = compile_route(config, route, &at, name, default_challenge)?;
-        compiled.any_path = paths.is_empty();
+        compiled.any_path = m.path.0.is_empty() && m.path_regex.0.is_empty();
+        compiled.except = compile_except(&m.except, &format!("{at}.match.except"))?;
         compiled.hosts = compile_hosts(&m.host, &format!("{at}.match.host"))?;
         compiled.methods = compile_methods(&m.methods, &format!("{at}.match.methods"))?;
         compiled.headers = compile_fields(&m.headers, &format!("{at}.match.headers"), true)?;
@@ -264,8 +311,9 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         "default".into(),
         default_challenge,
     )?);
-    let (route_paths, route_path_owner) = route_paths.build("routes", false)?;
-    let (route_excepts, route_except_owner) = route_excepts.build("routes", false)?;
+    let any_path_routes = (0..routes.len() - 1)
+        .filter(|&i| routes[i].any_path)
+        .collect();
 
     let mut ua = SetBuilder::default();
     let mut rule_paths = SetBuilder::default();
@@ -316,7 +364,12 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
                 .transpose()?,
         });
     }
-    let (user_agents, _) = ua.build("rules", true)?;
+    let user_agents = user_agent_regex(&ua.patterns).map_err(|e| {
+        ConfigError::new(
+            "rules",
+            format!("user-agent patterns too large to compile: {e}"),
+        )
+    })?;
     let (rule_paths, _) = rule_paths.build("rules", false)?;
 
     Ok(Policy {
@@ -326,13 +379,12 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         challenge: challenge.clone(),
         annotate: config.annotate.upstream_headers,
         rate_buckets: config.rate_limiting.buckets,
+        list_labels: LabelTable::new(&lists.iter().map(|l| &l.set).collect::<Vec<_>>()),
         lists,
         crawlers,
         routes,
         route_paths,
-        route_path_owner,
-        route_excepts,
-        route_except_owner,
+        any_path_routes,
         rules,
         user_agents,
         rule_paths,
@@ -555,6 +607,7 @@ fn compile_route(
     Ok(CompiledRoute {
         name,
         any_path: true,
+        except: None,
         hosts: None,
         methods: Vec::new(),
         headers: Vec::new(),
@@ -812,7 +865,17 @@ fn compile_condition(c: &Condition, at: &str, ctx: &mut CondCtx) -> Result<Cond,
         all.push(Cond::IpIn(lists));
     }
     if let Some(ua) = &c.user_agent {
-        check_regex(ua).map_err(|e| ConfigError::new(format!("{at}.user_agent"), e))?;
+        let here = format!("{at}.user_agent");
+        check_regex(ua).map_err(|e| ConfigError::new(&here, e))?;
+        user_agent_regex(std::slice::from_ref(ua)).map_err(|e| {
+            ConfigError::new(
+                &here,
+                format!(
+                    "user-agent patterns are ASCII-only (as user agents are): {}",
+                    regex_reason(ua, &e)
+                ),
+            )
+        })?;
         all.push(Cond::UserAgent(ctx.ua.push(0, ua.clone())));
     }
     if !c.client_class.is_empty() {

@@ -59,20 +59,20 @@ pub trait Facts {
     fn class(&self) -> ClientClass;
     fn verification(&self) -> Option<Verification>;
     fn header(&self, name: &str) -> Option<&str>;
-    fn query(&self, name: &str) -> Option<String>;
+    fn query(&self, name: &str) -> Option<&str>;
     fn method(&self) -> &str;
     fn path_matches(&self, pattern: usize) -> bool;
 }
 
 impl Cond {
-    pub fn holds(&self, facts: &dyn Facts) -> bool {
+    pub fn holds<F: Facts>(&self, facts: &F) -> bool {
         match self {
             Cond::IpIn(lists) => lists.iter().any(|&l| facts.ip_in(l)),
             Cond::UserAgent(p) => facts.user_agent_matches(*p),
             Cond::Class(classes) => classes.contains(&facts.class()),
             Cond::Crawler(states) => facts.verification().is_some_and(|v| states.contains(&v)),
             Cond::Header(test) => test.holds(facts.header(&test.name)),
-            Cond::Query(test) => test.holds(facts.query(&test.name).as_deref()),
+            Cond::Query(test) => test.holds(facts.query(&test.name)),
             // Upper-cased at compile time; compared like route methods.
             Cond::Methods(methods) => methods
                 .iter()

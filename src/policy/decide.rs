@@ -7,6 +7,7 @@ use super::{
 };
 use crate::config::{ActionName, RateScope};
 use crate::crawlers::{ClientClass, Verification};
+use crate::net::MAX_LABELS;
 use crate::ratelimit::RateLimitStore;
 use regex::SetMatches;
 use std::cell::OnceCell;
@@ -19,20 +20,34 @@ struct RequestFacts<'r, 'p> {
     ip: Option<IpAddr>,
     class: ClientClass,
     verification: Option<Verification>,
-    user_agents: OnceCell<SetMatches>,
+    user_agents: OnceCell<regex::bytes::SetMatches>,
     paths: OnceCell<SetMatches>,
+    list_labels: OnceCell<u64>,
+    query: OnceCell<Vec<(String, String)>>,
 }
 
 impl Facts for RequestFacts<'_, '_> {
     fn ip_in(&self, list: usize) -> bool {
-        match (self.ip, self.policy.lists.get(list)) {
-            (Some(ip), Some(l)) => l.set.contains(ip),
-            _ => false,
+        let Some(ip) = self.ip else { return false };
+        if list < MAX_LABELS {
+            let labels = self
+                .list_labels
+                .get_or_init(|| self.policy.list_labels.labels(ip));
+            labels & (1 << list) != 0
+        } else {
+            self.policy
+                .lists
+                .get(list)
+                .is_some_and(|l| l.set.contains(ip))
         }
     }
     fn user_agent_matches(&self, pattern: usize) -> bool {
         self.user_agents
-            .get_or_init(|| self.policy.user_agents.matches(self.request.user_agent()))
+            .get_or_init(|| {
+                self.policy
+                    .user_agents
+                    .matches(self.request.user_agent().as_bytes())
+            })
             .matched(pattern)
     }
     fn class(&self) -> ClientClass {
@@ -44,8 +59,12 @@ impl Facts for RequestFacts<'_, '_> {
     fn header(&self, name: &str) -> Option<&str> {
         self.request.header(name)
     }
-    fn query(&self, name: &str) -> Option<String> {
-        self.request.query_param(name)
+    fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .get_or_init(|| self.request.query_pairs())
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
     fn method(&self) -> &str {
         self.request.method
@@ -87,12 +106,14 @@ impl Policy {
             verification: classification.verification,
             user_agents: OnceCell::new(),
             paths: OnceCell::new(),
+            list_labels: OnceCell::new(),
+            query: OnceCell::new(),
         };
 
         let route_index = self.match_route(request);
         let route = &self.routes[route_index];
 
-        let mut fired = Vec::new();
+        let mut fired = Vec::with_capacity(8);
         let mut score: i64 = 0;
         for (index, rule) in self.rules.iter().enumerate() {
             if rule.when.holds(&facts) {
@@ -150,7 +171,7 @@ impl Policy {
                 .find_map(|f| self.rules[f.index].rate_limit.as_ref())
                 .or(route.rate_limit.as_ref());
             if let Some(limit) = limit {
-                let (key, key_text) = rate_key(limit, route_index, &route.name, prefix.as_ref());
+                let key = rate_key(limit, route_index, prefix.as_ref());
                 let outcome = store.acquire(key, &limit.limit, now_ns);
                 if !outcome.allowed {
                     action = Action::RateLimited;
@@ -161,7 +182,8 @@ impl Policy {
                     limit: limit.limit,
                     scope: limit.scope,
                     key,
-                    key_text,
+                    client: prefix,
+                    route: &route.name,
                     outcome,
                 });
             }
@@ -194,43 +216,49 @@ impl Policy {
 
     /// The index of the first matching route; the default route when none.
     fn match_route(&self, request: &Request) -> usize {
-        let paths = self.route_paths.matches(request.path);
-        let mut path_hit = vec![false; self.routes.len()];
-        for p in paths.iter() {
-            if let Some(&owner) = self.route_path_owner.get(p) {
-                path_hit[owner] = true;
+        let mut by_path = Vec::new();
+        self.route_paths.owners_matching(request.path, &mut by_path);
+        let host = request.host_name();
+        let holds = |i: usize| {
+            let route = &self.routes[i];
+            route
+                .except
+                .as_ref()
+                .is_none_or(|e| !e.is_match(request.path))
+                && route.hosts.as_ref().is_none_or(|h| h.is_match(host))
+                && (route.methods.is_empty()
+                    || route
+                        .methods
+                        .iter()
+                        .any(|m| m.eq_ignore_ascii_case(request.method)))
+                && route
+                    .headers
+                    .iter()
+                    .all(|t| t.holds(request.header(&t.name)))
+                && route
+                    .query
+                    .iter()
+                    .all(|t| t.holds(request.query_param(&t.name).as_deref()))
+        };
+        // The candidates in file order: routes whose path matched, merged
+        // with routes that match any path.
+        let (mut a, mut b) = (
+            by_path.iter().peekable(),
+            self.any_path_routes.iter().peekable(),
+        );
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) if x <= y => a.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, None) => return self.routes.len() - 1,
+            };
+            if let Some(&i) = next {
+                if holds(i) {
+                    return i;
+                }
             }
         }
-        let excepted: Vec<usize> = self
-            .route_excepts
-            .matches(request.path)
-            .iter()
-            .filter_map(|p| self.route_except_owner.get(p).copied())
-            .collect();
-        let host = request.host_name();
-        let last = self.routes.len() - 1;
-        self.routes[..last]
-            .iter()
-            .enumerate()
-            .position(|(i, route)| {
-                (path_hit[i] || route.any_path)
-                    && !excepted.contains(&i)
-                    && route.hosts.as_ref().is_none_or(|h| h.is_match(host))
-                    && (route.methods.is_empty()
-                        || route
-                            .methods
-                            .iter()
-                            .any(|m| m.eq_ignore_ascii_case(request.method)))
-                    && route
-                        .headers
-                        .iter()
-                        .all(|t| t.holds(request.header(&t.name)))
-                    && route
-                        .query
-                        .iter()
-                        .all(|t| t.holds(request.query_param(&t.name).as_deref()))
-            })
-            .unwrap_or(last)
     }
 
     fn score_action(&self, score: u8) -> ActionName {
@@ -310,25 +338,17 @@ fn combine(route: Option<ActionName>, score: ActionName) -> ActionName {
 fn rate_key(
     limit: &super::CompiledLimit,
     route_index: usize,
-    route_name: &str,
     prefix: Option<&crate::net::Cidr>,
-) -> (u64, String) {
+) -> u64 {
     let mut h = Fnv::new();
     h.write(limit.source.as_bytes());
-    let client = prefix.map_or_else(|| "unknown".to_string(), |p| p.to_string());
-    let text = match limit.scope {
-        RateScope::Global => "global".to_string(),
-        RateScope::Client => {
-            h.write(&prefix.map_or([0; 18], |p| p.to_bytes()));
-            format!("client {client}")
-        }
-        RateScope::ClientRoute => {
-            h.write(&prefix.map_or([0; 18], |p| p.to_bytes()));
-            h.write(&(route_index as u64).to_le_bytes());
-            format!("client {client} on route {route_name}")
-        }
-    };
-    (h.0, format!("{} ({})", text, limit.source))
+    if limit.scope != RateScope::Global {
+        h.write(&prefix.map_or([0; 18], |p| p.to_bytes()));
+    }
+    if limit.scope == RateScope::ClientRoute {
+        h.write(&(route_index as u64).to_le_bytes());
+    }
+    h.0
 }
 
 struct Fnv(u64);

@@ -78,10 +78,28 @@ pub struct RateLimitResult<'p> {
     pub source: &'p str,
     pub limit: Limit,
     pub scope: RateScope,
-    /// The store key, and its readable form (`client 192.0.2.1/32`).
+    /// The store key.
     pub key: u64,
-    pub key_text: String,
+    /// The client group and route the key was made from.
+    pub client: Option<Cidr>,
+    pub route: &'p str,
     pub outcome: Outcome,
+}
+
+impl RateLimitResult<'_> {
+    /// The key in words (`client 192.0.2.1/32 (routes[2].rate_limit)`),
+    /// made only when asked: formatting costs more than deciding.
+    pub fn key_text(&self) -> String {
+        let client = self
+            .client
+            .map_or_else(|| "unknown".to_string(), |p| p.to_string());
+        let text = match self.scope {
+            RateScope::Global => "global".to_string(),
+            RateScope::Client => format!("client {client}"),
+            RateScope::ClientRoute => format!("client {client} on route {}", self.route),
+        };
+        format!("{text} ({})", self.source)
+    }
 }
 
 /// Why the final action is what it is (for `explain` and logs).

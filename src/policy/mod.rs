@@ -26,6 +26,7 @@ mod compile;
 mod condition;
 mod decide;
 mod decision;
+mod paths;
 mod report;
 mod request;
 mod respond;
@@ -43,10 +44,11 @@ use crate::config::{
     Thresholds,
 };
 use crate::crawlers::Crawlers;
-use crate::net::{ClientPrefix, IpSet};
+use crate::net::{ClientPrefix, IpSet, LabelTable};
 use crate::ratelimit::Limit;
 use crate::token::{self, Binding, Claims, Keyring, TokenError};
 use condition::{Cond, FieldTest};
+use paths::PathIndex;
 use regex::{Regex, RegexSet};
 use std::net::IpAddr;
 
@@ -60,15 +62,16 @@ pub struct Policy {
     annotate: bool,
     rate_buckets: u32,
     lists: Vec<NamedList>,
+    /// Every list in one table, so a request needs one search for all.
+    list_labels: LabelTable,
     crawlers: Crawlers,
     /// Configured routes, then the default route last.
     routes: Vec<CompiledRoute>,
-    route_paths: RegexSet,
-    route_path_owner: Vec<usize>,
-    route_excepts: RegexSet,
-    route_except_owner: Vec<usize>,
+    route_paths: PathIndex,
+    /// Routes without path patterns (they match any path), ascending.
+    any_path_routes: Vec<usize>,
     rules: Vec<CompiledRule>,
-    user_agents: RegexSet,
+    user_agents: regex::bytes::RegexSet,
     rule_paths: RegexSet,
 }
 
@@ -103,6 +106,7 @@ struct CompiledRoute {
     name: String,
     /// True when the route gives no path patterns.
     any_path: bool,
+    except: Option<Regex>,
     hosts: Option<Regex>,
     methods: Vec<String>,
     headers: Vec<FieldTest>,

@@ -90,7 +90,7 @@ impl Decision<'_> {
                 "rate": r.limit.rate.to_string(),
                 "burst": r.limit.burst,
                 "scope": scope_name(r.scope),
-                "key": r.key_text,
+                "key": r.key_text(),
                 "allowed": r.outcome.allowed,
                 "remaining": r.outcome.remaining,
                 "retry_after_ms": r.outcome.retry_after_ns / 1_000_000,

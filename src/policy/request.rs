@@ -81,13 +81,22 @@ impl<'a> Request<'a> {
 
     /// The first query parameter named `name`, percent-decoded.
     pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query_pairs()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Every query parameter, percent-decoded, in order.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
         self.query
             .split('&')
-            .filter_map(|pair| {
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                (percent_decode(k) == name).then(|| percent_decode(v))
+                (percent_decode(k), percent_decode(v))
             })
-            .next()
+            .collect()
     }
 }
 

@@ -160,6 +160,10 @@ def test_trusted_hops_one_would_take_envoys_own_entry(echo_upstream, demo_policy
     picks the entry Envoy appended (its peer, i.e. the LB), so even a genuine
     Googlebot request looks spoofed and every client shares one address."""
     policy = sidecar_policy(demo_policy, source="x_forwarded_for", trusted_hops=1)
+    # Envoy's own entry here is 192.0.2.x, inside the demo's `office`
+    # allow-list, which would let everything through; drop that rule to see
+    # the spoofing verdict the wrong hop count produces.
+    policy["rules"] = [r for r in policy["rules"] if r["name"] != "office"]
     with start_envoy(policy, echo_upstream, template=SIDECAR, env={"PALISADE_KEYS": ENV_KEY}) as envoy:
         assert get(envoy, "/", xff=f"{ELSEWHERE}, {GOOGLE}").status_code == 403
 

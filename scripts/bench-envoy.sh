@@ -45,7 +45,7 @@ CONCURRENCY=${BENCH_CONCURRENCY:-2}
 ENVOY="$ROOT/.venv/bin/envoy"
 CLI="$ROOT/target/release/palisade"
 WASM="$ROOT/target/wasm32-wasip1/release/palisade.wasm"
-PASS_WASM="$ROOT/target/passthrough/passthrough.wasm"
+PASS_WASM="$ROOT/target/passthrough/wasm32-wasip1/release/passthrough.wasm"
 CONFIGS=(none passthrough palisade)
 UA="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
 ACCEPT="text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -83,7 +83,7 @@ bash scripts/install-system-deps.sh
 bash scripts/install-envoy.sh >/dev/null
 [ -x "$CLI" ] || { log "building the CLI"; cargo build --release --bin palisade; }
 [ -f "$WASM" ] || { log "building the filter"; bash scripts/build-wasm.sh; }
-bash benches/passthrough/build.sh
+bash scripts/build-wasm.sh --manifest-path benches/passthrough/Cargo.toml
 log "envoy $("$ENVOY" --version | grep -o 'version: [^ ]*' || true); palisade.wasm $(stat -c %s "$WASM") bytes, built $(date -r "$WASM" '+%F %T')"
 
 # --- the policy and a pass token for it -------------------------------------

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Build the Envoy filter: target/wasm32-wasip1/{release,debug}/palisade.wasm.
 #
-#   scripts/build-wasm.sh [--debug | --clippy]
+#   scripts/build-wasm.sh [--debug | --clippy] [--manifest-path PATH]
 #
 # --clippy lints the filter code (compiled only for wasm) instead of building.
+# --manifest-path builds another proxy-wasm crate the same way (the
+# benchmark's empty filter): target/NAME/NAME.wasm, NAME being its folder.
 #
 # Toolchain: rustup's wasm32-wasip1 target when available (installed, or
 # `rustup target add` succeeds within PALISADE_RUSTUP_TIMEOUT seconds);
@@ -21,13 +23,21 @@ TARGET=wasm32-wasip1
 log() { echo "build-wasm: $*" >&2; }
 
 PROFILE=release PROFILE_FLAG=--release MODE=build
-case "${1-}" in
-  "") ;;
-  --debug) PROFILE=debug PROFILE_FLAG= ;;
-  --clippy) MODE=clippy ;;
-  *) echo "usage: $0 [--debug | --clippy]" >&2; exit 2 ;;
-esac
-OUT="$ROOT/target/$TARGET/$PROFILE/palisade.wasm"
+NAME=palisade CRATE_ARGS=(--lib) TARGET_DIR="$ROOT/target" DEBIAN_DIR="$ROOT/target/debian-wasm"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --debug) PROFILE=debug PROFILE_FLAG= ;;
+    --clippy) MODE=clippy ;;
+    --manifest-path)
+      NAME=$(basename "$(dirname "$2")")
+      CRATE_ARGS=(--manifest-path "$(cd "$(dirname "$2")" && pwd)/Cargo.toml")
+      TARGET_DIR="$ROOT/target/$NAME" DEBIAN_DIR="$ROOT/target/$NAME-debian"
+      shift ;;
+    *) echo "usage: $0 [--debug | --clippy] [--manifest-path PATH]" >&2; exit 2 ;;
+  esac
+  shift
+done
+OUT="$TARGET_DIR/$TARGET/$PROFILE/$NAME.wasm"
 
 # Size-optimised by default: measured on this filter, opt-level "s" is ~7%
 # smaller than 3 (1.63 vs 1.75 MiB before the cloud datasets) and the filter
@@ -51,7 +61,7 @@ rustup_ready() {
 
 build_rustup() {
   log "toolchain: rustup ($(rustc --version))"
-  cargo build $PROFILE_FLAG --target "$TARGET" --lib
+  CARGO_TARGET_DIR="$TARGET_DIR" cargo build $PROFILE_FLAG --target "$TARGET" "${CRATE_ARGS[@]}"
 }
 
 # Debian's toolchain has no prebuilt wasm std, so std is rebuilt from
@@ -74,20 +84,20 @@ build_debian() {
   rustc=$(dpkg -L rustc-web | grep -m1 -E '/bin/rustc$')
   wasmld=$(dpkg -L lld-19 | grep -m1 -E '/llvm-19/bin/wasm-ld$')
   libc=$(dirname "$(dpkg -L wasi-libc | grep -m1 -E '/libc\.a$')")
-  log "toolchain: debian ($("$rustc" --version)), target dir target/debian-wasm"
+  log "toolchain: debian ($("$rustc" --version)), target dir ${DEBIAN_DIR#"$ROOT"/}"
   # Separate target dir: the two toolchains would otherwise keep invalidating
   # each other's fingerprints. RUSTUP_TOOLCHAIN is cleared so that nothing
   # reaches back into rustup's proxies.
   env -u RUSTUP_TOOLCHAIN RUSTC="$rustc" RUSTC_BOOTSTRAP=1 \
-    CARGO_TARGET_DIR="$ROOT/target/debian-wasm" \
+    CARGO_TARGET_DIR="$DEBIAN_DIR" \
     CARGO_TARGET_WASM32_WASIP1_LINKER="$wasmld" \
     CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-L$libc" \
-    "$cargo" build $PROFILE_FLAG --target "$TARGET" -Zbuild-std=std,panic_abort --lib
+    "$cargo" build $PROFILE_FLAG --target "$TARGET" -Zbuild-std=std,panic_abort "${CRATE_ARGS[@]}"
   # Same output path as the rustup build, so callers don't care. rm first:
   # cargo hard-links OUT to its deps/ copy, which cp would overwrite.
   mkdir -p "$(dirname "$OUT")"
   rm -f "$OUT"
-  cp "target/debian-wasm/$TARGET/$PROFILE/palisade.wasm" "$OUT"
+  cp "$DEBIAN_DIR/$TARGET/$PROFILE/$NAME.wasm" "$OUT"
 }
 
 if [ "$MODE" = clippy ]; then
@@ -125,4 +135,4 @@ if [ "$PROFILE" = release ] && [ "${PALISADE_WASM_OPT:-0}" = 1 ] && command -v w
   fi
 fi
 
-stat -c %s "$OUT" | awk '{ printf "palisade.wasm: %d bytes (%.2f MiB)\n", $1, $1 / 1048576 }'
+stat -c %s "$OUT" | awk -v name="$NAME" '{ printf "%s.wasm: %d bytes (%.2f MiB)\n", name, $1, $1 / 1048576 }'

@@ -133,10 +133,15 @@ fn monitor_line(d: &Decision, req: &Request) -> String {
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Next {
         // Annotation headers are Palisade's to set; never trust a client's.
+        // (Checked in the copy first: a host call per header per request
+        // would cost more than the rare removal.)
+        let mut headers = request_headers();
         for name in ANNOTATION_HEADERS {
-            let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+            if headers.iter().any(|(n, _)| n == name) {
+                let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+                headers.retain(|(n, _)| n != name);
+            }
         }
-        let headers = request_headers();
         self.connection_ip = connection_ip();
         let path = header(&headers, ":path");
         let path = path.split('?').next().unwrap_or(path);

@@ -6,7 +6,7 @@
 //! of boundaries, each carrying the bitmask of sets that cover the addresses
 //! from it up to the next boundary. One search then answers for every set.
 
-use super::{canonical, IpSet};
+use super::{canonical, index, IpSet};
 use std::net::IpAddr;
 
 /// The most sets one table can label (one bit each).
@@ -16,6 +16,8 @@ pub const MAX_LABELS: usize = 64;
 pub struct LabelTable {
     v4: Vec<(u32, u64)>,
     v6: Vec<(u128, u64)>,
+    /// Where each IPv4 /16 starts in `v4` (large tables only).
+    v4_index: Vec<u32>,
 }
 
 impl LabelTable {
@@ -23,12 +25,15 @@ impl LabelTable {
     /// beyond [`MAX_LABELS`] are ignored; callers test those directly.
     pub fn new(sets: &[&IpSet]) -> LabelTable {
         let sets = &sets[..sets.len().min(MAX_LABELS)];
+        let v4 = segments(
+            sets.iter()
+                .enumerate()
+                .flat_map(|(bit, s)| s.v4_ranges().iter().map(move |&(lo, hi)| (lo, hi, bit))),
+        );
+        let starts: Vec<u32> = v4.iter().map(|&(start, _)| start).collect();
         LabelTable {
-            v4: segments(
-                sets.iter()
-                    .enumerate()
-                    .flat_map(|(bit, s)| s.v4_ranges().iter().map(move |&(lo, hi)| (lo, hi, bit))),
-            ),
+            v4_index: index::build(&starts),
+            v4,
             v6: segments(
                 sets.iter()
                     .enumerate()
@@ -40,7 +45,15 @@ impl LabelTable {
     /// The bitmask of sets containing `ip`.
     pub fn labels(&self, ip: IpAddr) -> u64 {
         match canonical(ip) {
-            IpAddr::V4(v4) => lookup(&self.v4, u32::from(v4)),
+            IpAddr::V4(v4) => {
+                let x = u32::from(v4);
+                let after =
+                    index::count_at_or_below(&self.v4_index, |i| self.v4[i].0, self.v4.len(), x);
+                after
+                    .checked_sub(1)
+                    .and_then(|i| self.v4.get(i))
+                    .map_or(0, |&(_, mask)| mask)
+            }
             IpAddr::V6(v6) => lookup(&self.v6, u128::from(v6)),
         }
     }

@@ -28,6 +28,7 @@
 
 mod cidr;
 mod client;
+mod index;
 mod labels;
 mod table;
 

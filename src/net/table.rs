@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use super::cidr::{Bounds, Cidr};
 use super::client::canonical;
+use super::index;
 
 /// A compiled set of networks: sorted, merged, non-overlapping ranges for
 /// v4 and v6, searched by binary search.
@@ -17,6 +18,8 @@ use super::client::canonical;
 pub struct IpSet {
     v4: Vec<(u32, u32)>,
     v6: Vec<(u128, u128)>,
+    /// Where each IPv4 /16 starts in `v4` (large tables only).
+    v4_index: Vec<u32>,
 }
 
 /// An address type the table can hold: ordered, with a saturating successor
@@ -95,7 +98,15 @@ impl IpSet {
     /// IPv6 addresses are looked up as IPv4.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match canonical(ip) {
-            IpAddr::V4(a) => lookup(&self.v4, u32::from(a)),
+            IpAddr::V4(a) => {
+                let x = u32::from(a);
+                let after =
+                    index::count_at_or_below(&self.v4_index, |i| self.v4[i].0, self.v4.len(), x);
+                after
+                    .checked_sub(1)
+                    .and_then(|i| self.v4.get(i))
+                    .is_some_and(|&(_, end)| x <= end)
+            }
             IpAddr::V6(a) => lookup(&self.v6, u128::from(a)),
         }
     }
@@ -122,6 +133,7 @@ impl IpSet {
         }
         if self.v4.len() != before4 {
             normalise(&mut self.v4);
+            self.reindex();
         }
         if self.v6.len() != before6 {
             normalise(&mut self.v6);
@@ -138,7 +150,18 @@ impl IpSet {
         v6.extend_from_slice(&self.v6);
         v6.extend_from_slice(&other.v6);
         normalise(&mut v6);
-        IpSet { v4, v6 }
+        let mut set = IpSet {
+            v4,
+            v6,
+            v4_index: Vec::new(),
+        };
+        set.reindex();
+        set
+    }
+
+    fn reindex(&mut self) {
+        let starts: Vec<u32> = self.v4.iter().map(|&(start, _)| start).collect();
+        self.v4_index = index::build(&starts);
     }
 
     /// The merged IPv4 ranges, inclusive, sorted (for diagnostics and tests).

@@ -51,6 +51,14 @@ pub fn count_at_or_below(
     a
 }
 
+/// The last entry of `table` (sorted by start) starting at or before `x`:
+/// the only one whose range can hold `x`.
+pub fn predecessor<'a, V>(index: &[u32], table: &'a [(u32, V)], x: u32) -> Option<&'a (u32, V)> {
+    count_at_or_below(index, |i| table[i].0, table.len(), x)
+        .checked_sub(1)
+        .and_then(|i| table.get(i))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

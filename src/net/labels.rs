@@ -45,15 +45,8 @@ impl LabelTable {
     /// The bitmask of sets containing `ip`.
     pub fn labels(&self, ip: IpAddr) -> u64 {
         match canonical(ip) {
-            IpAddr::V4(v4) => {
-                let x = u32::from(v4);
-                let after =
-                    index::count_at_or_below(&self.v4_index, |i| self.v4[i].0, self.v4.len(), x);
-                after
-                    .checked_sub(1)
-                    .and_then(|i| self.v4.get(i))
-                    .map_or(0, |&(_, mask)| mask)
-            }
+            IpAddr::V4(v4) => index::predecessor(&self.v4_index, &self.v4, u32::from(v4))
+                .map_or(0, |&(_, mask)| mask),
             IpAddr::V6(v6) => lookup(&self.v6, u128::from(v6)),
         }
     }

@@ -100,12 +100,7 @@ impl IpSet {
         match canonical(ip) {
             IpAddr::V4(a) => {
                 let x = u32::from(a);
-                let after =
-                    index::count_at_or_below(&self.v4_index, |i| self.v4[i].0, self.v4.len(), x);
-                after
-                    .checked_sub(1)
-                    .and_then(|i| self.v4.get(i))
-                    .is_some_and(|&(_, end)| x <= end)
+                index::predecessor(&self.v4_index, &self.v4, x).is_some_and(|&(_, end)| x <= end)
             }
             IpAddr::V6(a) => lookup(&self.v6, u128::from(a)),
         }

@@ -39,7 +39,11 @@ fn request_headers() -> Vec<(String, String)> {
     hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
         .unwrap_or_default()
         .into_iter()
-        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .map(|(name, value)| {
+            let value = String::from_utf8(value)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            (name, value)
+        })
         .collect()
 }
 

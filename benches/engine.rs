@@ -1,7 +1,7 @@
 //! Engine benchmarks (criterion): `cargo bench --bench engine`.
 //!
-//! The policy is generated in code from a fixed seed (`support/policy.rs`,
-//! mirrored by `support/gen_policy.py` for the Envoy benchmark): 1,000
+//! The policy is generated in code from a fixed seed (`support/policy.rs`;
+//! the Envoy benchmark runs the same document, see below): 1,000
 //! routes, 100 rules, 10 IP lists totalling 200,000 CIDRs, three keys. It is
 //! compiled once, untimed (the compile time is printed). Benchmarks:
 //!
@@ -18,7 +18,8 @@
 //!
 //! A summary with each median (read back from criterion's
 //! `estimates.json`) and its target is printed at the end.
-//! `PALISADE_BENCH_DUMP_POLICY=FILE` also writes the generated policy JSON.
+//! `PALISADE_BENCH_DUMP_POLICY=FILE` writes the generated policy JSON and
+//! exits without benchmarking: `scripts/bench-envoy.sh` loads it into Envoy.
 
 #[path = "support/policy.rs"]
 mod bench_policy;
@@ -74,10 +75,6 @@ fn compile_policy() -> Setup {
     let doc = bench_policy::policy();
     let text = serde_json::to_string(&doc).expect("serialise policy");
     let generated = started.elapsed();
-    if let Ok(path) = std::env::var("PALISADE_BENCH_DUMP_POLICY") {
-        std::fs::write(&path, format!("{text}\n")).expect("write policy dump");
-        println!("policy JSON written to {path}");
-    }
     let started = Instant::now();
     let policy = Policy::from_json(&text, &ProcessEnv).expect("benchmark policy compiles");
     let compiled = started.elapsed();
@@ -314,6 +311,12 @@ fn summary(dir: &Path, since: SystemTime) {
 }
 
 fn main() {
+    if let Ok(path) = std::env::var("PALISADE_BENCH_DUMP_POLICY") {
+        let text = bench_policy::policy().to_string();
+        std::fs::write(&path, format!("{text}\n")).expect("write policy dump");
+        println!("policy JSON written to {path}");
+        return;
+    }
     let started = SystemTime::now();
     let dir = criterion_dir();
     let mut c = Criterion::default()

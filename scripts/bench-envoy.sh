@@ -9,8 +9,8 @@
 #   b  passthrough  an empty proxy-wasm filter      benches/envoy-passthrough.yaml
 #   c  palisade     Palisade with the benchmark     benches/envoy-palisade.yaml
 #                   policy (1,000 routes, 100 rules, 200,000 CIDRs:
-#                   benches/support/gen_policy.py, the same policy as
-#                   `cargo bench --bench engine`)
+#                   benches/support/policy.rs, the same policy as
+#                   `cargo bench --bench engine`, which writes it)
 # Two scenarios, both a browser-like request (User-Agent, Accept,
 # Accept-Language) from 127.0.0.1:
 #   allow  GET /svc990/items/42  route bench-allow (allow), no rule fires
@@ -87,7 +87,7 @@ bash scripts/build-wasm.sh --manifest-path benches/passthrough/Cargo.toml
 log "envoy $("$ENVOY" --version | grep -o 'version: [^ ]*' || true); palisade.wasm $(stat -c %s "$WASM") bytes, built $(date -r "$WASM" '+%F %T')"
 
 # --- the policy and a pass token for it -------------------------------------
-python3 benches/support/gen_policy.py "$WORK/policy.json"
+PALISADE_BENCH_DUMP_POLICY="$WORK/policy.json" cargo bench --bench engine >&2
 "$CLI" check-config "$WORK/policy.json"
 echo '{}' >"$WORK/empty.json"
 TOKEN=$("$CLI" token sign --config "$WORK/policy.json" --ip 127.0.0.1 --user-agent "$UA")

@@ -2,11 +2,9 @@
 //! 200,000 CIDRs (v4 and v6) and three token keys, generated from a fixed
 //! seed.
 //!
-//! `benches/support/gen_policy.py` implements the same algorithm with the
-//! same PRNG (SplitMix64) and produces the same document, so the engine
-//! benchmark and the Envoy benchmark measure one policy. Change both or
-//! neither; `PALISADE_BENCH_DUMP_POLICY=FILE cargo bench --bench engine`
-//! writes this side's JSON for comparison.
+//! The Envoy benchmark loads the same document
+//! (`PALISADE_BENCH_DUMP_POLICY=FILE cargo bench --bench engine` writes it),
+//! so both benchmarks measure one policy.
 //!
 //! Landmarks the benchmarks rely on (asserted when the benchmark starts):
 //! - route 980 `bench-block` (`/svc980/*`, action block): proves a filter is live;

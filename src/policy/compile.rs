@@ -46,51 +46,38 @@ impl CompileEnv for ProcessEnv {
     }
 }
 
-/// Collects patterns for one `RegexSet`, remembering who owns each.
+/// Collects the patterns of one `RegexSet` (rule user agents, rule paths);
+/// conditions refer to their patterns by index.
 #[derive(Default)]
 struct SetBuilder {
     patterns: Vec<String>,
-    owners: Vec<usize>,
 }
 
 impl SetBuilder {
     /// Adds globs and regexes, checking each alone so an error names its place.
     fn add(
         &mut self,
-        owner: usize,
         globs: &Patterns,
         regexes: &Patterns,
         globs_path: &str,
         regexes_path: &str,
     ) -> Result<Vec<usize>, ConfigError> {
         check_patterns(globs, regexes, globs_path, regexes_path)?;
-        let mut added = Vec::new();
-        for g in &globs.0 {
-            added.push(self.push(owner, glob::to_regex(g)));
-        }
-        for r in &regexes.0 {
-            added.push(self.push(owner, r.clone()));
-        }
-        Ok(added)
+        let globs = globs.0.iter().map(|g| glob::to_regex(g));
+        let regexes = regexes.0.iter().cloned();
+        Ok(globs.chain(regexes).map(|p| self.push(p)).collect())
     }
 
-    fn push(&mut self, owner: usize, pattern: String) -> usize {
+    fn push(&mut self, pattern: String) -> usize {
         self.patterns.push(pattern);
-        self.owners.push(owner);
         self.patterns.len() - 1
     }
 
-    fn build(
-        self,
-        path: &str,
-        case_insensitive: bool,
-    ) -> Result<(RegexSet, Vec<usize>), ConfigError> {
-        let set = RegexSetBuilder::new(&self.patterns)
-            .case_insensitive(case_insensitive)
+    fn build(self, path: &str) -> Result<RegexSet, ConfigError> {
+        RegexSetBuilder::new(&self.patterns)
             .size_limit(64 << 20)
             .build()
-            .map_err(|e| ConfigError::new(path, format!("patterns too large to compile: {e}")))?;
-        Ok((set, self.owners))
+            .map_err(|e| ConfigError::new(path, format!("patterns too large to compile: {e}")))
     }
 }
 
@@ -370,7 +357,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
             format!("user-agent patterns too large to compile: {e}"),
         )
     })?;
-    let (rule_paths, _) = rule_paths.build("rules", false)?;
+    let rule_paths = rule_paths.build("rules")?;
 
     Ok(Policy {
         client,
@@ -876,7 +863,7 @@ fn compile_condition(c: &Condition, at: &str, ctx: &mut CondCtx) -> Result<Cond,
                 ),
             )
         })?;
-        all.push(Cond::UserAgent(ctx.ua.push(0, ua.clone())));
+        all.push(Cond::UserAgent(ctx.ua.push(ua.clone())));
     }
     if !c.client_class.is_empty() {
         all.push(Cond::Class(c.client_class.clone()));
@@ -906,7 +893,6 @@ fn compile_condition(c: &Condition, at: &str, ctx: &mut CondCtx) -> Result<Cond,
     }
     if !c.path.0.is_empty() || !c.path_regex.0.is_empty() {
         let patterns = ctx.paths.add(
-            0,
             &c.path,
             &c.path_regex,
             &format!("{at}.path"),

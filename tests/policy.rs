@@ -1764,7 +1764,7 @@ fn verify_json(p: &Policy, from: &Req, body: &str, now: u64) -> (Response, Verif
         .clone()
         .method("POST")
         .header("Content-Type", "application/json");
-    r.path = p.verify_path();
+    r.path = p.verify_path().to_string();
     p.handle_own(&r.request(), body.as_bytes(), now)
 }
 
@@ -1773,7 +1773,7 @@ fn verify_form(p: &Policy, from: &Req, body: &str, now: u64) -> (Response, Verif
         "Content-Type",
         "application/x-www-form-urlencoded; charset=UTF-8",
     );
-    r.path = p.verify_path();
+    r.path = p.verify_path().to_string();
     p.handle_own(&r.request(), body.as_bytes(), now)
 }
 
@@ -1815,7 +1815,7 @@ fn challenge_response_shape() {
         Some("text/html; charset=utf-8")
     );
     assert!(page.body.contains("/.palisade/verify"));
-    assert!(page.body.contains(&p.verify_path()));
+    assert!(page.body.contains(p.verify_path()));
 
     // Difficulty maps to bits; path_prefix moves the endpoint.
     let p = policy(
@@ -1859,7 +1859,7 @@ fn verify_with_json_issues_a_token() {
         .clone()
         .method("POST")
         .header("Content-Type", "text/plain");
-    plain.path = p.verify_path();
+    plain.path = p.verify_path().to_string();
     let (resp, _) = p.handle_own(&plain.request(), body.as_bytes(), later);
     assert_eq!(resp.status, 200);
     // A numeric nonce is accepted too.
@@ -1999,7 +1999,7 @@ fn verify_endpoint_rejects_bad_requests() {
     let p = policy(CHALLENGED);
     let me = Req::get("/");
     let mut get = me.clone();
-    get.path = p.verify_path();
+    get.path = p.verify_path().to_string();
     let (resp, outcome) = p.handle_own(&get.request(), b"", NOW);
     assert_eq!((resp.status, outcome), (405, VerifyOutcome::BadRequest));
     assert_eq!(header(&resp, "allow"), Some("POST"));

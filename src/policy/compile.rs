@@ -363,6 +363,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         client,
         tokens,
         thresholds: config.thresholds,
+        verify_path: format!("{}verify", challenge.path_prefix),
         challenge: challenge.clone(),
         annotate: config.annotate.upstream_headers,
         rate_buckets: config.rate_limiting.buckets,

@@ -59,6 +59,8 @@ pub struct Policy {
     tokens: TokenSettings,
     thresholds: Thresholds,
     challenge: ChallengeConfig,
+    /// `<challenge.path_prefix>verify`, made once.
+    verify_path: String,
     annotate: bool,
     rate_buckets: u32,
     lists: Vec<NamedList>,

@@ -81,8 +81,8 @@ pub const MAX_VERIFY_BODY: usize = 8 * 1024;
 
 impl Policy {
     /// The verify endpoint's path (`/.palisade/verify`).
-    pub fn verify_path(&self) -> String {
-        format!("{}verify", self.challenge.path_prefix)
+    pub fn verify_path(&self) -> &str {
+        &self.verify_path
     }
 
     /// Whether `path` is one of Palisade's own endpoints.
@@ -174,7 +174,7 @@ impl Policy {
                     Response::new(
                         status,
                         "text/html; charset=utf-8",
-                        challenge::page(&data, bits, &self.verify_path()),
+                        challenge::page(&data, bits, self.verify_path()),
                     )
                 })
             }

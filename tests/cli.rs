@@ -98,7 +98,7 @@ fn check_config_prints_a_one_line_summary() {
     assert_eq!(
         stdout(&o),
         format!(
-            "{DEMO}: ok: 7 routes, 10 rules, 2 lists (denylist=1 office=2 ranges), {} crawler patterns, 1 keys\n",
+            "{DEMO}: ok: 7 routes, 12 rules, 2 lists (denylist=1 office=2 ranges), {} crawler patterns, 1 keys\n",
             builtin_patterns() + 1
         )
     );
@@ -215,6 +215,7 @@ fn explain_narrates_each_step() {
     assert_eq!(
         stdout(&o),
         "client     unknown (group none), class tool (curl)\n\
+         headers    secure request, no anomalies\n\
          route      #4 protected, action challenge\n\
          rules      tool-or-no-accept-language weight +50\n\
          score      50 -> monitor (thresholds: monitor 50, challenge 70, block 90)\n\
@@ -263,12 +264,21 @@ fn explain_narrates_each_step() {
         "10.0.0.1",
         "-H",
         "X-Forwarded-For: 192.0.2.1, 2001:db8:5:6::7",
+        "--host",
+        "example.com",
         "-H",
         "Accept-Language: en",
+        "-H",
+        "Accept: text/html",
         "-H",
         "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
     ]);
     let text = stdout(&o);
+    // Plain http to a public host: no Sec-Fetch-* or client hints expected.
+    assert!(
+        text.contains("headers    plain-http request, no anomalies\n"),
+        "{text}"
+    );
     assert!(
         text.starts_with(
             "client     2001:db8:5:6::7 (group 2001:db8:5:6::/64), class browser (chrome)\n"
@@ -483,7 +493,7 @@ fn classify_user_agents() {
             (json!("tool"), json!("curl"), Value::Null),
             (json!("search_engine"), json!("googlebot"), json!(false)),
             (json!("automation"), json!("headlesschrome"), Value::Null),
-            (json!("unknown"), Value::Null, Value::Null),
+            (json!("bot"), json!("not-a-browser"), Value::Null),
         ]
     );
     assert_eq!(lines[0]["user_agent"], "curl/8.5.0");
@@ -495,7 +505,8 @@ fn classify_user_agents() {
     assert_eq!(lines[0]["class"], "monitoring");
     assert_eq!(lines[0]["name"], "acme-uptime");
     let (lines, _) = classify(&[], "AcmeUptime/3\n");
-    assert_eq!(lines[0]["class"], "unknown");
+    assert_eq!(lines[0]["class"], "bot");
+    assert_eq!(lines[0]["name"], "not-a-browser");
 }
 
 #[test]
@@ -543,10 +554,20 @@ fn classify_access_logs() {
             &Value::from(true)
         )
     );
-    // No user agent ("-"), no address ("-").
+    // No user agent ("-"), no address ("-"): the `empty` rule.
     assert_eq!(
-        (&lines[1]["user_agent"], &lines[1]["class"], &lines[1]["ip"]),
-        (&Value::from(""), &Value::from("unknown"), &Value::Null)
+        (
+            &lines[1]["user_agent"],
+            &lines[1]["class"],
+            &lines[1]["name"],
+            &lines[1]["ip"]
+        ),
+        (
+            &Value::from(""),
+            &Value::from("bot"),
+            &Value::from("empty"),
+            &Value::Null
+        )
     );
     assert_eq!(
         (&lines[2]["ip"], &lines[2]["name"]),

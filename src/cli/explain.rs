@@ -19,6 +19,12 @@ pub struct ExplainArgs {
     path: String,
     #[arg(long, default_value = "localhost")]
     host: String,
+    /// The scheme the request came in on (Envoy's `:scheme`): `http` or
+    /// `https`. Browsers send `Sec-Fetch-*` and client hints only to https
+    /// and loopback hosts, which the header-consistency checks take into
+    /// account.
+    #[arg(long, default_value = "http", value_parser = ["http", "https"])]
+    scheme: String,
     /// The connecting peer's address.
     #[arg(long)]
     ip: Option<IpAddr>,
@@ -32,7 +38,7 @@ pub struct ExplainArgs {
 
 pub fn run(args: ExplainArgs) -> Result<ExitCode, String> {
     let policy = load_policy(&args.config)?;
-    let headers = args
+    let mut headers = args
         .headers
         .iter()
         .map(|h| {
@@ -41,16 +47,35 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode, String> {
                 .ok_or_else(|| format!("--header `{h}`: expected `Name: value`"))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    headers.push((":scheme".to_string(), args.scheme.clone()));
     let request = Request::new(&args.method, &args.path, &args.host, &headers, args.ip);
     let mut store = MemoryStore::new(1);
     let decision = policy.decide(&request, &mut store, now_ns());
     let status = decision.status(policy.challenge_config().status);
+    let secure = policy.is_secure(&request);
+    let anomalies = policy.header_anomalies(&request, decision.client.class);
     if args.json {
         let mut value = decision.to_json();
         value["status"] = status.into();
+        value["client"]["secure"] = secure.into();
+        value["client"]["header_anomalies"] = anomalies.iter().map(|a| a.as_str()).collect();
         print(&format!("{value}\n"))?;
     } else {
-        print(&narrate(&decision, status, policy.thresholds()))?;
+        let mut text = narrate(&decision, status, policy.thresholds());
+        let names: Vec<&str> = anomalies.iter().map(|a| a.as_str()).collect();
+        let headers = format!(
+            "headers    {} request, {}\n",
+            if secure { "secure" } else { "plain-http" },
+            if names.is_empty() {
+                "no anomalies".to_string()
+            } else {
+                format!("anomalies: {}", names.join(", "))
+            }
+        );
+        // Right after the client line, which it qualifies.
+        let at = text.find('\n').map_or(text.len(), |i| i + 1);
+        text.insert_str(at, &headers);
+        print(&text)?;
     }
     Ok(ExitCode::SUCCESS)
 }

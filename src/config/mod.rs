@@ -432,6 +432,10 @@ pub struct Condition {
     /// Crawler verification is any of these (`verified`, `spoofed`, `unverifiable`).
     #[serde(default)]
     pub crawler: Vec<crate::crawlers::Verification>,
+    /// Any of these header-consistency checks fails (`no_accept`,
+    /// `no_client_hints`, ...; see `crawlers::consistency`).
+    #[serde(default)]
+    pub header_anomalies: Vec<crate::crawlers::HeaderAnomaly>,
     #[serde(default)]
     pub headers: Vec<FieldCondition>,
     #[serde(default)]

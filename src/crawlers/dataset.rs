@@ -51,8 +51,20 @@ pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
         include_str!("../../datasets/crawlers/tool.txt"),
     ),
     (
+        "crawlers/bot.txt",
+        include_str!("../../datasets/crawlers/bot.txt"),
+    ),
+    (
         "crawlers/browser.txt",
         include_str!("../../datasets/crawlers/browser.txt"),
+    ),
+    (
+        "crawlers/app.txt",
+        include_str!("../../datasets/crawlers/app.txt"),
+    ),
+    (
+        "crawlers/non_browser.txt",
+        include_str!("../../datasets/crawlers/non_browser.txt"),
     ),
     (
         "networks/ahrefs.txt",
@@ -150,7 +162,7 @@ pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
 
 /// The crawler files in precedence order, with the class of their entries
 /// (file stem under `datasets/crawlers/`).
-pub static BUILTIN_CRAWLER_FILES: [(ClientClass, &str); 8] = [
+pub static BUILTIN_CRAWLER_FILES: [(ClientClass, &str); 11] = [
     (ClientClass::SearchEngine, "search_engine"),
     (ClientClass::AiCrawler, "ai_crawler"),
     (ClientClass::AiAssistant, "ai_assistant"),
@@ -158,7 +170,10 @@ pub static BUILTIN_CRAWLER_FILES: [(ClientClass, &str); 8] = [
     (ClientClass::Monitoring, "monitoring"),
     (ClientClass::Automation, "automation"),
     (ClientClass::Tool, "tool"),
+    (ClientClass::Bot, "bot"),
     (ClientClass::Browser, "browser"),
+    (ClientClass::App, "app"),
+    (ClientClass::Bot, "non_browser"),
 ];
 
 fn dataset(path: &str) -> Option<&'static str> {
@@ -263,7 +278,10 @@ fn crawler_file_path(stem: &str) -> &'static str {
         "monitoring" => "datasets/crawlers/monitoring.txt",
         "automation" => "datasets/crawlers/automation.txt",
         "tool" => "datasets/crawlers/tool.txt",
+        "bot" => "datasets/crawlers/bot.txt",
         "browser" => "datasets/crawlers/browser.txt",
+        "app" => "datasets/crawlers/app.txt",
+        "non_browser" => "datasets/crawlers/non_browser.txt",
         _ => "datasets/crawlers",
     }
 }

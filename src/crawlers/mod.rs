@@ -28,8 +28,11 @@
 //!
 //! Nothing here panics on any user agent or address: this runs inside Envoy.
 
+pub mod consistency;
 mod dataset;
+pub mod malformed;
 
+pub use consistency::{Anomalies, HeaderAnomaly};
 pub use dataset::{
     builtin_network, builtin_network_names, builtin_network_set, builtin_specs, parse_specs,
     BUILTIN_CRAWLER_FILES, BUILTIN_DATASETS,
@@ -52,12 +55,19 @@ pub enum ClientClass {
     Monitoring,
     Tool,
     Automation,
+    /// A self-declared or obviously non-browser client whose operator is
+    /// unknown: the generic rules in `datasets/crawlers/bot.txt` and
+    /// `non_browser.txt`, and malformed user agents.
+    Bot,
+    /// A native app with its own HTTP stack (Dalvik, CFNetwork, media
+    /// players): not a browser, not a bot either.
+    App,
     Unknown,
 }
 
 impl ClientClass {
     /// Every class, in declaration order.
-    pub const ALL: [ClientClass; 9] = [
+    pub const ALL: [ClientClass; 11] = [
         ClientClass::Browser,
         ClientClass::SearchEngine,
         ClientClass::AiCrawler,
@@ -66,6 +76,8 @@ impl ClientClass {
         ClientClass::Monitoring,
         ClientClass::Tool,
         ClientClass::Automation,
+        ClientClass::Bot,
+        ClientClass::App,
         ClientClass::Unknown,
     ];
 
@@ -80,6 +92,8 @@ impl ClientClass {
             ClientClass::Monitoring => "monitoring",
             ClientClass::Tool => "tool",
             ClientClass::Automation => "automation",
+            ClientClass::Bot => "bot",
+            ClientClass::App => "app",
             ClientClass::Unknown => "unknown",
         }
     }
@@ -108,7 +122,7 @@ impl std::fmt::Display for ClientClass {
 /// A class name that is not one of [`ClientClass::ALL`]; the message lists
 /// the valid names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown client class `{name}` (expected one of: browser, search_engine, ai_crawler, ai_assistant, seo, monitoring, tool, automation, unknown)")]
+#[error("unknown client class `{name}` (expected one of: browser, search_engine, ai_crawler, ai_assistant, seo, monitoring, tool, automation, bot, app, unknown)")]
 pub struct ParseClientClassError {
     /// The rejected input (shortened if very long).
     pub name: String,
@@ -180,8 +194,9 @@ pub struct DatasetError {
     pub reason: String,
 }
 
-/// Compiled classifier: every pattern in one case-insensitive `RegexSet`;
-/// the first spec (in order) whose pattern matches wins.
+/// Compiled classifier: the malformed-user-agent checks, then every
+/// pattern in one case-insensitive `RegexSet`; the first spec (in order)
+/// whose pattern matches wins.
 #[derive(Debug, Clone)]
 pub struct Crawlers {
     set: RegexSet,
@@ -262,11 +277,20 @@ impl Crawlers {
     /// Classifies a request by its user agent and, for crawler classes,
     /// verifies the client address against the matched spec's networks.
     ///
-    /// An empty (or all-whitespace) user agent, or one no spec matches, is
-    /// [`ClientClass::Unknown`] with no name and no verification.
+    /// A malformed user agent ([`malformed::check`]: empty, oversized,
+    /// control characters or invalid bytes, no letters) is
+    /// [`ClientClass::Bot`] before any pattern is tried. One that no spec
+    /// matches is [`ClientClass::Unknown`] with no name and no verification
+    /// (with the built-in datasets every well-formed user agent matches one
+    /// of `non_browser.txt`'s last-resort rules).
     pub fn classify(&self, user_agent: &str, ip: Option<IpAddr>) -> Classification<'_> {
-        if user_agent.trim().is_empty() {
-            return Classification::UNKNOWN;
+        if let Some(rule) = malformed::check(user_agent) {
+            return Classification {
+                class: ClientClass::Bot,
+                name: Some(rule.name),
+                pattern: Some(rule.description),
+                verification: None,
+            };
         }
         // SetMatches iterates in ascending index order: the first is the winner.
         let Some(index) = self.set.matches(user_agent.as_bytes()).iter().next() else {
@@ -345,8 +369,12 @@ mod tests {
         assert_eq!(c.classify("xFOOx", None).name, Some("a"));
         assert_eq!(c.classify("BAR", None).name, Some("b"));
         assert_eq!(c.classify("baz", None), Classification::UNKNOWN);
-        assert_eq!(c.classify("", None), Classification::UNKNOWN);
-        assert_eq!(c.classify("   ", None), Classification::UNKNOWN);
+        // Malformed user agents are bots whatever the specs say.
+        for ua in ["", "   ", "foo\u{1}"] {
+            let m = c.classify(ua, None);
+            assert_eq!(m.class, ClientClass::Bot, "{ua:?}");
+            assert!(m.name.is_some_and(|n| n == "empty" || n == "malformed"));
+        }
     }
 
     #[test]

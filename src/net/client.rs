@@ -48,6 +48,44 @@ pub fn client_ip(
         .or(fallback)
 }
 
+/// The scheme the client used, from `X-Forwarded-Proto`, read like
+/// [`client_ip`] reads `X-Forwarded-For`: with `trusted_hops > 0`, the
+/// `trusted_hops`-th entry from the right. Proxies usually set the header
+/// rather than append to it, so with fewer entries than hops the leftmost
+/// (the outermost proxy's) is taken. `None` when no proxy is trusted or
+/// the header is absent or empty.
+pub fn forwarded_scheme(xfp: Option<&str>, trusted_hops: u8) -> Option<&str> {
+    let skip = usize::from(trusted_hops).checked_sub(1)?;
+    let header = xfp?;
+    let entry = header
+        .rsplit(',')
+        .nth(skip)
+        .or_else(|| header.split(',').next())?
+        .trim();
+    (!entry.is_empty()).then_some(entry)
+}
+
+/// Whether a host name (without a port) is one browsers treat as a
+/// potentially trustworthy origin over plain http: `localhost` and
+/// `*.localhost`, `127.0.0.0/8` and `[::1]`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    if host.eq_ignore_ascii_case("localhost")
+        || host
+            .len()
+            .checked_sub(".localhost".len())
+            .and_then(|at| host.get(at..))
+            .is_some_and(|tail| tail.eq_ignore_ascii_case(".localhost"))
+    {
+        return true;
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// One `X-Forwarded-For` entry: a bare address, `[v6]`, `[v6]:port` or
 /// `v4:port`. A bare IPv6 address is not split on `:`.
 fn parse_forwarded_addr(entry: &str) -> Option<IpAddr> {
@@ -116,6 +154,44 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_scheme_trusts_only_the_proxies() {
+        assert_eq!(forwarded_scheme(Some("https"), 0), None);
+        assert_eq!(forwarded_scheme(Some("https"), 1), Some("https"));
+        // The client wrote "https", the trusted proxy appended "http".
+        assert_eq!(forwarded_scheme(Some("https, http"), 1), Some("http"));
+        assert_eq!(forwarded_scheme(Some("https, http"), 2), Some("https"));
+        // Set, not appended, by the outermost of two proxies.
+        assert_eq!(forwarded_scheme(Some("https"), 2), Some("https"));
+        assert_eq!(forwarded_scheme(Some(" "), 1), None);
+        assert_eq!(forwarded_scheme(None, 1), None);
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for host in [
+            "localhost",
+            "LOCALHOST.",
+            "app.localhost",
+            "127.0.0.1",
+            "127.9.9.9",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "example.com",
+            "localhost.example.com",
+            "notlocalhost",
+            "10.0.0.1",
+            "[::2]",
+            "",
+            "[::1",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 
     const CONN: &str = "203.0.113.9";

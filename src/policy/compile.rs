@@ -11,7 +11,7 @@ use crate::config::{
     ChallengeKind, ChallengeSettings, ClientSource, Condition, Config, ConfigError, FieldCondition,
     IpList, Patterns, RateLimitSettings, Route,
 };
-use crate::crawlers::{self, CrawlerSpec, Crawlers};
+use crate::crawlers::{self, Anomalies, CrawlerSpec, Crawlers};
 use crate::net::{self, ClientPrefix, IpSet, LabelTable};
 use crate::ratelimit::Limit;
 use crate::token::{Key, Keyring};
@@ -871,6 +871,9 @@ fn compile_condition(c: &Condition, at: &str, ctx: &mut CondCtx) -> Result<Cond,
     }
     if !c.crawler.is_empty() {
         all.push(Cond::Crawler(c.crawler.clone()));
+    }
+    if !c.header_anomalies.is_empty() {
+        all.push(Cond::Anomalies(Anomalies::of(&c.header_anomalies)));
     }
     for (i, f) in c.headers.iter().enumerate() {
         all.push(Cond::Header(compile_field(

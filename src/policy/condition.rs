@@ -1,6 +1,6 @@
 //! Compiled rule conditions and header/query tests.
 
-use crate::crawlers::{ClientClass, Verification};
+use crate::crawlers::{Anomalies, ClientClass, Verification};
 use regex::Regex;
 
 /// A compiled test on one header or query parameter.
@@ -42,6 +42,8 @@ pub enum Cond {
     UserAgent(usize),
     Class(Vec<ClientClass>),
     Crawler(Vec<Verification>),
+    /// Any of these header-consistency anomalies.
+    Anomalies(Anomalies),
     Header(FieldTest),
     Query(FieldTest),
     Methods(Vec<String>),
@@ -58,6 +60,7 @@ pub trait Facts {
     fn user_agent_matches(&self, pattern: usize) -> bool;
     fn class(&self) -> ClientClass;
     fn verification(&self) -> Option<Verification>;
+    fn header_anomalies(&self) -> Anomalies;
     fn header(&self, name: &str) -> Option<&str>;
     fn query(&self, name: &str) -> Option<&str>;
     fn method(&self) -> &str;
@@ -71,6 +74,7 @@ impl Cond {
             Cond::UserAgent(p) => facts.user_agent_matches(*p),
             Cond::Class(classes) => classes.contains(&facts.class()),
             Cond::Crawler(states) => facts.verification().is_some_and(|v| states.contains(&v)),
+            Cond::Anomalies(wanted) => facts.header_anomalies().intersects(*wanted),
             Cond::Header(test) => test.holds(facts.header(&test.name)),
             Cond::Query(test) => test.holds(facts.query(&test.name)),
             // Upper-cased at compile time; compared like route methods.

@@ -6,7 +6,7 @@ use super::{
     Reason, Request, TokenState,
 };
 use crate::config::{ActionName, RateScope};
-use crate::crawlers::{ClientClass, Verification};
+use crate::crawlers::{Anomalies, ClientClass, Verification};
 use crate::net::MAX_LABELS;
 use crate::ratelimit::RateLimitStore;
 use regex::SetMatches;
@@ -20,6 +20,7 @@ struct RequestFacts<'r, 'p> {
     ip: Option<IpAddr>,
     class: ClientClass,
     verification: Option<Verification>,
+    anomalies: OnceCell<Anomalies>,
     user_agents: OnceCell<regex::bytes::SetMatches>,
     paths: OnceCell<SetMatches>,
     list_labels: OnceCell<u64>,
@@ -55,6 +56,11 @@ impl Facts for RequestFacts<'_, '_> {
     }
     fn verification(&self) -> Option<Verification> {
         self.verification
+    }
+    fn header_anomalies(&self) -> Anomalies {
+        *self
+            .anomalies
+            .get_or_init(|| self.policy.header_anomalies(self.request, self.class))
     }
     fn header(&self, name: &str) -> Option<&str> {
         self.request.header(name)
@@ -104,6 +110,7 @@ impl Policy {
             ip,
             class: classification.class,
             verification: classification.verification,
+            anomalies: OnceCell::new(),
             user_agents: OnceCell::new(),
             paths: OnceCell::new(),
             list_labels: OnceCell::new(),

@@ -43,7 +43,7 @@ use crate::config::{
     ActionName, ChallengeConfig, ChallengeSettings, Config, ConfigError, CookieConfig, RateScope,
     Thresholds,
 };
-use crate::crawlers::Crawlers;
+use crate::crawlers::{Anomalies, ClientClass, Crawlers};
 use crate::net::{ClientPrefix, IpSet, LabelTable};
 use crate::ratelimit::Limit;
 use crate::token::{self, Binding, Claims, Keyring, TokenError};
@@ -212,6 +212,32 @@ impl Policy {
             request.connection_ip,
             request.header("x-forwarded-for"),
             self.client.trusted_hops,
+        )
+    }
+
+    /// Whether the browser saw a potentially trustworthy origin, the only
+    /// kind it sends `Sec-Fetch-*` and client hints to: `https` in
+    /// `X-Forwarded-Proto` as the trusted proxies wrote it (when
+    /// `client.source` is `x_forwarded_for`), else in `:scheme`; or a
+    /// loopback host (`localhost`, `*.localhost`, `127.0.0.0/8`, `[::1]`),
+    /// which browsers trust over plain http.
+    pub fn is_secure(&self, request: &Request) -> bool {
+        let scheme = crate::net::forwarded_scheme(
+            request.header("x-forwarded-proto"),
+            self.client.trusted_hops,
+        )
+        .unwrap_or(request.scheme());
+        scheme.eq_ignore_ascii_case("https") || crate::net::is_loopback_host(request.host_name())
+    }
+
+    /// The header-consistency anomalies of `request` from a client of
+    /// `class` (see [`crate::crawlers::consistency`]).
+    pub fn header_anomalies(&self, request: &Request, class: ClientClass) -> Anomalies {
+        crate::crawlers::consistency::check(
+            class,
+            request.user_agent(),
+            self.is_secure(request),
+            |name| request.header(name),
         )
     }
 

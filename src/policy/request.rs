@@ -48,6 +48,12 @@ impl<'a> Request<'a> {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The `:scheme` pseudo-header (Envoy sends it; other hosts add it),
+    /// or `""`.
+    pub fn scheme(&self) -> &'a str {
+        self.header(":scheme").unwrap_or("")
+    }
+
     pub fn user_agent(&self) -> &'a str {
         self.header("user-agent").unwrap_or("")
     }

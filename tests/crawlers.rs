@@ -258,23 +258,29 @@ fn browsers() {
 }
 
 #[test]
-fn unknown_and_empty_user_agents() {
-    for ua in [
-        "",
-        "   ",
-        "\t",
-        "definitely-not-known/1.0",
-        "Mozilla/4.0",
-        "x",
+fn malformed_and_unrecognised_user_agents_are_bots() {
+    for (ua, rule) in [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("\t", "empty"),
+        ("Mozilla/5.0\t(X11)", "malformed"),
+        ("Mozilla/5.0 (X11) \u{fffd}\u{fffd}bot", "malformed"),
+        ("12345", "no-letters"),
+        ("definitely-not-known/1.0", "not-a-browser"),
+        ("x", "not-a-browser"),
+        ("Mozilla/4.0", "missing-platform"),
+        (
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X) Word/14.0.0",
+            "no-browser-engine",
+        ),
     ] {
         let c = builtin().classify(ua, Some(ip("66.249.66.1")));
-        assert_eq!(c.class, ClientClass::Unknown, "{ua:?}");
-        assert_eq!(
-            (c.name, c.pattern, c.verification),
-            (None, None, None),
-            "{ua:?}"
-        );
+        assert_eq!((c.class, c.name), (ClientClass::Bot, Some(rule)), "{ua:?}");
+        assert!(c.pattern.is_some(), "{ua:?}");
+        assert_eq!(c.verification, None, "{ua:?}");
     }
+    let oversized = format!("{CHROME_WINDOWS} {}", "x".repeat(1024));
+    assert_eq!(builtin().classify(&oversized, None).name, Some("oversized"));
 }
 
 #[test]
@@ -373,8 +379,15 @@ fn browser_patterns_do_not_match_headless_or_tools() {
         .collect();
     assert!(!browsers.is_empty());
     let only = Crawlers::compile(browsers).unwrap();
+    // The browser file's last-resort `webkit` entry matches any WebKit user
+    // agent, HeadlessChrome's too: precedence (automation.txt first) is what
+    // keeps headless clients out of `browser`.
+    assert_eq!(only.classify(HEADLESS_CHROME, None).name, Some("webkit"));
+    assert_eq!(
+        builtin().classify(HEADLESS_CHROME, None).class,
+        ClientClass::Automation
+    );
     for ua in [
-        HEADLESS_CHROME,
         "curl/8.5.0",
         "Mozilla/5.0 (Windows NT 10.0; Microsoft Windows 10.0.22631; en-US) PowerShell/7.4.0",
         "Chrome-Lighthouse",
@@ -409,17 +422,17 @@ fn builtin_specs_follow_the_file_order_with_unique_names() {
             ClientClass::Monitoring,
             ClientClass::Automation,
             ClientClass::Tool,
+            ClientClass::Bot,
             ClientClass::Browser,
+            ClientClass::App,
+            ClientClass::Bot,
         ]
     );
-    let ranks: Vec<usize> = specs
-        .iter()
-        .map(|s| order.iter().position(|&c| c == s.class).unwrap())
-        .collect();
-    assert!(
-        ranks.windows(2).all(|w| w[0] <= w[1]),
-        "specs are grouped by file in precedence order"
-    );
+    // Runs of one class, in order, are the files (bot.txt and
+    // non_browser.txt share a class but are apart).
+    let mut runs: Vec<ClientClass> = specs.iter().map(|s| s.class).collect();
+    runs.dedup();
+    assert_eq!(runs, order, "specs are grouped by file in precedence order");
     let mut seen = HashSet::new();
     for s in &specs {
         assert!(seen.insert(s.name.as_str()), "duplicate name {}", s.name);
@@ -564,17 +577,129 @@ proptest! {
 #[test]
 fn huge_and_odd_user_agents() {
     let c = builtin();
+    // Past 1 KiB nothing is examined: not even a real crawler's token.
     let long = "a".repeat(1 << 20);
-    assert_eq!(c.classify(&long, None).class, ClientClass::Unknown);
+    assert_eq!(c.classify(&long, None).name, Some("oversized"));
     let long_bot = format!("{long} Googlebot/2.1");
-    assert_eq!(
-        c.classify(&long_bot, Some(ip("66.249.66.1"))).verification,
-        Some(Verification::Verified)
-    );
+    let got = c.classify(&long_bot, Some(ip("66.249.66.1")));
+    assert_eq!((got.class, got.verification), (ClientClass::Bot, None));
     let unicode = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 — ünïcödé ✓";
-    assert_eq!(c.classify(unicode, None).name, Some("chrome"));
+    // Text after a desktop browser's tokens is another program's.
+    assert_eq!(
+        c.classify(unicode, None).name,
+        Some("unexpected-product-token")
+    );
+    let mobile = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36 — ünïcödé ✓";
+    assert_eq!(c.classify(mobile, None).name, Some("chrome"));
     assert_eq!(
         c.classify("\u{0}\u{1}curl/8.0\u{7f}", None).name,
-        Some("curl")
+        Some("malformed")
     );
+}
+
+/// Asserts the class and rule name for each user agent (generic rules and
+/// browsers alike).
+fn expect_rules(cases: &[(ClientClass, &str, &str)]) {
+    for &(class, name, ua) in cases {
+        let c = builtin().classify(ua, None);
+        assert_eq!((c.class, c.name), (class, Some(name)), "{ua}");
+    }
+}
+
+#[test]
+fn generic_bot_rules_with_real_examples() {
+    use ClientClass::Bot;
+    expect_rules(&[
+        (Bot, "bot-word", "Mozilla/5.0 (compatible; SomeRandomBot/1.0)"),
+        (Bot, "bot-word", "WGETbot/1.0 (+http://wget.alanreed.org)"),
+        (Bot, "bot-word", "istellabot-nutch/Nutch-1.10"),
+        (Bot, "bot-word", "SkroutzBot v1.0"),
+        (Bot, "bot-word", "screeenly-bot 2.0"),
+        (Bot, "bot-word", "Mozilla/5.0 (Windows NT 6.1; rv:38.0) Gecko/20100101 Firefox/38.0 (IndeedBot 1.1)"),
+        (Bot, "crawler-word", "magpie-crawler/1.1 (U; Linux amd64; en-GB; +http://www.brandwatch.net)"),
+        (Bot, "crawler-word", "Mozilla/4.0 (compatible; Vagabondo/2.2; webcrawler at wise-guys dot nl)"),
+        (Bot, "crawler-word", "Validator.nu/LV"),
+        (Bot, "crawler-word", "Chatwork LinkPreview v1"),
+        (Bot, "contact-url", "NutchCVS/0.7.1 (Nutch; http://lucene.apache.org/nutch/bot.html; nutch-agent@lucene.apache.org)"),
+        (Bot, "contact-url", "Mozilla/5.0 (compatible; Foo/2.0; +https://example.org/foo)"),
+        (Bot, "contact-email", "ExampleFetch/1.0 (ops@example.org)"),
+        (Bot, "contact-domain", "Mozilla/5.0 (compatible; theoldreader.com)"),
+        (Bot, "contact-domain", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/58.0.3029.81 Safari/537.36 PrintFriendly.com"),
+        (Bot, "compatible-only", "Mozilla/5.0 (compatible; RSiteAuditor)"),
+        (Bot, "compatible-only", "Mozilla/5.0 (compatible; Attracta)"),
+        (Bot, "engine-comment", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko; GeedoShopProductFinder) Chrome/142.0.0.0 Safari/537.36"),
+        (Bot, "missing-platform", "Mozilla/5.0 AppleWebKit/537.36 Chrome/139.0.7258.127 Safari/537.36 Google-Ads-Conversions"),
+        (Bot, "missing-platform", "Mozilla/5.0"),
+        (Bot, "embedded-compatible", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/27.0.1453 Safari/537.36 (compatible; Google-HotelAdsVerifier/2.0)"),
+        (Bot, "no-browser-engine", "Mozilla/5.0 (Anturis Agent)"),
+        (Bot, "not-a-browser", "httpunit/1.x"),
+        (Bot, "not-a-browser", "Disqus/1.0"),
+    ]);
+}
+
+#[test]
+fn generic_rules_spare_near_misses() {
+    use ClientClass::{App, Browser};
+    expect_rules(&[
+        // Device names containing "bot" (the Cubot brand, "M bot" models).
+        (Browser, "chrome", "Mozilla/5.0 (Linux; Android 7.0; CUBOT DINOSAUR Build/MRA58K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/61.0.3163.98 Mobile Safari/537.36"),
+        (Browser, "chrome", "Mozilla/5.0 (Linux; Android 8.0.0; CUBOT_X18_Plus Build/O006) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/65.0.3325.109 Mobile Safari/537.36"),
+        (Browser, "chrome", "Mozilla/5.0 (Linux; Android 7.0; M bot 60 Build/NRD90M; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/64.0.3282.137 Mobile Safari/537.36"),
+        // Carrier domains in Facebook's in-app token follow a "/".
+        (Browser, "webkit", "Mozilla/5.0 (iPhone; CPU iPhone OS 10_2_1 like Mac OS X) AppleWebKit/602.4.6 (KHTML, like Gecko) Mobile/14D27 [FBAN/FBIOS;FBAV/83.0.0.38.70;FBBV/51754296;FBDV/iPhone9,4;FBMD/iPhone;FBSN/iOS;FBSV/10.2.1;FBSS/3;FBCR/T-Mobile.pl;FBID/phone;FBLC/pl_PL;FBOP/5;FBRV/0]"),
+        // Ecosia's "android@150" is not an e-mail address.
+        (Browser, "chrome", "Mozilla/5.0 (Linux; Android 8.0.0; SM-G950F Build/R16NW) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/62.0.3202.101 Mobile Safari/537.36 (Ecosia android@62.0.3202.101)"),
+        // Internet Explorer's "compatible" is followed by "MSIE 10.0".
+        (Browser, "ie", "Mozilla/5.0 (compatible; MSIE 10.0; Windows NT 6.1; Trident/6.0)"),
+        (Browser, "ie", "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)"),
+        // Native apps: their own HTTP stacks, not bots.
+        (App, "dalvik", "ExampleApp/1 Dalvik/2.1.0 (Linux; U; Android 14; Pixel 8 Build/AP2A.240805.005)"),
+        (App, "cfnetwork", "MyApp/3 CFNetwork/1496.0.7 Darwin/23.5.0"),
+        (App, "android-app", "Instagram 275.0.0.27.98 Android (33/13; 420dpi; 1080x2400; samsung; SM-G991B; o1s; exynos2100; en_US; 458229237)"),
+        (App, "media-player", "AppleCoreMedia/1.0.0.21F90 (iPhone; U; CPU OS 17_5_1 like Mac OS X; en_us)"),
+    ]);
+}
+
+#[test]
+fn browsers_of_every_kind_stay_browsers() {
+    for ua in [
+        // In-app webviews.
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 339.0.3.12.91 (iPhone14,5; iOS 17_5; en_US; en; scale=3.00; 1170x2532; 617293185)",
+        "Mozilla/5.0 (Linux; Android 14; SM-S918B Build/UP1A.231005.007; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/125.0.6422.165 Mobile Safari/537.36 [FB_IAB/FB4A;FBAV/468.1.0.56.78;]",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Safari Line/14.4.0",
+        "Mozilla/5.0 (Linux; Android 13; V2111 Build/TP1A.220624.014; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/116.0.0.0 Mobile Safari/537.36 XWEB/1160065 MMWEBSDK/20231202 MMWEBID/2247 MicroMessenger/8.0.47.2560(0x28002F30) WeChat/arm64 Weixin NetType/WIFI Language/zh_CN ABI/arm64",
+        "Mozilla/5.0 (Linux; Android 12; SM-A125F Build/SP1A.210812.016; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099.144 Mobile Safari/537.36 musical_ly_2023201030 JsSdk/1.0 NetType/WIFI Channel/googleplay AppName/musical_ly app_version/32.1.3 ByteLocale/en ByteFullLocale/en Region/US BytedanceWebview/d8a21c6",
+        // Smart TVs, consoles, e-readers.
+        "Mozilla/5.0 (SMART-TV; LINUX; Tizen 6.0) AppleWebKit/537.36 (KHTML, like Gecko) 76.0.3809.146/6.0 TV Safari/537.36",
+        "Mozilla/5.0 (Web0S; Linux/SmartTV) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/79.0.3945.79 Safari/537.36 WebAppManager",
+        "Mozilla/5.0 (PlayStation; PlayStation 5/2.26) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/13.0 Safari/605.1.15",
+        "Mozilla/5.0 (Nintendo Switch; WifiWebAuthApplet) AppleWebKit/606.4 (KHTML, like Gecko) NF/6.0.1.15.4 NintendoBrowser/5.1.0.20393",
+        "Mozilla/5.0 (X11; Linux armv7l) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/90.0.4430.225 Safari/537.36 CrKey/1.56.500000",
+        "Mozilla/5.0 (Linux; Android 9; KFTRWI) AppleWebKit/537.36 (KHTML, like Gecko) Silk/124.2.1 like Chrome/124.0.6367.219 Safari/537.36",
+        // Older engines.
+        "Opera/9.80 (Android; Opera Mini/7.5.35199/35.4053; U; en) Presto/2.8.119 Version/11.10",
+        "Mozilla/5.0 (Windows NT 6.1; WOW64; Trident/7.0; rv:11.0) like Gecko",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:115.0) Gecko/20100101 Firefox/115.0",
+    ] {
+        assert_eq!(builtin().classify(ua, None).class, ClientClass::Browser, "{ua}");
+    }
+}
+
+#[test]
+fn desktop_browsers_with_a_foreign_product_token_are_bots() {
+    use ClientClass::{Bot, Browser};
+    expect_rules(&[
+        (Bot, "unexpected-product-token", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/49.0.2623.75 Safari/537.36 Google Favicon"),
+        (Bot, "unexpected-product-token", "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:82.0) Gecko/20100101 Firefox/82.0 Observatory/82.0"),
+        (Bot, "unexpected-product-token", "Mozilla/4.0 (compatible; MSIE 7.0; Windows NT) NewsNow/1.0"),
+        (Bot, "unexpected-product-token", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Code/1.115.0 Chrome/142.0.7444.265 Electron/39.8.5 Safari/537.36"),
+        // Browsers' own tokens, forks and rebrands are fine.
+        (Browser, "edge", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.86"),
+        (Browser, "opera", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36 OPR/115.0.0.0"),
+        (Browser, "chrome", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.7339.63 YaBrowser/25.10.6.63.00 SA/3 Safari/537.36"),
+        (Browser, "firefox", "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"),
+        (Browser, "gecko", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:3.0) Goanna/20170302 PaleMoon/27.1.2"),
+        // Mobile user agents carry in-app tokens of every kind: not checked.
+        (Browser, "chrome", "Mozilla/5.0 (Linux; Android 15; CPH2557 Build/AP3A.240617.008; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/142.0.7444.142 Mobile Safari/537.36 Instagram 406.0.0.58.159 Android"),
+    ]);
 }

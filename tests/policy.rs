@@ -634,7 +634,7 @@ rules:
   - {name: tool, when: {client_class: [tool]}, weight: 1}
   - {name: automation, when: {client_class: [automation]}, weight: 1}
   - {name: browser, when: {client_class: [browser]}, weight: 1}
-  - {name: unknown, when: {client_class: [unknown]}, weight: 1}
+  - {name: bot, when: {client_class: [bot]}, weight: 1}
   - {name: search-or-seo, when: {client_class: [search_engine, seo]}, weight: 1}
 "#,
     );
@@ -645,11 +645,11 @@ rules:
             &["py", "tool"][..],
         ),
         (Some("x python-requests/2"), ClientClass::Tool, &["tool"]),
-        (None, ClientClass::Unknown, &["empty-ua", "unknown"]),
+        (None, ClientClass::Bot, &["empty-ua", "bot"]),
         (Some(CURL), ClientClass::Tool, &["tool"]),
         (Some(HEADLESS), ClientClass::Automation, &["automation"]),
         (Some(CHROME), ClientClass::Browser, &["browser"]),
-        (Some("zzqx-agent/0"), ClientClass::Unknown, &["unknown"]),
+        (Some("zzqx-agent/0"), ClientClass::Bot, &["bot"]),
         (
             Some(GOOGLEBOT),
             ClientClass::SearchEngine,
@@ -2960,4 +2960,102 @@ fn user_agent_patterns_are_ascii_only() {
     let p = policy("rules: [{name: a, when: {user_agent: '^curl/\\d'}, weight: 60}]\n");
     let d = decide(&p, &Req::get("/").ua("CURL/8.5.0"));
     assert_eq!(d.score, 60);
+}
+
+// ---------------------------------------------------------------------------
+// Client classes: browser tokens and header consistency
+
+#[test]
+fn a_policy_can_add_browser_tokens() {
+    let ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 AcmeBrowser/2.0";
+    let plain = policy("");
+    assert_eq!(
+        decide(&plain, &Req::get("/").ua(ua)).client.class,
+        ClientClass::Bot
+    );
+    let p = policy("crawlers: {browser_tokens: [AcmeBrowser]}");
+    assert_eq!(
+        decide(&p, &Req::get("/").ua(ua)).client.class,
+        ClientClass::Browser
+    );
+    assert_error(
+        "crawlers: {browser_tokens: ['Acme Browser']}",
+        "crawlers.browser_tokens[0]",
+        &["one name"],
+    );
+    assert_error(
+        "crawlers: {builtin: false, browser_tokens: [Acme]}",
+        "crawlers.browser_tokens",
+        &["crawlers.builtin: true"],
+    );
+}
+
+const CONSISTENCY: &str = r#"
+client: {source: x_forwarded_for, trusted_hops: 1}
+rules:
+  - name: inconsistent
+    when: {header_anomalies: [no_client_hints, no_fetch_metadata]}
+    weight: 60
+  - name: no-accept
+    when: {header_anomalies: [no_accept]}
+    weight: 1
+"#;
+
+/// Chrome's headers on a navigation, as Chromium sends them to https.
+fn chrome_navigation(r: Req) -> Req {
+    r.header("Accept", "text/html")
+        .header("Sec-Fetch-Site", "none")
+        .header("Sec-Fetch-Mode", "navigate")
+        .header(
+            "sec-ch-ua",
+            r#""Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24""#,
+        )
+}
+
+#[test]
+fn header_anomalies_fire_only_on_secure_requests() {
+    let p = policy(CONSISTENCY);
+    // Plain http to a public host: browsers send neither, nothing is missing.
+    assert_eq!(
+        fired(&decide(&p, &Req::get("/").header("Accept", "*/*"))),
+        Vec::<String>::new()
+    );
+    // https from `:scheme`, from the trusted proxy's X-Forwarded-Proto, or a
+    // loopback host: the bare Chrome user agent is inconsistent.
+    for r in [
+        Req::get("/")
+            .header(":scheme", "https")
+            .header("Accept", "*/*"),
+        Req::get("/")
+            .header("X-Forwarded-Proto", "https")
+            .header("Accept", "*/*"),
+        Req::get("/").host("127.0.0.1:8080").header("Accept", "*/*"),
+        Req::get("/").host("localhost").header("Accept", "*/*"),
+    ] {
+        let d = decide(&p, &r);
+        assert_eq!(fired(&d), ["inconsistent"], "{:?}", r.headers);
+        assert_eq!(d.score, 60);
+    }
+    // With Chrome's own headers: consistent.
+    let full = chrome_navigation(Req::get("/").header(":scheme", "https"));
+    assert!(fired(&decide(&p, &full)).is_empty());
+    // The client's own "https, " is left of the trusted proxy's "http".
+    let spoofed = Req::get("/")
+        .header("X-Forwarded-Proto", "https, http")
+        .header("Accept", "*/*");
+    assert!(fired(&decide(&p, &spoofed)).is_empty());
+    // Without Accept, on any scheme.
+    assert_eq!(fired(&decide(&p, &Req::get("/"))), ["no-accept"]);
+    // Not a browser: header anomalies never apply.
+    let curl = Req::get("/").ua(CURL).header(":scheme", "https");
+    assert!(fired(&decide(&p, &curl)).is_empty());
+}
+
+#[test]
+fn unknown_header_anomalies_are_config_errors() {
+    assert_error(
+        "rules: [{name: x, when: {header_anomalies: [no_cookies]}}]",
+        "rules[0].when.header_anomalies[0]",
+        &["unknown variant `no_cookies`", "no_client_hints"],
+    );
 }

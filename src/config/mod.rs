@@ -320,6 +320,10 @@ pub struct CrawlersConfig {
     pub builtin: bool,
     /// Extra entries, checked before the built-ins.
     pub extra: Vec<CrawlerEntry>,
+    /// Product tokens added to `datasets/crawlers/browser_tokens.txt` (your
+    /// own browser builds), so they do not make a desktop browser user
+    /// agent a bot. Needs `builtin: true`.
+    pub browser_tokens: Vec<String>,
 }
 
 impl Default for CrawlersConfig {
@@ -327,6 +331,7 @@ impl Default for CrawlersConfig {
         CrawlersConfig {
             builtin: true,
             extra: Vec::new(),
+            browser_tokens: Vec::new(),
         }
     }
 }

@@ -17,7 +17,7 @@
 //! Network files hold one CIDR per line with `#` comments, the format of
 //! [`crate::net::parse_cidr_list`].
 
-use super::{ClientClass, CrawlerSpec, DatasetError};
+use super::{BrowserTokens, ClientClass, CrawlerSpec, DatasetError};
 use crate::net::{parse_cidr_list, IpSet};
 
 /// Every built-in dataset file, by its path under `datasets/`.
@@ -57,6 +57,10 @@ pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
     (
         "crawlers/browser.txt",
         include_str!("../../datasets/crawlers/browser.txt"),
+    ),
+    (
+        "crawlers/browser_tokens.txt",
+        include_str!("../../datasets/crawlers/browser_tokens.txt"),
     ),
     (
         "crawlers/app.txt",
@@ -227,6 +231,17 @@ pub fn builtin_network_set(name: &str) -> Result<IpSet, DatasetError> {
         });
     }
     Ok(IpSet::from_cidrs(cidrs))
+}
+
+/// The built-in browser product tokens (`crawlers/browser_tokens.txt`).
+pub fn builtin_browser_tokens() -> Result<BrowserTokens, DatasetError> {
+    let file = "datasets/crawlers/browser_tokens.txt";
+    let text = dataset("crawlers/browser_tokens.txt").ok_or_else(|| DatasetError {
+        file: file.to_string(),
+        line: 0,
+        reason: "missing from the built-in dataset table".to_string(),
+    })?;
+    BrowserTokens::parse(file, text)
 }
 
 /// The built-in crawler and client specs, in precedence order.

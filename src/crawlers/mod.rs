@@ -31,12 +31,14 @@
 pub mod consistency;
 mod dataset;
 pub mod malformed;
+pub mod tokens;
 
 pub use consistency::{Anomalies, HeaderAnomaly};
 pub use dataset::{
-    builtin_network, builtin_network_names, builtin_network_set, builtin_specs, parse_specs,
-    BUILTIN_CRAWLER_FILES, BUILTIN_DATASETS,
+    builtin_browser_tokens, builtin_network, builtin_network_names, builtin_network_set,
+    builtin_specs, parse_specs, BUILTIN_CRAWLER_FILES, BUILTIN_DATASETS,
 };
+pub use tokens::BrowserTokens;
 
 use crate::net::IpSet;
 use regex::bytes::{RegexSet, RegexSetBuilder};
@@ -201,6 +203,9 @@ pub struct DatasetError {
 pub struct Crawlers {
     set: RegexSet,
     specs: Vec<CrawlerSpec>,
+    /// With the built-in datasets: the `unexpected-product-token` rule,
+    /// applied to user agents a browser spec matched.
+    browser_tokens: Option<BrowserTokens>,
 }
 
 /// Size limit for the combined pattern set. The built-ins compile to well
@@ -236,7 +241,11 @@ impl Crawlers {
             .size_limit(SET_SIZE_LIMIT)
             .build();
         match set {
-            Ok(set) => Ok(Crawlers { set, specs }),
+            Ok(set) => Ok(Crawlers {
+                set,
+                specs,
+                browser_tokens: None,
+            }),
             Err(set_error) => {
                 // RegexSet errors do not say which pattern failed: find it.
                 for (i, spec) in specs.iter().enumerate() {
@@ -254,13 +263,22 @@ impl Crawlers {
         }
     }
 
-    /// The built-in specs ([`builtin_specs`]) compiled. A bad built-in
-    /// pattern is reported with its dataset file and line.
+    /// Checks user agents that a browser spec matches against `tokens`
+    /// (the `unexpected-product-token` rule, see [`tokens`]).
+    pub fn with_browser_tokens(mut self, tokens: BrowserTokens) -> Crawlers {
+        self.browser_tokens = Some(tokens);
+        self
+    }
+
+    /// The built-in specs ([`builtin_specs`]) compiled, with the built-in
+    /// browser tokens. A bad built-in pattern is reported with its dataset
+    /// file and line.
     pub fn builtin() -> Result<Crawlers, DatasetError> {
         let located = dataset::builtin_specs_located()?;
         let (specs, origins): (Vec<CrawlerSpec>, Vec<(&'static str, usize)>) =
             located.into_iter().unzip();
-        Crawlers::compile(specs).map_err(|(i, reason)| match origins.get(i) {
+        let tokens = dataset::builtin_browser_tokens()?;
+        let crawlers = Crawlers::compile(specs).map_err(|(i, reason)| match origins.get(i) {
             Some(&(file, line)) => DatasetError {
                 file: file.to_string(),
                 line,
@@ -271,7 +289,8 @@ impl Crawlers {
                 line: 0,
                 reason,
             },
-        })
+        })?;
+        Ok(crawlers.with_browser_tokens(tokens))
     }
 
     /// Classifies a request by its user agent and, for crawler classes,
@@ -299,6 +318,20 @@ impl Crawlers {
         let Some(spec) = self.specs.get(index) else {
             return Classification::UNKNOWN;
         };
+        if spec.class == ClientClass::Browser {
+            let foreign = self
+                .browser_tokens
+                .as_ref()
+                .map(|t| t.unexpected(user_agent));
+            if let Some(Some(_)) = foreign {
+                return Classification {
+                    class: ClientClass::Bot,
+                    name: Some(tokens::RULE_NAME),
+                    pattern: Some(tokens::RULE_DESCRIPTION),
+                    verification: None,
+                };
+            }
+        }
         let verification = if spec.class.is_crawler() {
             Some(match (&spec.networks, ip) {
                 (Some(networks), Some(ip)) => {

@@ -811,13 +811,35 @@ fn compile_crawlers(config: &Config, lists: &[NamedList]) -> Result<Crawlers, Co
         );
     }
     let extra = &config.crawlers.extra;
-    Crawlers::compile(specs).map_err(|(i, e)| match extra.get(i) {
+    let compiled = Crawlers::compile(specs).map_err(|(i, e)| match extra.get(i) {
         Some(entry) => ConfigError::new(
             format!("crawlers.extra[{i}].pattern"),
             syntax_reason(&entry.pattern, &e),
         ),
         None => ConfigError::new("crawlers.builtin", e),
-    })
+    })?;
+    let added = &config.crawlers.browser_tokens;
+    for (i, token) in added.iter().enumerate() {
+        if let Some(reason) = crawlers::tokens::token_error(token) {
+            return Err(ConfigError::new(
+                format!("crawlers.browser_tokens[{i}]"),
+                reason,
+            ));
+        }
+    }
+    if !config.crawlers.builtin {
+        if !added.is_empty() {
+            return Err(ConfigError::new(
+                "crawlers.browser_tokens",
+                "extends the built-in browser tokens, so it needs `crawlers.builtin: true`",
+            ));
+        }
+        return Ok(compiled);
+    }
+    let mut tokens = crawlers::builtin_browser_tokens()
+        .map_err(|e| ConfigError::new("crawlers.builtin", format!("built-in dataset: {e}")))?;
+    tokens.extend(added.iter().map(String::as_str));
+    Ok(compiled.with_browser_tokens(tokens))
 }
 
 /// The index of the list called `name`, or an error listing the known ones.

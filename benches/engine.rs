@@ -14,7 +14,10 @@
 //! - `cidr_lookup/1M`: `IpSet::contains` on a set built from 1,000,000
 //!   random prefixes (3/4 IPv4, 1/4 IPv6), cycling through 65,536
 //!   precomputed random addresses of the same mix;
-//! - `token_verify`: `Policy::verify_token` of a bound pass token.
+//! - `token_verify`: `Policy::verify_token` of a bound pass token;
+//! - `classify/mixed`: `Crawlers::classify` with the built-in datasets, one
+//!   user agent per iteration, cycling through the corpora in `tests/data/`
+//!   (browsers, in-app browsers and bots interleaved).
 //!
 //! A summary with each median (read back from criterion's
 //! `estimates.json`) and its target is printed at the end.
@@ -26,6 +29,7 @@ mod bench_policy;
 
 use bench_policy::Rng;
 use criterion::Criterion;
+use palisade::crawlers::Crawlers;
 use palisade::net::{Cidr, IpSet};
 use palisade::policy::{Action, Policy, ProcessEnv, Reason, Request};
 use palisade::ratelimit::MemoryStore;
@@ -244,6 +248,45 @@ fn bench_token(c: &mut Criterion, setup: &Setup) {
     });
 }
 
+/// The corpora of `tests/data/user-agents/`, interleaved so that browsers
+/// and bots alternate.
+fn mixed_corpus() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/user-agents");
+    let read = |name: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(dir.join(name)).expect("tests/data corpus");
+        text.lines()
+            .map(|l| l.rsplit('\t').next().unwrap_or(l).to_string())
+            .collect()
+    };
+    let files = [
+        read("browsers-weighted.tsv"),
+        read("browsers.txt"),
+        read("browsers-inapp.txt"),
+        read("bots-crawlerdetect.txt"),
+        read("bots-crawler-user-agents.txt"),
+    ];
+    let longest = files.iter().map(Vec::len).max().unwrap_or(0);
+    (0..longest)
+        .flat_map(|i| files.iter().filter_map(move |f| f.get(i).cloned()))
+        .collect()
+}
+
+fn bench_classify(c: &mut Criterion) {
+    let crawlers = Crawlers::builtin().expect("built-in datasets");
+    let corpus = mixed_corpus();
+    println!("classify: {} user agents in the mixed corpus", corpus.len());
+    let mut group = c.benchmark_group("classify");
+    let mut next = 0usize;
+    group.bench_function("mixed", |b| {
+        b.iter(|| {
+            let ua = &corpus[next % corpus.len()];
+            next = next.wrapping_add(1);
+            black_box(crawlers.classify(black_box(ua), Some(CLEAN_IP)).class)
+        })
+    });
+    group.finish();
+}
+
 /// Where criterion writes, resolved as criterion itself does (minus its
 /// `cargo metadata` call) and then passed to it, so the summary reads the
 /// same files.
@@ -286,6 +329,7 @@ fn summary(dir: &Path, since: SystemTime) {
         ("decide/valid_token", 2000.0),
         ("cidr_lookup/1M", 100.0),
         ("token_verify", 2000.0),
+        ("classify/mixed", 1000.0),
     ];
     println!();
     println!("summary (criterion medians, from {})", dir.display());
@@ -329,6 +373,7 @@ fn main() {
     bench_decide(&mut c, &setup);
     bench_cidr(&mut c);
     bench_token(&mut c, &setup);
+    bench_classify(&mut c);
     c.final_summary();
     summary(&dir, started);
 }

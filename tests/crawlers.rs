@@ -425,11 +425,9 @@ fn builtin_specs_follow_the_file_order_with_unique_names() {
             ClientClass::Bot,
             ClientClass::Browser,
             ClientClass::App,
-            ClientClass::Bot,
         ]
     );
-    // Runs of one class, in order, are the files (bot.txt and
-    // non_browser.txt share a class but are apart).
+    // Runs of one class, in order, are the files.
     let mut runs: Vec<ClientClass> = specs.iter().map(|s| s.class).collect();
     runs.dedup();
     assert_eq!(runs, order, "specs are grouped by file in precedence order");
@@ -702,4 +700,29 @@ fn desktop_browsers_with_a_foreign_product_token_are_bots() {
         // Mobile user agents carry in-app tokens of every kind: not checked.
         (Browser, "chrome", "Mozilla/5.0 (Linux; Android 15; CPH2557 Build/AP3A.240617.008; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/142.0.7444.142 Mobile Safari/537.36 Instagram 406.0.0.58.159 Android"),
     ]);
+}
+
+#[test]
+fn the_canonical_browser_fast_path_agrees_with_the_patterns() {
+    use palisade::crawlers::{builtin_browser_tokens, builtin_spec_tiers, canonical};
+    let (named, generic) = builtin_spec_tiers().unwrap();
+    let slow = Crawlers::compile_tiers(vec![named, generic])
+        .unwrap()
+        .with_generic_rules(builtin_browser_tokens().unwrap());
+    let mut checked = 0;
+    for (shape, name) in canonical::shapes() {
+        for (version, ios) in [
+            ("1", "1"),
+            ("131.0.0.0", "17_5_1"),
+            ("10.15", "18_0"),
+            ("0.1", "9_3_5"),
+        ] {
+            let ua = shape.replace('#', version).replace('~', ios);
+            let fast = builtin().classify(&ua, None);
+            assert_eq!(fast.name, Some(name), "{ua}");
+            assert_eq!(fast, slow.classify(&ua, None), "{ua}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 400);
 }

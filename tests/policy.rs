@@ -67,7 +67,10 @@ impl CompileEnv for FakeEnv {
 
 /// The configuration with a token key, unless it configures `tokens` itself.
 fn with_key(body: &str) -> String {
-    if body.contains("tokens:") {
+    let top_level_tokens = body
+        .lines()
+        .any(|l| l.starts_with("tokens:") || l.starts_with("{\"tokens\""));
+    if top_level_tokens {
         body.to_string()
     } else {
         format!("tokens:\n  keys: [\"{KEY}\"]\n{body}")
@@ -132,7 +135,8 @@ struct Req {
 }
 
 impl Req {
-    /// A browser-like GET from `CLIENT_IP`.
+    /// A browser-like GET from `CLIENT_IP`, over plain http to a public
+    /// host (so no `Sec-Fetch-*` or client hints are expected).
     fn get(path: &str) -> Req {
         Req {
             method: "GET".into(),
@@ -140,6 +144,7 @@ impl Req {
             host: "example.com".into(),
             headers: vec![
                 ("User-Agent".into(), CHROME.into()),
+                ("Accept".into(), "text/html".into()),
                 ("Accept-Language".into(), "en".into()),
             ],
             ip: Some(ip(CLIENT_IP)),
@@ -241,7 +246,7 @@ fn the_demo_policy_compiles() {
     let p = Policy::from_yaml(&text, &FakeEnv::default()).unwrap();
     let s = p.summary();
     assert_eq!(s.routes, 7);
-    assert_eq!(s.rules, 10);
+    assert_eq!(s.rules, 12);
     assert_eq!(s.keys, 1);
     assert_eq!(
         s.lists,
@@ -823,8 +828,11 @@ rules:
         ),
         (with_accept(Req::get("/login")), &[]),
         (with_accept(Req::get("/other").method("POST")), &[]),
-        (Req::get("/").ua(CURL), &["nested", "not-ua"]),
-        (Req::get("/"), &[]),
+        (
+            Req::get("/").ua(CURL).without("Accept"),
+            &["nested", "not-ua"],
+        ),
+        (Req::get("/").without("Accept"), &[]),
         (with_accept(Req::get("/").ua(CURL)), &["not-ua"]),
         (
             with_accept(Req::get("/x").method("DELETE").ua(CURL)),
@@ -3045,7 +3053,10 @@ fn header_anomalies_fire_only_on_secure_requests() {
         .header("Accept", "*/*");
     assert!(fired(&decide(&p, &spoofed)).is_empty());
     // Without Accept, on any scheme.
-    assert_eq!(fired(&decide(&p, &Req::get("/"))), ["no-accept"]);
+    assert_eq!(
+        fired(&decide(&p, &Req::get("/").without("Accept"))),
+        ["no-accept"]
+    );
     // Not a browser: header anomalies never apply.
     let curl = Req::get("/").ua(CURL).header(":scheme", "https");
     assert!(fired(&decide(&p, &curl)).is_empty());

@@ -67,10 +67,6 @@ pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
         include_str!("../../datasets/crawlers/app.txt"),
     ),
     (
-        "crawlers/non_browser.txt",
-        include_str!("../../datasets/crawlers/non_browser.txt"),
-    ),
-    (
         "networks/ahrefs.txt",
         include_str!("../../datasets/networks/ahrefs.txt"),
     ),
@@ -166,7 +162,7 @@ pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
 
 /// The crawler files in precedence order, with the class of their entries
 /// (file stem under `datasets/crawlers/`).
-pub static BUILTIN_CRAWLER_FILES: [(ClientClass, &str); 11] = [
+pub static BUILTIN_CRAWLER_FILES: [(ClientClass, &str); 10] = [
     (ClientClass::SearchEngine, "search_engine"),
     (ClientClass::AiCrawler, "ai_crawler"),
     (ClientClass::AiAssistant, "ai_assistant"),
@@ -177,8 +173,10 @@ pub static BUILTIN_CRAWLER_FILES: [(ClientClass, &str); 11] = [
     (ClientClass::Bot, "bot"),
     (ClientClass::Browser, "browser"),
     (ClientClass::App, "app"),
-    (ClientClass::Bot, "non_browser"),
 ];
+
+/// The first file of the second tier (see [`builtin_spec_tiers`]).
+const FIRST_GENERIC_FILE: &str = "bot";
 
 fn dataset(path: &str) -> Option<&'static str> {
     BUILTIN_DATASETS
@@ -247,20 +245,35 @@ pub fn builtin_browser_tokens() -> Result<BrowserTokens, DatasetError> {
 /// The built-in crawler and client specs, in precedence order.
 pub fn builtin_specs() -> Result<Vec<CrawlerSpec>, DatasetError> {
     Ok(builtin_specs_located()?
+        .0
         .into_iter()
         .map(|(spec, _)| spec)
         .collect())
 }
 
+/// The built-in specs in their two tiers (see [`super::Crawlers::compile_tiers`]):
+/// the named ones (search_engine ... tool), then the generic rules, browsers
+/// and apps (bot, browser, app).
+pub fn builtin_spec_tiers() -> Result<(Vec<CrawlerSpec>, Vec<CrawlerSpec>), DatasetError> {
+    let mut named = builtin_specs()?;
+    let generic = named.split_off(builtin_specs_located()?.1);
+    Ok((named, generic))
+}
+
 /// A built-in spec with the file and line it came from.
 pub(super) type Located = (CrawlerSpec, (&'static str, usize));
 
-/// The built-in specs with the file and line each came from.
-pub(super) fn builtin_specs_located() -> Result<Vec<Located>, DatasetError> {
+/// The built-in specs with the file and line each came from, and how many
+/// of them are named (come before [`FIRST_GENERIC_FILE`]).
+pub(super) fn builtin_specs_located() -> Result<(Vec<Located>, usize), DatasetError> {
     // Several specs share a list (google-crawlers): compile each list once.
     let mut cache: Vec<(String, IpSet)> = Vec::new();
     let mut out = Vec::new();
+    let mut named = 0;
     for (class, stem) in BUILTIN_CRAWLER_FILES {
+        if stem == FIRST_GENERIC_FILE {
+            named = out.len();
+        }
         let file = crawler_file_path(stem);
         let text = dataset(&format!("crawlers/{stem}.txt")).ok_or_else(|| DatasetError {
             file: file.to_string(),
@@ -280,7 +293,7 @@ pub(super) fn builtin_specs_located() -> Result<Vec<Located>, DatasetError> {
         })?;
         out.extend(specs.into_iter().map(|(spec, line)| (spec, (file, line))));
     }
-    Ok(out)
+    Ok((out, named))
 }
 
 /// The path shown in errors for a built-in crawler file.
@@ -296,7 +309,6 @@ fn crawler_file_path(stem: &str) -> &'static str {
         "bot" => "datasets/crawlers/bot.txt",
         "browser" => "datasets/crawlers/browser.txt",
         "app" => "datasets/crawlers/app.txt",
-        "non_browser" => "datasets/crawlers/non_browser.txt",
         _ => "datasets/crawlers",
     }
 }

@@ -28,6 +28,7 @@
 //!
 //! Nothing here panics on any user agent or address: this runs inside Envoy.
 
+pub mod canonical;
 pub mod consistency;
 mod dataset;
 pub mod malformed;
@@ -36,7 +37,7 @@ pub mod tokens;
 pub use consistency::{Anomalies, HeaderAnomaly};
 pub use dataset::{
     builtin_browser_tokens, builtin_network, builtin_network_names, builtin_network_set,
-    builtin_specs, parse_specs, BUILTIN_CRAWLER_FILES, BUILTIN_DATASETS,
+    builtin_spec_tiers, builtin_specs, parse_specs, BUILTIN_CRAWLER_FILES, BUILTIN_DATASETS,
 };
 pub use tokens::BrowserTokens;
 
@@ -58,8 +59,9 @@ pub enum ClientClass {
     Tool,
     Automation,
     /// A self-declared or obviously non-browser client whose operator is
-    /// unknown: the generic rules in `datasets/crawlers/bot.txt` and
-    /// `non_browser.txt`, and malformed user agents.
+    /// unknown: the generic rules in `datasets/crawlers/bot.txt`, the ones
+    /// written in code (malformed user agents, unexpected product tokens,
+    /// the last resort), see `datasets/README.md`.
     Bot,
     /// A native app with its own HTTP stack (Dalvik, CFNetwork, media
     /// players): not a browser, not a bot either.
@@ -196,26 +198,61 @@ pub struct DatasetError {
     pub reason: String,
 }
 
-/// Compiled classifier: the malformed-user-agent checks, then every
-/// pattern in one case-insensitive `RegexSet`; the first spec (in order)
-/// whose pattern matches wins.
+/// Compiled classifier: the malformed-user-agent checks, then the specs'
+/// patterns tier by tier (each tier one case-insensitive `RegexSet`); the
+/// first spec (in order) whose pattern matches wins. With the built-in
+/// datasets, the generic rules written in code follow (see
+/// [`Crawlers::with_generic_rules`]).
 #[derive(Debug, Clone)]
 pub struct Crawlers {
-    set: RegexSet,
+    tiers: Vec<Tier>,
     specs: Vec<CrawlerSpec>,
-    /// With the built-in datasets: the `unexpected-product-token` rule,
-    /// applied to user agents a browser spec matched.
-    browser_tokens: Option<BrowserTokens>,
+    /// The `unexpected-product-token` rule and the last-resort rules.
+    generic: Option<BrowserTokens>,
+    /// The canonical-browser fast path (see [`canonical`]): each browser
+    /// spec name it can return, with that spec's index.
+    canonical: Option<Vec<(&'static str, usize)>>,
 }
 
-/// Size limit for the combined pattern set. The built-ins compile to well
+/// One tier: its set and the index of its first spec in `Crawlers::specs`.
+#[derive(Debug, Clone)]
+struct Tier {
+    set: RegexSet,
+    offset: usize,
+}
+
+impl Tier {
+    fn first_match(&self, user_agent: &str) -> Option<usize> {
+        // Most user agents match nothing in the first tier, and a plain
+        // `is_match` search is cheaper than collecting every matching pattern.
+        if !self.set.is_match(user_agent.as_bytes()) {
+            return None;
+        }
+        // SetMatches iterates in ascending index order: the first wins.
+        let index = self.set.matches(user_agent.as_bytes()).iter().next()?;
+        Some(self.offset + index)
+    }
+}
+
+/// Size limit for each tier's pattern set. The built-ins compile to well
 /// under a megabyte; the headroom is for configs that add many patterns.
-/// The lazy DFA's cache keeps the regex crate's default limit (a few MiB at
-/// most, grown on demand): this runs inside a wasm VM.
 const SET_SIZE_LIMIT: usize = 64 << 20;
 
+/// The lazy DFA's cache limit for each tier, grown on demand. The regex
+/// crate's default (2 MiB) is too small for either built-in tier on varied
+/// traffic: the cache fills, is cleared again and again, and matching
+/// falls back to an engine 30-50 times slower (measured over the corpora in
+/// `tests/data/`). This much keeps both on the fast path; it is memory
+/// every Envoy worker VM may come to hold.
+const DFA_CACHE_LIMIT: usize = 6 << 20;
+
+/// What the last-resort rules report: a user agent no pattern matched.
+pub const NO_BROWSER_ENGINE: &str = "no-browser-engine";
+pub const NOT_A_BROWSER: &str = "not-a-browser";
+
 impl Crawlers {
-    /// Compiles specs; on a bad pattern returns the spec's index and the regex error text.
+    /// Compiles specs as one tier; on a bad pattern returns the spec's
+    /// index and the regex error text.
     ///
     /// Patterns are compiled as byte regexes with Unicode mode off: `\b`,
     /// `\w`, `\d`, `\s` and case folding are ASCII-only, which user agents
@@ -229,68 +266,105 @@ impl Crawlers {
     /// every pattern is valid on its own but together they exceed the size
     /// limit, the index returned is `specs.len()`.
     pub fn compile(specs: Vec<CrawlerSpec>) -> Result<Crawlers, (usize, String)> {
-        if let Some(i) = specs.iter().position(|s| s.pattern.is_empty()) {
-            return Err((
-                i,
-                "empty pattern (it would match every user agent)".to_string(),
-            ));
-        }
-        let set = RegexSetBuilder::new(specs.iter().map(|s| s.pattern.as_str()))
-            .case_insensitive(true)
-            .unicode(false)
-            .size_limit(SET_SIZE_LIMIT)
-            .build();
-        match set {
-            Ok(set) => Ok(Crawlers {
-                set,
-                specs,
-                browser_tokens: None,
-            }),
-            Err(set_error) => {
-                // RegexSet errors do not say which pattern failed: find it.
-                for (i, spec) in specs.iter().enumerate() {
-                    if let Err(e) = regex::bytes::RegexBuilder::new(&spec.pattern)
-                        .case_insensitive(true)
-                        .unicode(false)
-                        .size_limit(SET_SIZE_LIMIT)
-                        .build()
-                    {
-                        return Err((i, e.to_string()));
-                    }
-                }
-                Err((specs.len(), set_error.to_string()))
-            }
-        }
+        Crawlers::compile_tiers(vec![specs])
     }
 
-    /// Checks user agents that a browser spec matches against `tokens`
-    /// (the `unexpected-product-token` rule, see [`tokens`]).
-    pub fn with_browser_tokens(mut self, tokens: BrowserTokens) -> Crawlers {
-        self.browser_tokens = Some(tokens);
+    /// Compiles specs in tiers: all of a tier's patterns go into one set,
+    /// and a later tier is only searched when no earlier one matched.
+    ///
+    /// Why tiers: a lazy DFA runs every pattern of a set at once, and the
+    /// states of product-token patterns (mostly literals) multiplied by
+    /// those of the generic rules' anchored, structural patterns overflow
+    /// its cache, at which point matching falls back to an engine a
+    /// hundred times slower. Two sets of moderate size each stay on the
+    /// fast path. Errors index the specs as if the tiers were concatenated.
+    pub fn compile_tiers(tiers: Vec<Vec<CrawlerSpec>>) -> Result<Crawlers, (usize, String)> {
+        let mut sets = Vec::with_capacity(tiers.len());
+        let mut specs = Vec::new();
+        for tier in tiers {
+            let offset = specs.len();
+            let set = compile_set(&tier).map_err(|(i, e)| (offset + i, e))?;
+            sets.push(Tier { set, offset });
+            specs.extend(tier);
+        }
+        Ok(Crawlers {
+            tiers: sets,
+            specs,
+            generic: None,
+            canonical: None,
+        })
+    }
+
+    /// Adds the generic rules written in code, which belong with the
+    /// built-in datasets: `unexpected-product-token` for user agents a
+    /// browser spec matched (see [`tokens`]), and for user agents no spec
+    /// matched, `no-browser-engine` (it starts with `Mozilla/`) or
+    /// `not-a-browser` (anything else), both [`ClientClass::Bot`].
+    pub fn with_generic_rules(mut self, browser_tokens: BrowserTokens) -> Crawlers {
+        self.generic = Some(browser_tokens);
         self
     }
 
-    /// The built-in specs ([`builtin_specs`]) compiled, with the built-in
-    /// browser tokens. A bad built-in pattern is reported with its dataset
-    /// file and line.
+    /// Turns on the fast path for canonical browser user agents (see
+    /// [`canonical`]). Only for the built-in specs without extra entries:
+    /// it answers what they would. Without a browser spec of each name it
+    /// returns, it stays off.
+    pub fn with_canonical_browsers(mut self) -> Crawlers {
+        let mut names: Vec<&'static str> = canonical::shapes().map(|(_, n)| n).collect();
+        names.sort_unstable();
+        names.dedup();
+        let found: Option<Vec<(&'static str, usize)>> = names
+            .into_iter()
+            .map(|name| {
+                let index = self
+                    .specs
+                    .iter()
+                    .position(|s| s.class == ClientClass::Browser && s.name == name)?;
+                Some((name, index))
+            })
+            .collect();
+        self.canonical = found;
+        self
+    }
+
+    /// The built-in specs ([`builtin_specs`]) compiled in their two tiers
+    /// ([`builtin_spec_tiers`]), with the generic rules. A bad built-in
+    /// pattern is reported with its dataset file and line.
     pub fn builtin() -> Result<Crawlers, DatasetError> {
-        let located = dataset::builtin_specs_located()?;
-        let (specs, origins): (Vec<CrawlerSpec>, Vec<(&'static str, usize)>) =
+        let (located, named) = dataset::builtin_specs_located()?;
+        let (mut specs, origins): (Vec<CrawlerSpec>, Vec<(&'static str, usize)>) =
             located.into_iter().unzip();
+        let generic = specs.split_off(named);
         let tokens = dataset::builtin_browser_tokens()?;
-        let crawlers = Crawlers::compile(specs).map_err(|(i, reason)| match origins.get(i) {
-            Some(&(file, line)) => DatasetError {
-                file: file.to_string(),
-                line,
-                reason: format!("bad pattern: {reason}"),
-            },
-            None => DatasetError {
-                file: "datasets/crawlers".to_string(),
-                line: 0,
-                reason,
-            },
+        let crawlers = Crawlers::compile_tiers(vec![specs, generic]).map_err(|(i, reason)| {
+            match origins.get(i) {
+                Some(&(file, line)) => DatasetError {
+                    file: file.to_string(),
+                    line,
+                    reason: format!("bad pattern: {reason}"),
+                },
+                None => DatasetError {
+                    file: "datasets/crawlers".to_string(),
+                    line: 0,
+                    reason,
+                },
+            }
         })?;
-        Ok(crawlers.with_browser_tokens(tokens))
+        Ok(crawlers
+            .with_generic_rules(tokens)
+            .with_canonical_browsers())
+    }
+
+    /// The first spec whose pattern matches, tier by tier.
+    fn first_match(&self, user_agent: &str) -> Option<&CrawlerSpec> {
+        if let Some(fast) = &self.canonical {
+            if let Some(name) = canonical::browser(user_agent) {
+                let index = fast.iter().find(|(n, _)| *n == name).map(|&(_, i)| i);
+                return index.and_then(|i| self.specs.get(i));
+            }
+        }
+        let index = self.tiers.iter().find_map(|t| t.first_match(user_agent))?;
+        self.specs.get(index)
     }
 
     /// Classifies a request by its user agent and, for crawler classes,
@@ -299,37 +373,32 @@ impl Crawlers {
     /// A malformed user agent ([`malformed::check`]: empty, oversized,
     /// control characters or invalid bytes, no letters) is
     /// [`ClientClass::Bot`] before any pattern is tried. One that no spec
-    /// matches is [`ClientClass::Unknown`] with no name and no verification
-    /// (with the built-in datasets every well-formed user agent matches one
-    /// of `non_browser.txt`'s last-resort rules).
+    /// matches is [`ClientClass::Unknown`] with no name and no verification,
+    /// unless the generic rules are on (the built-ins), which make it a bot.
     pub fn classify(&self, user_agent: &str, ip: Option<IpAddr>) -> Classification<'_> {
-        if let Some(rule) = malformed::check(user_agent) {
-            return Classification {
-                class: ClientClass::Bot,
-                name: Some(rule.name),
-                pattern: Some(rule.description),
-                verification: None,
-            };
-        }
-        // SetMatches iterates in ascending index order: the first is the winner.
-        let Some(index) = self.set.matches(user_agent.as_bytes()).iter().next() else {
-            return Classification::UNKNOWN;
+        let bot = |name, description| Classification {
+            class: ClientClass::Bot,
+            name: Some(name),
+            pattern: Some(description),
+            verification: None,
         };
-        let Some(spec) = self.specs.get(index) else {
-            return Classification::UNKNOWN;
+        if let Some(rule) = malformed::check(user_agent) {
+            return bot(rule.name, rule.description);
+        }
+        let Some(spec) = self.first_match(user_agent) else {
+            return match &self.generic {
+                None => Classification::UNKNOWN,
+                Some(_) if user_agent.starts_with("Mozilla/") => bot(
+                    NO_BROWSER_ENGINE,
+                    "(Mozilla/ with no browser engine or product that browser.txt recognises)",
+                ),
+                Some(_) => bot(NOT_A_BROWSER, "(matches no browser, app or named client)"),
+            };
         };
         if spec.class == ClientClass::Browser {
-            let foreign = self
-                .browser_tokens
-                .as_ref()
-                .map(|t| t.unexpected(user_agent));
-            if let Some(Some(_)) = foreign {
-                return Classification {
-                    class: ClientClass::Bot,
-                    name: Some(tokens::RULE_NAME),
-                    pattern: Some(tokens::RULE_DESCRIPTION),
-                    verification: None,
-                };
+            let tokens = self.generic.as_ref();
+            if tokens.is_some_and(|t| t.unexpected(user_agent).is_some()) {
+                return bot(tokens::RULE_NAME, tokens::RULE_DESCRIPTION);
             }
         }
         let verification = if spec.class.is_crawler() {
@@ -366,6 +435,38 @@ impl Crawlers {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// One tier's set; on error, the failing spec's index within the tier.
+fn compile_set(specs: &[CrawlerSpec]) -> Result<RegexSet, (usize, String)> {
+    if let Some(i) = specs.iter().position(|s| s.pattern.is_empty()) {
+        return Err((
+            i,
+            "empty pattern (it would match every user agent)".to_string(),
+        ));
+    }
+    RegexSetBuilder::new(specs.iter().map(|s| s.pattern.as_str()))
+        .case_insensitive(true)
+        .unicode(false)
+        .size_limit(SET_SIZE_LIMIT)
+        .dfa_size_limit(DFA_CACHE_LIMIT)
+        .build()
+        .map_err(|set_error| {
+            // RegexSet errors do not say which pattern failed: find it.
+            specs
+                .iter()
+                .enumerate()
+                .find_map(|(i, spec)| {
+                    regex::bytes::RegexBuilder::new(&spec.pattern)
+                        .case_insensitive(true)
+                        .unicode(false)
+                        .size_limit(SET_SIZE_LIMIT)
+                        .build()
+                        .err()
+                        .map(|e| (i, e.to_string()))
+                })
+                .unwrap_or((specs.len(), set_error.to_string()))
+        })
 }
 
 #[cfg(test)]

@@ -784,7 +784,8 @@ fn parse_list_text(text: &str, at: &str) -> Result<Vec<net::Cidr>, ConfigError> 
 }
 
 fn compile_crawlers(config: &Config, lists: &[NamedList]) -> Result<Crawlers, ConfigError> {
-    let mut specs = Vec::new();
+    // The policy's own entries join the first (named) tier, ahead of it.
+    let mut named = Vec::new();
     for (i, entry) in config.crawlers.extra.iter().enumerate() {
         let at = format!("crawlers.extra[{i}]");
         check_regex(&entry.pattern).map_err(|e| ConfigError::new(format!("{at}.pattern"), e))?;
@@ -796,28 +797,13 @@ fn compile_crawlers(config: &Config, lists: &[NamedList]) -> Result<Crawlers, Co
             ),
             None => None,
         };
-        specs.push(CrawlerSpec {
+        named.push(CrawlerSpec {
             name: entry.name.clone(),
             class: entry.class,
             pattern: entry.pattern.clone(),
             networks,
         });
     }
-    if config.crawlers.builtin {
-        specs.extend(
-            crawlers::builtin_specs().map_err(|e| {
-                ConfigError::new("crawlers.builtin", format!("built-in dataset: {e}"))
-            })?,
-        );
-    }
-    let extra = &config.crawlers.extra;
-    let compiled = Crawlers::compile(specs).map_err(|(i, e)| match extra.get(i) {
-        Some(entry) => ConfigError::new(
-            format!("crawlers.extra[{i}].pattern"),
-            syntax_reason(&entry.pattern, &e),
-        ),
-        None => ConfigError::new("crawlers.builtin", e),
-    })?;
     let added = &config.crawlers.browser_tokens;
     for (i, token) in added.iter().enumerate() {
         if let Some(reason) = crawlers::tokens::token_error(token) {
@@ -827,19 +813,41 @@ fn compile_crawlers(config: &Config, lists: &[NamedList]) -> Result<Crawlers, Co
             ));
         }
     }
+    if !config.crawlers.builtin && !added.is_empty() {
+        return Err(ConfigError::new(
+            "crawlers.browser_tokens",
+            "extends the built-in browser tokens, so it needs `crawlers.builtin: true`",
+        ));
+    }
+    let builtin_error = |e: crawlers::DatasetError| {
+        ConfigError::new("crawlers.builtin", format!("built-in dataset: {e}"))
+    };
+    let mut tiers = vec![named];
+    if config.crawlers.builtin {
+        let (builtin_named, generic) = crawlers::builtin_spec_tiers().map_err(builtin_error)?;
+        tiers[0].extend(builtin_named);
+        tiers.push(generic);
+    }
+    let extra = &config.crawlers.extra;
+    let compiled = Crawlers::compile_tiers(tiers).map_err(|(i, e)| match extra.get(i) {
+        Some(entry) => ConfigError::new(
+            format!("crawlers.extra[{i}].pattern"),
+            syntax_reason(&entry.pattern, &e),
+        ),
+        None => ConfigError::new("crawlers.builtin", e),
+    })?;
     if !config.crawlers.builtin {
-        if !added.is_empty() {
-            return Err(ConfigError::new(
-                "crawlers.browser_tokens",
-                "extends the built-in browser tokens, so it needs `crawlers.builtin: true`",
-            ));
-        }
         return Ok(compiled);
     }
-    let mut tokens = crawlers::builtin_browser_tokens()
-        .map_err(|e| ConfigError::new("crawlers.builtin", format!("built-in dataset: {e}")))?;
+    let mut tokens = crawlers::builtin_browser_tokens().map_err(builtin_error)?;
     tokens.extend(added.iter().map(String::as_str));
-    Ok(compiled.with_browser_tokens(tokens))
+    let compiled = compiled.with_generic_rules(tokens);
+    // The fast path answers what the built-ins would; extra entries come first.
+    Ok(if extra.is_empty() {
+        compiled.with_canonical_browsers()
+    } else {
+        compiled
+    })
 }
 
 /// The index of the list called `name`, or an error listing the known ones.

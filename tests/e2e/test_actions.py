@@ -6,6 +6,8 @@ Each test sends its own client address in X-Forwarded-For (the demo trusts
 one hop, so the rightmost entry is the client), so rate limits and counters
 of one test never leak into another.
 """
+import http.client
+import json
 import re
 
 import pytest
@@ -233,7 +235,44 @@ def test_protected_challenges_command_line_tools(demo_envoy, tool):
 
 
 def test_protected_challenges_a_browser_without_accept_language(demo_envoy):
-    assert_challenge(get(demo_envoy, "/protected/report", headers={"User-Agent": BROWSER_UA, **JSON}))
+    headers = {k: v for k, v in BROWSER_HEADERS.items() if k != "Accept-Language"}
+    assert_challenge(get(demo_envoy, "/protected/report", headers={**headers, **JSON}))
+
+
+def test_protected_challenges_a_script_with_a_browser_user_agent(demo_envoy):
+    # Chrome's user agent and languages, but not the Sec-Fetch-* and client
+    # hints Chrome sends to a loopback host (rule inconsistent-browser-headers).
+    headers = {"User-Agent": BROWSER_UA, "Accept-Language": "en-GB,en;q=0.9", **JSON}
+    assert_challenge(get(demo_envoy, "/protected/report", headers=headers))
+
+
+@pytest.mark.parametrize("ua", [
+    "Mozilla/5.0 (compatible; SomeRandomBot/1.0)",
+    "NutchCVS/0.7.1 (Nutch; http://lucene.apache.org/nutch/bot.html; nutch-agent@lucene.apache.org)",
+    "x" * 60000,
+    "",
+])
+def test_protected_challenges_bots_the_pattern_list_does_not_name(demo_envoy, ua):
+    r = get(demo_envoy, "/protected/report", headers={"User-Agent": ua, "Accept-Language": "en", **JSON})
+    assert_challenge(r)
+
+
+def test_protected_challenges_a_user_agent_of_raw_bytes(demo_envoy):
+    # Not UTF-8: the filter decodes it lossily and the `malformed` rule fires.
+    conn = http.client.HTTPConnection("127.0.0.1", demo_envoy.port, timeout=5)
+    try:
+        conn.putrequest("GET", "/protected/report")
+        conn.putheader("User-Agent", b"Mozilla/5.0 \xff\xfe\xfd bot")
+        conn.putheader("Accept", "application/json")
+        conn.putheader("Accept-Language", "en")
+        conn.putheader("X-Forwarded-For", next_client_ip())
+        conn.endheaders()
+        r = conn.getresponse()
+        body = json.loads(r.read())
+        assert r.status == 403, body
+        assert body["action"] == "challenge"
+    finally:
+        conn.close()
 
 
 def test_protected_allows_a_normal_browser(demo_envoy):

@@ -9,12 +9,15 @@ threshold, but enough for the `challenge` route /protected/* to challenge
 it). With a regular Chrome User-Agent and Accept-Language (--lang) the same
 browser goes straight into /protected/*.
 """
+import re
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+import requests
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
@@ -27,8 +30,17 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = ROOT / "target" / "e2e"
 CHALLENGE_TITLE = "Checking your browser"
-ORDINARY_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-               "Chrome/156.0.0.0 Safari/537.36")
+
+
+def ordinary_ua():
+    """The reduced User-Agent headed Chrome of the installed Chromium's
+    version sends: the same major version as the client hints Chromium
+    sends, so the two agree as they do in a real browser."""
+    version = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout
+    major = re.search(r"(\d+)\.\d+\.\d+", version).group(1)
+    return ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            f"Chrome/{major}.0.0.0 Safari/537.36")
+
 
 pytestmark = pytest.mark.skipif(
     not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
@@ -152,7 +164,7 @@ def test_headless_chromium_is_challenged_on_protected_and_passes(demo_envoy, bro
 def test_browser_with_ordinary_user_agent_lands_directly_on_protected(demo_envoy, launch):
     # The same Chromium, presenting a regular Chrome User-Agent, with
     # Accept-Language (--lang): nothing suspicious, so no challenge at all.
-    browser = launch(user_agent=ORDINARY_UA)
+    browser = launch(user_agent=ordinary_ua())
     assert browser.execute_script("return navigator.languages")[0] == "en-US"
     before = challenge_counts(demo_envoy)
     browser.get(demo_envoy.url + "/protected/x?y=2")
@@ -260,3 +272,66 @@ def test_challenge_page_shows_progress_while_solving(hard_envoy, browser):
     assert browser.current_url == hard_envoy.url + "/login?from=screenshot"
     assert "GET /login?from=screenshot" in text
     assert pass_cookie(browser)["httpOnly"] is True
+
+
+# --- header consistency ------------------------------------------------------
+
+# One rule per header anomaly, each with its own bit as weight, so the score
+# the upstream sees says exactly which fired.
+ANOMALY_BITS = {
+    "no_accept": 1, "no_accept_language": 2, "no_client_hints": 4,
+    "client_hints_mismatch": 8, "no_fetch_metadata": 16, "unexpected_client_hints": 32,
+}
+
+
+@pytest.fixture(scope="module")
+def consistency_envoy(echo_upstream):
+    policy = {
+        "tokens": {"keys": ["1:e2e-consistency-secret-0123456789"]},
+        "default_route": {"action": "monitor"},
+        "rules": [{"name": f"anomaly-{name}", "when": {"header_anomalies": [name]}, "weight": bit}
+                  for name, bit in ANOMALY_BITS.items()],
+    }
+    with start_envoy(policy, echo_upstream) as envoy:
+        yield envoy
+
+
+def fired_anomalies(score):
+    return sorted(name for name, bit in ANOMALY_BITS.items() if int(score) & bit)
+
+
+def test_chromiums_own_requests_have_no_header_anomalies(consistency_envoy, launch):
+    # Chromium with headed Chrome's User-Agent (headless says HeadlessChrome,
+    # an automation class the checks do not apply to). 127.0.0.1 is a
+    # loopback host, so Chromium sends Sec-Fetch-* and client hints and the
+    # policy expects them.
+    browser = launch(user_agent=ordinary_ua())
+    browser.get(consistency_envoy.url + "/page?x=1")
+    wait_for_upstream(browser, timeout=10)
+    annotations = upstream_annotations(browser)
+    assert annotations["x-palisade-client"].startswith("class=browser"), annotations
+    assert fired_anomalies(annotations["x-palisade-score"]) == [], annotations
+    # Its fetch() calls, same-origin and with other Accept headers, too.
+    results = browser.execute_async_script(
+        """
+        const done = arguments[0];
+        Promise.all(['/api/a', '/api/b?c=d'].map(p =>
+            fetch(p, {headers: {'Accept': 'application/json'}}).then(r => r.json())))
+          .then(bodies => done(bodies.map(b => b.headers)), e => done(String(e)));
+        """
+    )
+    assert isinstance(results, list), results
+    for seen in results:
+        assert seen["x-palisade-client"].startswith("class=browser"), seen
+        assert "sec-fetch-mode" in seen and "sec-ch-ua" in seen, seen
+        assert fired_anomalies(seen["x-palisade-score"]) == [], seen
+
+
+def test_a_script_with_chromes_user_agent_has_anomalies(consistency_envoy):
+    # The control: the same User-Agent from a script, without the headers
+    # Chromium adds, on the same (secure, loopback) origin.
+    r = requests.get(consistency_envoy.url + "/page", timeout=5, headers={
+        "User-Agent": ordinary_ua(), "Accept": "application/json", "Accept-Language": "en"})
+    assert r.status_code == 200
+    score = r.json()["headers"]["x-palisade-score"]
+    assert fired_anomalies(score) == ["no_client_hints", "no_fetch_metadata"]

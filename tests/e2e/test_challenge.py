@@ -134,7 +134,7 @@ def test_challenge_page_for_browsers_solves_like_the_api(demo_envoy):
     """The page's hidden form carries the ticket; posting it like the page's
     script does lands on the original page with a pass cookie."""
     client = Client(demo_envoy, ua=BROWSER_HEADERS["User-Agent"])
-    r = client.get("/login?next=%2Faccount", {"Accept": "text/html"})
+    r = client.get("/login?next=%2Faccount", {**BROWSER_HEADERS, "Accept": "text/html"})
     assert r.status_code == 403
     assert r.headers["content-type"].startswith("text/html")
     data = re.search(r'name="data" value="([^"]+)"', r.text).group(1)

@@ -655,6 +655,10 @@ fn generic_rules_spare_near_misses() {
         (App, "cfnetwork", "MyApp/3 CFNetwork/1496.0.7 Darwin/23.5.0"),
         (App, "android-app", "Instagram 275.0.0.27.98 Android (33/13; 420dpi; 1080x2400; samsung; SM-G991B; o1s; exynos2100; en_US; 458229237)"),
         (App, "media-player", "AppleCoreMedia/1.0.0.21F90 (iPhone; U; CPU OS 17_5_1 like Mac OS X; en_us)"),
+        (App, "ios-app", "LinkedIn/9.29.8149 (iPhone; iOS 17.1; Scale/3.00)"),
+        (App, "ios-app", "Twitter-iPhone/10.14 iOS/17.1 (Apple;iPhone14,2;;;;;1;2021)"),
+        (App, "android-app", "Pinterest for Android/11.40.0 (SM-G991B; 13)"),
+        (App, "facebook-app", "[FBAN/FBIOS;FBDV/iPhone12,1;FBMD/iPhone;FBSN/iOS;FBSV/16.0;FBSS/2;FBID/phone;FBLC/en_US;FBOP/5]"),
     ]);
 }
 
@@ -673,6 +677,7 @@ fn browsers_of_every_kind_stay_browsers() {
         "Mozilla/5.0 (PlayStation; PlayStation 5/2.26) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/13.0 Safari/605.1.15",
         "Mozilla/5.0 (Nintendo Switch; WifiWebAuthApplet) AppleWebKit/606.4 (KHTML, like Gecko) NF/6.0.1.15.4 NintendoBrowser/5.1.0.20393",
         "Mozilla/5.0 (X11; Linux armv7l) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/90.0.4430.225 Safari/537.36 CrKey/1.56.500000",
+        "Mozilla/5.0 (X11; Linux aarch64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 CrKey/1.56.500000 DeviceType/AndroidTV",
         "Mozilla/5.0 (Linux; Android 9; KFTRWI) AppleWebKit/537.36 (KHTML, like Gecko) Silk/124.2.1 like Chrome/124.0.6367.219 Safari/537.36",
         // Older engines.
         "Opera/9.80 (Android; Opera Mini/7.5.35199/35.4053; U; en) Presto/2.8.119 Version/11.10",

@@ -8,13 +8,20 @@
 //!
 //! A [`CrawlerSpec`] names one crawler or client family, its [`ClientClass`],
 //! a case-insensitive user-agent regex and, optionally, the networks its
-//! operator publishes. [`Crawlers::compile`] puts every pattern into one
-//! case-insensitive `RegexSet` (byte-oriented, ASCII semantics), so classifying a request is one pass over the user agent
-//! whatever the number of specs; the lowest-index matching spec wins. The
-//! built-in specs come in the order search_engine, ai_crawler, ai_assistant,
-//! seo, monitoring, automation, tool, browser: crawlers that embed browser
-//! tokens (Googlebot's smartphone agent carries `Chrome/... Mobile Safari/...`)
-//! are found before the browser fallback.
+//! operator publishes. [`Crawlers::compile_tiers`] puts each tier's patterns
+//! into one case-insensitive `RegexSet` (byte-oriented, ASCII semantics), so
+//! a tier costs one pass over the user agent whatever the number of specs;
+//! the lowest-index matching spec of the first tier that matches wins.
+//!
+//! The built-ins come in two tiers: the named patterns (search_engine,
+//! ai_crawler, ai_assistant, seo, monitoring, automation, tool), then the
+//! generic bot rules, browsers and apps. Crawlers that embed browser tokens
+//! (Googlebot's smartphone agent carries `Chrome/... Mobile Safari/...`) are
+//! found before the browsers. Around the patterns sit the rules written in
+//! code: [`malformed`] user agents first, the canonical-browser fast path
+//! ([`canonical`]), unexpected product tokens on desktop browsers
+//! ([`tokens`]) and the last resort. [`consistency`] checks the other
+//! headers of a browser request against its user agent.
 //!
 //! # Verification
 //!

@@ -49,14 +49,18 @@ pub fn check(user_agent: &str) -> Option<&'static MalformedRule> {
     if user_agent.trim().is_empty() {
         return Some(&EMPTY);
     }
+    // One pass over the bytes (this runs on every request): control bytes,
+    // ASCII letters, and the first byte of any non-ASCII character.
     let mut letters = false;
+    let mut non_ascii = false;
     for &b in user_agent.as_bytes() {
         if b < 0x20 || b == 0x7f {
             return Some(&CONTROL_OR_INVALID);
         }
         letters |= b.is_ascii_alphabetic();
+        non_ascii |= b >= 0x80;
     }
-    if user_agent.contains('\u{fffd}') {
+    if non_ascii && user_agent.contains('\u{fffd}') {
         return Some(&CONTROL_OR_INVALID);
     }
     if !letters && !user_agent.chars().any(char::is_alphabetic) {

@@ -255,9 +255,10 @@ pub fn builtin_specs() -> Result<Vec<CrawlerSpec>, DatasetError> {
 /// the named ones (search_engine ... tool), then the generic rules, browsers
 /// and apps (bot, browser, app).
 pub fn builtin_spec_tiers() -> Result<(Vec<CrawlerSpec>, Vec<CrawlerSpec>), DatasetError> {
-    let mut named = builtin_specs()?;
-    let generic = named.split_off(builtin_specs_located()?.1);
-    Ok((named, generic))
+    let (located, named) = builtin_specs_located()?;
+    let mut specs: Vec<CrawlerSpec> = located.into_iter().map(|(spec, _)| spec).collect();
+    let generic = specs.split_off(named);
+    Ok((specs, generic))
 }
 
 /// A built-in spec with the file and line it came from.

@@ -205,6 +205,16 @@ pub struct DatasetError {
     pub reason: String,
 }
 
+/// Why [`Crawlers::with_builtins`] failed: an extra entry's pattern (its
+/// index and the regex error), or a built-in dataset.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuiltinsError {
+    #[error("extra entry {index}: {reason}")]
+    Extra { index: usize, reason: String },
+    #[error("built-in dataset: {0}")]
+    Dataset(#[from] DatasetError),
+}
+
 /// Compiled classifier: the malformed-user-agent checks, then the specs'
 /// patterns tier by tier (each tier one case-insensitive `RegexSet`); the
 /// first spec (in order) whose pattern matches wins. With the built-in
@@ -313,10 +323,9 @@ impl Crawlers {
     }
 
     /// Turns on the fast path for canonical browser user agents (see
-    /// [`canonical`]). Only for the built-in specs without extra entries:
-    /// it answers what they would. Without a browser spec of each name it
-    /// returns, it stays off.
-    pub fn with_canonical_browsers(mut self) -> Crawlers {
+    /// [`canonical`]), which answers what the built-in specs would. Without
+    /// a browser spec of each name it returns, it stays off.
+    fn with_canonical_browsers(mut self) -> Crawlers {
         let mut names: Vec<&'static str> = canonical::shapes().map(|(_, n)| n).collect();
         names.sort_unstable();
         names.dedup();
@@ -334,32 +343,62 @@ impl Crawlers {
         self
     }
 
-    /// The built-in specs ([`builtin_specs`]) compiled in their two tiers
-    /// ([`builtin_spec_tiers`]), with the generic rules. A bad built-in
-    /// pattern is reported with its dataset file and line.
+    /// The built-in specs ([`builtin_specs`]) compiled in their two tiers,
+    /// with the generic rules and the canonical-browser fast path. A bad
+    /// built-in pattern is reported with its dataset file and line.
     pub fn builtin() -> Result<Crawlers, DatasetError> {
+        Crawlers::with_builtins(Vec::new(), &[]).map_err(|e| match e {
+            BuiltinsError::Dataset(e) => e,
+            // There are no extra entries to be wrong.
+            BuiltinsError::Extra { index, reason } => DatasetError {
+                file: "crawlers.extra".to_string(),
+                line: index,
+                reason,
+            },
+        })
+    }
+
+    /// The built-ins with a policy's own entries in front of the named
+    /// tier and its own browser tokens added (validated with
+    /// [`tokens::token_error`]). The canonical-browser fast path is on only
+    /// without extra entries: one of them could claim those user agents.
+    pub fn with_builtins(
+        extra: Vec<CrawlerSpec>,
+        extra_tokens: &[String],
+    ) -> Result<Crawlers, BuiltinsError> {
         let (located, named) = dataset::builtin_specs_located()?;
-        let (mut specs, origins): (Vec<CrawlerSpec>, Vec<(&'static str, usize)>) =
+        let (mut builtin, origins): (Vec<CrawlerSpec>, Vec<(&'static str, usize)>) =
             located.into_iter().unzip();
-        let generic = specs.split_off(named);
-        let tokens = dataset::builtin_browser_tokens()?;
-        let crawlers = Crawlers::compile_tiers(vec![specs, generic]).map_err(|(i, reason)| {
-            match origins.get(i) {
-                Some(&(file, line)) => DatasetError {
-                    file: file.to_string(),
-                    line,
-                    reason: format!("bad pattern: {reason}"),
-                },
-                None => DatasetError {
-                    file: "datasets/crawlers".to_string(),
-                    line: 0,
-                    reason,
-                },
-            }
-        })?;
-        Ok(crawlers
-            .with_generic_rules(tokens)
-            .with_canonical_browsers())
+        let generic = builtin.split_off(named);
+        let extras = extra.len();
+        let mut first = extra;
+        first.extend(builtin);
+        let crawlers =
+            Crawlers::compile_tiers(vec![first, generic]).map_err(|(i, reason)| {
+                match i.checked_sub(extras) {
+                    None => BuiltinsError::Extra { index: i, reason },
+                    Some(i) => BuiltinsError::Dataset(match origins.get(i) {
+                        Some(&(file, line)) => DatasetError {
+                            file: file.to_string(),
+                            line,
+                            reason: format!("bad pattern: {reason}"),
+                        },
+                        None => DatasetError {
+                            file: "datasets/crawlers".to_string(),
+                            line: 0,
+                            reason,
+                        },
+                    }),
+                }
+            })?;
+        let mut tokens = dataset::builtin_browser_tokens()?;
+        tokens.extend(extra_tokens.iter().map(String::as_str));
+        let crawlers = crawlers.with_generic_rules(tokens);
+        Ok(if extras == 0 {
+            crawlers.with_canonical_browsers()
+        } else {
+            crawlers
+        })
     }
 
     /// The first spec whose pattern matches, tier by tier.

@@ -819,34 +819,22 @@ fn compile_crawlers(config: &Config, lists: &[NamedList]) -> Result<Crawlers, Co
             "extends the built-in browser tokens, so it needs `crawlers.builtin: true`",
         ));
     }
-    let builtin_error = |e: crawlers::DatasetError| {
-        ConfigError::new("crawlers.builtin", format!("built-in dataset: {e}"))
-    };
-    let mut tiers = vec![named];
-    if config.crawlers.builtin {
-        let (builtin_named, generic) = crawlers::builtin_spec_tiers().map_err(builtin_error)?;
-        tiers[0].extend(builtin_named);
-        tiers.push(generic);
-    }
     let extra = &config.crawlers.extra;
-    let compiled = Crawlers::compile_tiers(tiers).map_err(|(i, e)| match extra.get(i) {
+    let pattern_error = |i: usize, e: String| match extra.get(i) {
         Some(entry) => ConfigError::new(
             format!("crawlers.extra[{i}].pattern"),
             syntax_reason(&entry.pattern, &e),
         ),
-        None => ConfigError::new("crawlers.builtin", e),
-    })?;
+        None => ConfigError::new("crawlers.extra", e),
+    };
     if !config.crawlers.builtin {
-        return Ok(compiled);
+        return Crawlers::compile(named).map_err(|(i, e)| pattern_error(i, e));
     }
-    let mut tokens = crawlers::builtin_browser_tokens().map_err(builtin_error)?;
-    tokens.extend(added.iter().map(String::as_str));
-    let compiled = compiled.with_generic_rules(tokens);
-    // The fast path answers what the built-ins would; extra entries come first.
-    Ok(if extra.is_empty() {
-        compiled.with_canonical_browsers()
-    } else {
-        compiled
+    Crawlers::with_builtins(named, added).map_err(|e| match e {
+        crawlers::BuiltinsError::Extra { index, reason } => pattern_error(index, reason),
+        crawlers::BuiltinsError::Dataset(e) => {
+            ConfigError::new("crawlers.builtin", format!("built-in dataset: {e}"))
+        }
     })
 }
 

@@ -213,6 +213,12 @@ proptest! {
                 Some(port) => format!("{host}:{port}"),
                 None => host.clone(),
             };
+            // An unclosed `[` opens an IPv6 literal that never ends, so the
+            // engine keeps the whole header (port and all) as the name.
+            let host_name = match port {
+                Some(_) if host.starts_with('[') => host_header.clone(),
+                _ => host.clone(),
+            };
             let expected = paths
                 .iter()
                 .position(|g| reference_str(g, path))
@@ -220,7 +226,7 @@ proptest! {
                 .or_else(|| {
                     hosts
                         .iter()
-                        .position(|g| reference_str(&g.to_lowercase(), &host.to_lowercase()))
+                        .position(|g| reference_str(&g.to_lowercase(), &host_name.to_lowercase()))
                         .map(|i| format!("h{i}"))
                 })
                 .unwrap_or_else(|| "default".to_string());

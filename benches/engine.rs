@@ -103,7 +103,7 @@ fn compile_policy() -> Setup {
     let token = policy.issue_token(
         Some(CLEAN_IP),
         BROWSER_UA,
-        bench_policy::TOKEN_DIFFICULTY,
+        palisade::challenge::Passed::pow(bench_policy::TOKEN_DIFFICULTY),
         NOW_S,
     );
     Setup { policy, token }

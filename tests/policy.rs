@@ -5,7 +5,7 @@
 //! Compiling goes through a fake [`CompileEnv`], so environment variables
 //! and list files are exactly what each test says.
 
-use palisade::challenge;
+use palisade::challenge::{self, Passed};
 use palisade::config::{ActionName, ChallengeKind, Config, ConfigError, RateScope};
 use palisade::crawlers::{ClientClass, Verification};
 use palisade::policy::{
@@ -1393,7 +1393,7 @@ fn with_cookie(r: Req, token: &str) -> Req {
 #[test]
 fn a_valid_token_skips_challenges_of_its_level() {
     let p = tokens_policy("");
-    let token = p.issue_token(Some(ip(CLIENT_IP)), CHROME, 3, NOW_S);
+    let token = p.issue_token(Some(ip(CLIENT_IP)), CHROME, Passed::pow(3), NOW_S);
 
     let d = decide(&p, &Req::get("/all/x"));
     assert_eq!((d.action, d.token), (Action::Challenge, TokenState::Absent));
@@ -1408,7 +1408,7 @@ fn a_valid_token_skips_challenges_of_its_level() {
         assert_eq!(
             d.token,
             TokenState::Valid {
-                level: 3,
+                passed: Passed::pow(3),
                 expires_at: NOW_S + 3600
             }
         );
@@ -1416,13 +1416,13 @@ fn a_valid_token_skips_challenges_of_its_level() {
         assert_eq!(d.challenge.map(|c| c.difficulty), Some(3));
     }
     // `challenge` routes with a suspicious score, too.
-    let curl_token = p.issue_token(Some(ip(CLIENT_IP)), CURL, 3, NOW_S);
+    let curl_token = p.issue_token(Some(ip(CLIENT_IP)), CURL, Passed::pow(3), NOW_S);
     let d = decide(&p, &with_cookie(Req::get("/some/x").ua(CURL), &curl_token));
     assert_eq!(d.score, 50);
     assert_eq!(
         d.token,
         TokenState::Valid {
-            level: 3,
+            passed: Passed::pow(3),
             expires_at: NOW_S + 3600
         }
     );
@@ -1433,13 +1433,13 @@ fn a_valid_token_skips_challenges_of_its_level() {
     // A harder challenge needs a higher level.
     let d = decide(&p, &with_cookie(Req::get("/all/x?hard"), &token));
     assert_eq!(d.action, Action::Challenge);
-    assert!(matches!(d.token, TokenState::Valid { level: 3, .. }));
-    let strong = p.issue_token(Some(ip(CLIENT_IP)), CHROME, 5, NOW_S);
+    assert!(matches!(d.token, TokenState::Valid { passed: Passed { difficulty: 3, .. }, .. }));
+    let strong = p.issue_token(Some(ip(CLIENT_IP)), CHROME, Passed::pow(5), NOW_S);
     assert_eq!(
         decide(&p, &with_cookie(Req::get("/all/x?hard"), &strong)).action,
         Action::Allow
     );
-    let weak = p.issue_token(Some(ip(CLIENT_IP)), CHROME, 2, NOW_S);
+    let weak = p.issue_token(Some(ip(CLIENT_IP)), CHROME, Passed::pow(2), NOW_S);
     assert_eq!(
         decide(&p, &with_cookie(Req::get("/all/x"), &weak)).action,
         Action::Challenge
@@ -1458,7 +1458,7 @@ fn a_valid_token_skips_challenges_of_its_level() {
 fn bad_tokens_are_rejected_with_a_reason() {
     let p = tokens_policy("");
     let client = Some(ip(CLIENT_IP));
-    let token = p.issue_token(client, CHROME, 3, NOW_S);
+    let token = p.issue_token(client, CHROME, Passed::pow(3), NOW_S);
     let state = |r: Req| {
         let d = decide(&p, &r);
         assert_eq!(d.action, Action::Challenge);
@@ -1484,7 +1484,7 @@ fn bad_tokens_are_rejected_with_a_reason() {
     let mut store = MemoryStore::new(1);
     let d = p.decide(&r.request(), &mut store, NOW + 3600 * SECOND);
     assert_eq!(d.token, rejected(TokenError::Expired));
-    let future = p.issue_token(client, CHROME, 3, NOW_S + 3600);
+    let future = p.issue_token(client, CHROME, Passed::pow(3), NOW_S + 3600);
     assert_eq!(
         state(with_cookie(Req::get("/all/"), &future)),
         rejected(TokenError::NotYetValid)
@@ -1502,13 +1502,13 @@ fn bad_tokens_are_rejected_with_a_reason() {
 
     // Other keys: same id, other secret; unknown id.
     let other = policy("tokens: {keys: [\"1:a-different-secret-0123456789\"]}\n");
-    let forged = other.issue_token(client, CHROME, 5, NOW_S);
+    let forged = other.issue_token(client, CHROME, Passed::pow(5), NOW_S);
     assert_eq!(
         state(with_cookie(Req::get("/all/"), &forged)),
         rejected(TokenError::BadSignature)
     );
     let other = policy("tokens: {keys: [\"9:a-different-secret-0123456789\"]}\n");
-    let forged = other.issue_token(client, CHROME, 5, NOW_S);
+    let forged = other.issue_token(client, CHROME, Passed::pow(5), NOW_S);
     assert_eq!(
         state(with_cookie(Req::get("/all/"), &forged)),
         rejected(TokenError::UnknownKey)
@@ -1531,7 +1531,7 @@ fn bad_tokens_are_rejected_with_a_reason() {
 #[test]
 fn max_age_and_ttl() {
     let p = policy("tokens: {keys: [\"1:policy-test-secret-0123456789\"], ttl: 2h, max_age: 1h}\n");
-    let t = p.issue_token(None, "ua", 1, NOW_S);
+    let t = p.issue_token(None, "ua", Passed::pow(1), NOW_S);
     assert_eq!(
         p.verify_token(&t, None, "ua", NOW_S + 3600)
             .map(|c| c.expires_at),
@@ -1542,9 +1542,9 @@ fn max_age_and_ttl() {
         Err(TokenError::TooOld)
     );
     // Up to 60 s of clock skew is tolerated.
-    let ahead = p.issue_token(None, "ua", 1, NOW_S + 60);
+    let ahead = p.issue_token(None, "ua", Passed::pow(1), NOW_S + 60);
     assert!(p.verify_token(&ahead, None, "ua", NOW_S).is_ok());
-    let ahead = p.issue_token(None, "ua", 1, NOW_S + 61);
+    let ahead = p.issue_token(None, "ua", Passed::pow(1), NOW_S + 61);
     assert_eq!(
         p.verify_token(&ahead, None, "ua", NOW_S),
         Err(TokenError::NotYetValid)
@@ -1555,7 +1555,7 @@ fn max_age_and_ttl() {
 fn binding_can_be_turned_off_and_follows_prefixes() {
     let p = tokens_policy("");
     // Bound to the client's /64, not its exact IPv6 address.
-    let t = p.issue_token(Some(ip("2001:db8:5:6::1")), CHROME, 3, NOW_S);
+    let t = p.issue_token(Some(ip("2001:db8:5:6::1")), CHROME, Passed::pow(3), NOW_S);
     let d = decide(
         &p,
         &with_cookie(Req::get("/all/").ip("2001:db8:5:6::9"), &t),
@@ -1570,14 +1570,14 @@ fn binding_can_be_turned_off_and_follows_prefixes() {
     let loose = policy(&format!(
         "tokens:\n  keys: [\"{KEY}\"]\n  bind_ip: false\n  bind_user_agent: false\n{TOKENS}"
     ));
-    let t = loose.issue_token(Some(ip(CLIENT_IP)), CHROME, 3, NOW_S);
+    let t = loose.issue_token(Some(ip(CLIENT_IP)), CHROME, Passed::pow(3), NOW_S);
     let r = with_cookie(Req::get("/all/").ip("198.51.100.1").ua(HEADLESS), &t);
     assert_eq!(decide(&loose, &r).action, Action::Allow);
 
     let ip_only = policy(&format!(
         "tokens:\n  keys: [\"{KEY}\"]\n  bind_user_agent: false\n{TOKENS}"
     ));
-    let t = ip_only.issue_token(Some(ip(CLIENT_IP)), CHROME, 3, NOW_S);
+    let t = ip_only.issue_token(Some(ip(CLIENT_IP)), CHROME, Passed::pow(3), NOW_S);
     assert_eq!(
         decide(&ip_only, &with_cookie(Req::get("/all/").ua(HEADLESS), &t)).action,
         Action::Allow
@@ -1588,7 +1588,7 @@ fn binding_can_be_turned_off_and_follows_prefixes() {
     );
     assert_eq!(d.token, TokenState::Rejected(TokenError::WrongClientIp));
     // A token bound to nothing does not satisfy a policy that binds.
-    let t = loose.issue_token(Some(ip(CLIENT_IP)), CHROME, 3, NOW_S);
+    let t = loose.issue_token(Some(ip(CLIENT_IP)), CHROME, Passed::pow(3), NOW_S);
     let d = decide(&p, &with_cookie(Req::get("/all/"), &t));
     assert_eq!(d.token, TokenState::Rejected(TokenError::WrongClientIp));
 }
@@ -1601,8 +1601,8 @@ fn key_rotation_with_keys_and_keys_env() {
     let both = policy(&format!("tokens: {{keys: [\"{OLD}\", \"{NEW}\"]}}\n"));
     let new = policy(&format!("tokens: {{keys: [\"{NEW}\"]}}\n"));
     assert_eq!(both.summary().keys, 2);
-    let t_old = old.issue_token(None, "ua", 1, NOW_S);
-    let t_both = both.issue_token(None, "ua", 1, NOW_S);
+    let t_old = old.issue_token(None, "ua", Passed::pow(1), NOW_S);
+    let t_both = both.issue_token(None, "ua", Passed::pow(1), NOW_S);
     // The last key signs; every key verifies.
     assert_eq!(
         both.verify_token(&t_old, None, "ua", NOW_S)
@@ -1638,7 +1638,7 @@ fn key_rotation_with_keys_and_keys_env() {
         &env,
     );
     assert_eq!(p.summary().keys, 2);
-    let t = p.issue_token(None, "ua", 1, NOW_S);
+    let t = p.issue_token(None, "ua", Passed::pow(1), NOW_S);
     assert_eq!(
         p.verify_token(&t, None, "ua", NOW_S).map(|c| c.key_id),
         Ok(4)
@@ -1978,7 +1978,7 @@ fn verify_failures() {
         "ticket_other_client",
     );
     // A pass token is not a ticket.
-    let token = p.issue_token(me.ip, CHROME, 5, NOW_S);
+    let token = p.issue_token(me.ip, CHROME, Passed::pow(5), NOW_S);
     fails(
         verify_json(&p, &me, &body(&token, "1"), NOW),
         "ticket_invalid",
@@ -2859,7 +2859,7 @@ fn paths_are_not_percent_decoded() {
 #[test]
 fn the_cookie_hides_the_header() {
     let p = tokens_policy("");
-    let good = p.issue_token(Some(ip(CLIENT_IP)), CHROME, 3, NOW_S);
+    let good = p.issue_token(Some(ip(CLIENT_IP)), CHROME, Passed::pow(3), NOW_S);
     let r = with_cookie(Req::get("/all/"), "stale").header("X-Palisade-Token", &good);
     let d = decide(&p, &r);
     assert_eq!(d.token, TokenState::Rejected(TokenError::Malformed));
@@ -2895,7 +2895,7 @@ rules:
     let p = policy(
         "challenge: {difficulty: 1}\nroutes: [{name: login, match: {path: /login}, action: challenge_all, rate_limit: {rate: 1/minute}}]\n",
     );
-    let token = p.issue_token(Some(ip(CLIENT_IP)), CHROME, 1, NOW_S);
+    let token = p.issue_token(Some(ip(CLIENT_IP)), CHROME, Passed::pow(1), NOW_S);
     let mut store = MemoryStore::new(64);
     let r = with_cookie(Req::get("/login"), &token);
     assert_eq!(

@@ -1,274 +1,120 @@
-//! Proof-of-work challenges that need no server state.
+//! Human challenges: what is asked, what counts as an answer, and what a
+//! pass token records about it.
 //!
-//! A challenge is a *ticket*: sealed claims (issued, expiry, level, client
-//! binding) plus the required number of leading zero bits and the path to
-//! return to, MAC'd with the token keys ([`Purpose::PowTicket`]). Any worker
-//! or replica holding the keys can check a solution; nothing is stored, and
-//! no cookie is set until the work is done, so parallel challenged requests
-//! (subresources) cannot clobber each other's state.
+//! One module per kind. [`pow`] needs no state and no assets, so the filter
+//! serves it too; the others are rendered by the companion service
+//! (`palisade serve`) from the datasets, with their context kept in a
+//! [`store`] under an unguessable id ([`context`]).
 //!
-//! The work: find a decimal `nonce` such that SHA-256(`data` ‖ `nonce`) has
-//! at least `bits` leading zero bits, where `data` is the ticket text. The
-//! MAC inside `data` makes it unpredictable, so work cannot be precomputed.
+//! Difficulty runs from 1 (easiest) to 5 for every kind; each kind's module
+//! documents what a level means for it (`docs/challenges.md` has the table).
 
-use crate::token::{self, Binding, Keyring, Purpose, TokenError};
-use sha2::{Digest, Sha256};
+pub mod pow;
 
-/// Leading zero bits required for difficulty `level` (1–5):
-/// 12, 14, 16, 18, 20 — about 4 thousand to 1 million hashes on average.
-pub fn difficulty_bits(level: u8) -> u8 {
-    10 + 2 * level.clamp(1, 5)
+// The companion's kinds, their state and their pages: native only.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod audio;
+#[cfg(not(target_arch = "wasm32"))]
+mod language;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod pictures;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod store;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod text;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use language::Lang;
+
+pub use pow::{
+    difficulty_bits, issue_ticket, leading_zero_bits, page, safe_return_path, solve,
+    verify_solution, ChallengeError, Ticket,
+};
+
+use crate::config::ChallengeKind;
+
+/// What a client passed: recorded in its pass token, so a route asking for
+/// difficulty 4 does not accept a difficulty-2 pass. Any kind satisfies any
+/// other of at least its difficulty: audio is the accessible alternative to
+/// every visual kind, so it must count for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Passed {
+    pub kind: ChallengeKind,
+    /// 1 to 5.
+    pub difficulty: u8,
 }
 
-/// The longest return path a ticket carries; longer paths return to `/`.
-const MAX_RETURN_PATH: usize = 2048;
+impl Passed {
+    pub fn new(kind: ChallengeKind, difficulty: u8) -> Passed {
+        Passed { kind, difficulty }
+    }
 
-/// Where to send the client after it passes: the original path and query,
-/// if it is a plain same-origin relative path. Anything that could leave the
-/// site (`//host`, `/\host`, a scheme, control characters) gives `None`.
-pub fn safe_return_path(path: &str) -> Option<&str> {
-    let ok = path.starts_with('/')
-        && !path.starts_with("//")
-        && !path.starts_with("/\\")
-        && path.len() <= MAX_RETURN_PATH
-        && !path.chars().any(|c| c.is_control() || c == '\\');
-    ok.then_some(path)
+    /// A proof of work passed at `difficulty`.
+    pub fn pow(difficulty: u8) -> Passed {
+        Passed::new(ChallengeKind::Pow, difficulty)
+    }
+
+    /// The token's level byte: the difficulty in the low nibble, the kind's
+    /// code in the high one (`pow` is 0, so tokens from before kinds existed
+    /// read as proof of work).
+    pub fn level_byte(self) -> u8 {
+        (kind_code(self.kind) << 4) | (self.difficulty & 0x0f)
+    }
+
+    /// Reads a level byte; `None` for a kind code no version issues.
+    pub fn from_level_byte(level: u8) -> Option<Passed> {
+        let kind = ChallengeKind::ALL
+            .into_iter()
+            .find(|&k| kind_code(k) == level >> 4)?;
+        Some(Passed::new(kind, level & 0x0f))
+    }
+
+    /// Whether this pass is enough for a challenge at `difficulty`.
+    pub fn satisfies(self, difficulty: u8) -> bool {
+        self.difficulty >= difficulty
+    }
 }
 
-/// A decoded, authenticated ticket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ticket {
-    pub level: u8,
-    pub bits: u8,
-    pub expires_at: u64,
-    pub return_path: String,
+/// A dataset file or directory that cannot be used: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct DatasetError {
+    pub path: String,
+    pub reason: String,
 }
 
-/// Why a solution was not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ChallengeError {
-    #[error("the ticket is not valid: {0}")]
-    Ticket(TokenError),
-    #[error("the nonce is not a decimal number of 1 to 20 digits")]
-    BadNonce,
-    #[error("the nonce does not solve the challenge")]
-    WrongSolution,
-}
-
-impl ChallengeError {
-    /// Short snake_case label for metrics and JSON.
-    pub fn label(&self) -> &'static str {
-        match self {
-            ChallengeError::Ticket(TokenError::Expired | TokenError::TooOld) => "ticket_expired",
-            ChallengeError::Ticket(TokenError::WrongClientIp | TokenError::WrongUserAgent) => {
-                "ticket_other_client"
-            }
-            ChallengeError::Ticket(_) => "ticket_invalid",
-            ChallengeError::BadNonce => "bad_nonce",
-            ChallengeError::WrongSolution => "wrong_solution",
+impl DatasetError {
+    pub fn new(path: impl std::fmt::Display, reason: impl Into<String>) -> DatasetError {
+        DatasetError {
+            path: path.to_string(),
+            reason: reason.into(),
         }
     }
 }
 
-/// Issues a ticket for a client at `level`, valid for `ttl_s` seconds.
-pub fn issue_ticket(
-    keys: &Keyring,
-    now_s: u64,
-    ttl_s: u64,
-    level: u8,
-    binding: Binding,
-    return_path: &str,
-) -> String {
-    let return_path = safe_return_path(return_path).unwrap_or("/");
-    let mut payload =
-        token::encode_claims(now_s, now_s.saturating_add(ttl_s), level, &binding).to_vec();
-    payload.push(difficulty_bits(level));
-    payload.extend_from_slice(return_path.as_bytes());
-    token::seal(keys, Purpose::PowTicket, &payload)
-}
-
-/// Checks a solution: the ticket's MAC, expiry and binding, then the work.
-pub fn verify_solution(
-    keys: &Keyring,
-    data: &str,
-    nonce: &str,
-    now_s: u64,
-    expected: &Binding,
-) -> Result<Ticket, ChallengeError> {
-    let payload = token::open(keys, Purpose::PowTicket, data).map_err(ChallengeError::Ticket)?;
-    let claims_len = token::CLAIMS_LEN;
-    let (claims, rest) = payload
-        .split_at_checked(claims_len)
-        .ok_or(ChallengeError::Ticket(TokenError::Malformed))?;
-    let claims = token::decode_claims(0, claims).map_err(ChallengeError::Ticket)?;
-    // A ticket lives no longer than it was issued for; max age = its lifetime.
-    let lifetime = claims.expires_at.saturating_sub(claims.issued_at);
-    token::check_claims(&claims, now_s, lifetime, expected).map_err(ChallengeError::Ticket)?;
-    let (&bits, path) = rest
-        .split_first()
-        .ok_or(ChallengeError::Ticket(TokenError::Malformed))?;
-    let return_path = std::str::from_utf8(path)
-        .ok()
-        .and_then(safe_return_path)
-        .ok_or(ChallengeError::Ticket(TokenError::Malformed))?;
-    if nonce.is_empty() || nonce.len() > 20 || !nonce.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ChallengeError::BadNonce);
+fn kind_code(kind: ChallengeKind) -> u8 {
+    match kind {
+        ChallengeKind::Pow => 0,
+        ChallengeKind::Text => 1,
+        ChallengeKind::OneClick => 2,
+        ChallengeKind::Grid => 3,
+        ChallengeKind::Audio => 4,
     }
-    if leading_zero_bits(
-        &Sha256::new()
-            .chain_update(data)
-            .chain_update(nonce)
-            .finalize(),
-    ) < u32::from(bits)
-    {
-        return Err(ChallengeError::WrongSolution);
-    }
-    Ok(Ticket {
-        level: claims.level,
-        bits,
-        expires_at: claims.expires_at,
-        return_path: return_path.to_string(),
-    })
-}
-
-/// Counts leading zero bits of a digest.
-pub fn leading_zero_bits(digest: &[u8]) -> u32 {
-    let mut bits = 0;
-    for &byte in digest {
-        bits += byte.leading_zeros();
-        if byte != 0 {
-            break;
-        }
-    }
-    bits
-}
-
-/// Finds a nonce for `data` (used by tests and the CLI; browsers run the
-/// page's script).
-pub fn solve(data: &str, bits: u8) -> String {
-    let mut n: u64 = 0;
-    loop {
-        let nonce = n.to_string();
-        if leading_zero_bits(
-            &Sha256::new()
-                .chain_update(data)
-                .chain_update(&nonce)
-                .finalize(),
-        ) >= u32::from(bits)
-        {
-            return nonce;
-        }
-        n += 1;
-    }
-}
-
-/// The challenge page for browsers: self-contained, solves in a Web Worker.
-pub fn page(data: &str, bits: u8, verify_path: &str) -> String {
-    // `data` is base64url and `verify_path` is checked at configuration
-    // time, so neither can break out of the attribute they land in.
-    include_str!("page.html")
-        .replace("{{DATA}}", data)
-        .replace("{{BITS}}", &bits.to_string())
-        .replace("{{VERIFY}}", verify_path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::Key;
-
-    fn keys() -> Keyring {
-        Keyring::new(vec![Key {
-            id: 1,
-            secret: b"challenge test secret 0123456789".to_vec(),
-        }])
-        .unwrap()
-    }
-
-    fn binding(ua: &str) -> Binding {
-        Binding::new(None, Some(ua))
-    }
 
     #[test]
-    fn a_solved_ticket_verifies() {
-        let data = issue_ticket(&keys(), 1000, 300, 1, binding("ua"), "/login?next=/x");
-        let nonce = solve(&data, difficulty_bits(1));
-        let t = verify_solution(&keys(), &data, &nonce, 1010, &binding("ua")).unwrap();
-        assert_eq!(t.return_path, "/login?next=/x");
-        assert_eq!(t.level, 1);
-        assert_eq!(t.bits, 12);
-    }
-
-    #[test]
-    fn wrong_nonce_expiry_and_other_clients_are_rejected() {
-        let k = keys();
-        let data = issue_ticket(&k, 1000, 300, 1, binding("ua"), "/");
-        let nonce = solve(&data, 12);
-        let wrong = (0..).map(|n: u64| n.to_string()).find(|n| {
-            leading_zero_bits(&Sha256::new().chain_update(&data).chain_update(n).finalize()) < 12
-        });
-        let wrong = wrong.unwrap();
-        assert_eq!(
-            verify_solution(&k, &data, &wrong, 1010, &binding("ua")),
-            Err(ChallengeError::WrongSolution)
-        );
-        assert_eq!(
-            verify_solution(&k, &data, "12a", 1010, &binding("ua")),
-            Err(ChallengeError::BadNonce)
-        );
-        assert_eq!(
-            verify_solution(&k, &data, &nonce, 1300, &binding("ua"))
-                .unwrap_err()
-                .label(),
-            "ticket_expired"
-        );
-        assert_eq!(
-            verify_solution(&k, &data, &nonce, 1010, &binding("other"))
-                .unwrap_err()
-                .label(),
-            "ticket_other_client"
-        );
-        let mut tampered = data.clone().into_bytes();
-        tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
-        let tampered = String::from_utf8(tampered).unwrap();
-        assert_eq!(
-            verify_solution(&k, &tampered, &nonce, 1010, &binding("ua"))
-                .unwrap_err()
-                .label(),
-            "ticket_invalid"
-        );
-    }
-
-    #[test]
-    fn a_pass_token_is_not_a_ticket() {
-        let k = keys();
-        let tok = token::issue(&k, 1000, 300, 5, binding("ua"));
-        assert!(verify_solution(&k, &tok, "1", 1010, &binding("ua")).is_err());
-    }
-
-    #[test]
-    fn return_paths_stay_on_site() {
-        assert_eq!(safe_return_path("/a?b=c"), Some("/a?b=c"));
-        for bad in [
-            "//evil.example/",
-            "/\\evil",
-            "https://evil",
-            "evil",
-            "/a\r\nb",
-            "",
-        ] {
-            assert_eq!(safe_return_path(bad), None, "{bad:?}");
+    fn level_bytes_round_trip_and_old_tokens_read_as_pow() {
+        for kind in ChallengeKind::ALL {
+            for d in 1..=5 {
+                let p = Passed::new(kind, d);
+                assert_eq!(Passed::from_level_byte(p.level_byte()), Some(p));
+            }
         }
-        let data = issue_ticket(&keys(), 1000, 300, 1, binding("ua"), "//evil.example/");
-        let nonce = solve(&data, 12);
-        let t = verify_solution(&keys(), &data, &nonce, 1001, &binding("ua")).unwrap();
-        assert_eq!(t.return_path, "/");
-    }
-
-    #[test]
-    fn zero_bits_counted() {
-        assert_eq!(leading_zero_bits(&[0, 0x0f, 0xff]), 12);
-        assert_eq!(leading_zero_bits(&[0x80]), 0);
-        assert_eq!(leading_zero_bits(&[0, 0]), 16);
+        assert_eq!(Passed::from_level_byte(3), Some(Passed::pow(3)));
+        assert_eq!(Passed::from_level_byte(0xf3), None);
     }
 }

@@ -128,8 +128,11 @@ fn narrate(d: &Decision, status: Option<u16>, t: palisade::config::Thresholds) -
         "token      {}",
         match d.token {
             TokenState::Absent => "none".to_string(),
-            TokenState::Valid { level, expires_at } =>
-                format!("valid, level {level}, expires at {expires_at}"),
+            TokenState::Valid { passed, expires_at } => format!(
+                "valid, {} level {}, expires at {expires_at}",
+                passed.kind.as_str(),
+                passed.difficulty
+            ),
             TokenState::Rejected(e) => format!("rejected: {e}"),
         }
     ));

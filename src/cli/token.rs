@@ -1,6 +1,7 @@
 //! `palisade token sign|verify`: pass tokens for operators.
 
 use super::{load_policy, now_ns, print};
+use palisade::challenge::Passed;
 use clap::Subcommand;
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -48,7 +49,7 @@ pub fn run(command: TokenCommand) -> Result<ExitCode, String> {
             let policy = load_policy(&config)?;
             print(&format!(
                 "{}\n",
-                policy.issue_token(ip, &user_agent, level, now_s)
+                policy.issue_token(ip, &user_agent, Passed::pow(level), now_s)
             ))?;
             Ok(ExitCode::SUCCESS)
         }

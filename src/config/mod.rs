@@ -48,6 +48,91 @@ pub struct Config {
     /// Rules, evaluated for every request.
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// The companion service (`palisade serve`) and how the filter uses it.
+    #[serde(default)]
+    pub companion: CompanionConfig,
+}
+
+/// The companion service: its listeners, state and challenge settings, and
+/// how the filter reaches it and what it does when it is down.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompanionConfig {
+    /// Listener for what clients reach through the proxy (the challenge prefix).
+    pub public: String,
+    /// Listener for `/healthz`, `/metrics` and `/stats`; never route it from outside.
+    pub internal: String,
+    /// Envoy cluster of the public listener (the filter names it in redirects' routing).
+    pub cluster: String,
+    /// Envoy cluster of the internal listener, which the filter probes.
+    pub health_cluster: String,
+    /// How often each filter worker probes `/healthz`.
+    pub health_interval: Duration,
+    /// What the filter does while the companion is down.
+    pub failure_mode: FailureMode,
+    /// Where the SQLite store keeps its file.
+    pub data_dir: String,
+    /// The shared store for replicas; SQLite under `data_dir` when unset.
+    pub redis_url: Option<String>,
+    /// What the companion does when its store cannot be reached.
+    pub store_unavailable: StoreUnavailable,
+    /// Directory with `fonts/`, `images/` and `audio/`.
+    pub datasets: String,
+    /// How long a challenge may be answered.
+    pub ttl: Duration,
+    /// Wrong answers before a client is locked out.
+    pub retries: u32,
+    /// How long a locked-out client gets the block response.
+    pub lockout: Duration,
+    /// Edit distance a text or audio answer may be off by; unset: 1 for
+    /// answers of 6 or more characters, else 0.
+    pub typo_tolerance: Option<u8>,
+}
+
+impl Default for CompanionConfig {
+    fn default() -> Self {
+        CompanionConfig {
+            public: "127.0.0.1:8181".to_string(),
+            internal: "127.0.0.1:8182".to_string(),
+            cluster: "palisade_companion".to_string(),
+            health_cluster: "palisade_companion_internal".to_string(),
+            health_interval: Duration(1),
+            failure_mode: FailureMode::Pow,
+            data_dir: "palisade-data".to_string(),
+            redis_url: None,
+            store_unavailable: StoreUnavailable::Unavailable,
+            datasets: "datasets".to_string(),
+            ttl: Duration(180),
+            retries: 3,
+            lockout: Duration(600),
+            typo_tolerance: None,
+        }
+    }
+}
+
+/// What the filter does with a challenge while the companion is down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureMode {
+    /// Serve the filter's own proof of work instead.
+    #[default]
+    Pow,
+    /// Let the request through (counted).
+    FailOpen,
+    /// Answer 503 with `Retry-After`.
+    FailClosed,
+}
+
+/// What the companion does when its store is unreachable. It never accepts
+/// an answer it cannot check, whatever this says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreUnavailable {
+    /// New challenges get 503 with `Retry-After`.
+    #[default]
+    Unavailable,
+    /// New challenges become proof of work, which needs no state.
+    Pow,
 }
 
 /// Where the client address comes from and how clients are grouped.
@@ -199,15 +284,48 @@ impl Default for ChallengeConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChallengeKind {
-    /// Proof of work, served and verified by the filter itself.
+    /// Proof of work: served by the filter or the companion, no state.
     Pow,
-    /// Image CAPTCHA (needs the companion service).
-    Image,
-    /// Audio CAPTCHA, the accessible alternative (needs the companion service).
+    /// Distorted characters to type (the companion renders them).
+    Text,
+    /// Pick the one picture of a named thing.
+    OneClick,
+    /// Select every square of a 3×3 or 4×4 grid showing a named thing.
+    Grid,
+    /// Spoken digits in noise: the alternative to every visual kind.
     Audio,
+}
+
+impl ChallengeKind {
+    pub const ALL: [ChallengeKind; 5] = [
+        ChallengeKind::Pow,
+        ChallengeKind::Text,
+        ChallengeKind::OneClick,
+        ChallengeKind::Grid,
+        ChallengeKind::Audio,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeKind::Pow => "pow",
+            ChallengeKind::Text => "text",
+            ChallengeKind::OneClick => "one_click",
+            ChallengeKind::Grid => "grid",
+            ChallengeKind::Audio => "audio",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ChallengeKind> {
+        ChallengeKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// Whether the companion must render it (everything but `pow`).
+    pub fn needs_companion(self) -> bool {
+        self != ChallengeKind::Pow
+    }
 }
 
 /// Per-route or per-rule challenge settings; unset fields inherit.

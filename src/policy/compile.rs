@@ -8,8 +8,8 @@ use super::{
     TokenSettings,
 };
 use crate::config::{
-    ChallengeKind, ChallengeSettings, ClientSource, Condition, Config, ConfigError, FieldCondition,
-    IpList, Patterns, RateLimitSettings, Route,
+    ChallengeSettings, ClientSource, CompanionConfig, Condition, Config, ConfigError,
+    FieldCondition, IpList, Patterns, RateLimitSettings, Route,
 };
 use crate::crawlers::{self, Anomalies, CrawlerSpec, Crawlers};
 use crate::net::{self, ClientPrefix, IpSet, LabelTable};
@@ -248,10 +248,11 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         ));
     }
     let default_challenge = ChallengeSpec {
-        kind: check_kind(challenge.kind, "challenge.kind")?,
+        kind: challenge.kind,
         difficulty: check_difficulty(challenge.difficulty, "challenge.difficulty")?,
     };
     check_status(config.block.status, "block.status")?;
+    check_companion(&config.companion)?;
     if config.rate_limiting.buckets == 0 {
         return Err(ConfigError::new(
             "rate_limiting.buckets",
@@ -365,6 +366,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         thresholds: config.thresholds,
         verify_path: format!("{}verify", challenge.path_prefix),
         challenge: challenge.clone(),
+        companion: config.companion.clone(),
         annotate: config.annotate.upstream_headers,
         rate_buckets: config.rate_limiting.buckets,
         list_labels: LabelTable::new(&lists.iter().map(|l| &l.set).collect::<Vec<_>>()),
@@ -546,24 +548,76 @@ fn check_difficulty(d: u8, at: &str) -> Result<u8, ConfigError> {
     }
 }
 
-fn check_kind(kind: ChallengeKind, at: &str) -> Result<ChallengeKind, ConfigError> {
-    match kind {
-        ChallengeKind::Pow => Ok(kind),
-        ChallengeKind::Image | ChallengeKind::Audio => Err(ConfigError::new(
-            at,
-            "image and audio challenges are served by the companion service, which this \
-             version does not include yet; use `pow`",
-        )),
+/// The companion's settings: listeners that parse, lifetimes that allow
+/// an answer, and limits that mean something.
+fn check_companion(c: &CompanionConfig) -> Result<(), ConfigError> {
+    for (field, addr) in [("public", &c.public), ("internal", &c.internal)] {
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::new(
+                format!("companion.{field}"),
+                format!("`{addr}` is not a listen address (IP:PORT, such as 127.0.0.1:8181)"),
+            ));
+        }
     }
+    if c.public == c.internal {
+        return Err(ConfigError::new(
+            "companion.internal",
+            "must differ from `companion.public`: the internal endpoints are never routed from outside",
+        ));
+    }
+    for (field, d) in [
+        ("ttl", c.ttl),
+        ("health_interval", c.health_interval),
+        ("lockout", c.lockout),
+    ] {
+        if d.0 == 0 {
+            return Err(ConfigError::new(
+                format!("companion.{field}"),
+                "must be longer than 0s",
+            ));
+        }
+    }
+    if c.retries == 0 {
+        return Err(ConfigError::new(
+            "companion.retries",
+            "must be at least 1 (the wrong answers a client may give before it is locked out)",
+        ));
+    }
+    if c.typo_tolerance.is_some_and(|t| t > 3) {
+        return Err(ConfigError::new(
+            "companion.typo_tolerance",
+            "must be 0 to 3: a larger edit distance accepts guesses",
+        ));
+    }
+    if let Some(url) = &c.redis_url {
+        if !(url.starts_with("redis://")
+            || url.starts_with("rediss://")
+            || url.starts_with("unix://"))
+        {
+            return Err(ConfigError::new(
+                "companion.redis_url",
+                format!("`{url}` is not a Redis URL (redis://HOST:PORT/DB, rediss://... or unix://PATH)"),
+            ));
+        }
+    }
+    for (field, name) in [
+        ("cluster", &c.cluster),
+        ("health_cluster", &c.health_cluster),
+    ] {
+        if name.is_empty() {
+            return Err(ConfigError::new(
+                format!("companion.{field}"),
+                "must name an Envoy cluster",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_challenge_settings(
     c: ChallengeSettings,
     at: &str,
 ) -> Result<ChallengeSettings, ConfigError> {
-    if let Some(kind) = c.kind {
-        check_kind(kind, &format!("{at}.kind"))?;
-    }
     if let Some(d) = c.difficulty {
         check_difficulty(d, &format!("{at}.difficulty"))?;
     }

@@ -5,12 +5,14 @@ use super::{
     Action, ChallengeSpec, Client, CompiledRoute, Decision, FiredRule, Policy, RateLimitResult,
     Reason, Request, TokenState,
 };
+use crate::challenge::Passed;
 use crate::config::{ActionName, RateScope};
 use crate::crawlers::{Anomalies, ClientClass, Verification};
 use crate::net::MAX_LABELS;
 use crate::ratelimit::RateLimitStore;
 use regex::SetMatches;
 use std::cell::OnceCell;
+use crate::token::TokenError;
 use std::net::IpAddr;
 
 /// Facts about one request, each computed on first use.
@@ -163,8 +165,8 @@ impl Policy {
             ActionName::Block => Action::Block,
         };
         if action == Action::Challenge {
-            if let TokenState::Valid { level, .. } = token {
-                if level >= challenge.difficulty {
+            if let TokenState::Valid { passed, .. } = token {
+                if passed.satisfies(challenge.difficulty) {
                     action = Action::Allow;
                     reason = Reason::PassToken;
                 }
@@ -302,9 +304,12 @@ impl Policy {
             return TokenState::Absent;
         };
         match self.verify_token(text, ip, request.user_agent(), now_ns / 1_000_000_000) {
-            Ok(claims) => TokenState::Valid {
-                level: claims.level,
-                expires_at: claims.expires_at,
+            Ok(claims) => match Passed::from_level_byte(claims.level) {
+                Some(passed) => TokenState::Valid {
+                    passed,
+                    expires_at: claims.expires_at,
+                },
+                None => TokenState::Rejected(TokenError::Malformed),
             },
             Err(e) => TokenState::Rejected(e),
         }

@@ -1,5 +1,6 @@
 //! What the engine decided, with everything needed to explain it.
 
+use crate::challenge::Passed;
 use crate::config::{ActionName, ChallengeKind, RateScope};
 use crate::crawlers::{ClientClass, Verification};
 use crate::net::Cidr;
@@ -59,7 +60,7 @@ pub struct Client<'p> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenState {
     Absent,
-    Valid { level: u8, expires_at: u64 },
+    Valid { passed: Passed, expires_at: u64 },
     Rejected(TokenError),
 }
 

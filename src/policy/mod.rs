@@ -40,9 +40,10 @@ pub use request::{percent_decode, Request};
 pub use respond::{Response, VerifyOutcome, ANNOTATION_HEADERS, MAX_VERIFY_BODY};
 
 use crate::config::{
-    ActionName, ChallengeConfig, ChallengeSettings, Config, ConfigError, CookieConfig, RateScope,
-    Thresholds,
+    ActionName, ChallengeConfig, ChallengeSettings, CompanionConfig, Config, ConfigError,
+    CookieConfig, RateScope, Thresholds,
 };
+use crate::challenge::Passed;
 use crate::crawlers::{Anomalies, ClientClass, Crawlers};
 use crate::net::{ClientPrefix, IpSet, LabelTable};
 use crate::ratelimit::Limit;
@@ -59,6 +60,7 @@ pub struct Policy {
     tokens: TokenSettings,
     thresholds: Thresholds,
     challenge: ChallengeConfig,
+    companion: CompanionConfig,
     /// `<challenge.path_prefix>verify`, made once.
     verify_path: String,
     annotate: bool,
@@ -263,12 +265,17 @@ impl Policy {
         )
     }
 
-    /// Issues a pass token to a client that passed a challenge at `level`.
+    /// The companion section, validated.
+    pub fn companion(&self) -> &CompanionConfig {
+        &self.companion
+    }
+
+    /// Issues a pass token to a client that passed a challenge.
     pub fn issue_token(
         &self,
         ip: Option<IpAddr>,
         user_agent: &str,
-        level: u8,
+        passed: Passed,
         now_s: u64,
     ) -> String {
         let binding = self.binding(ip, user_agent);
@@ -276,7 +283,7 @@ impl Policy {
             &self.tokens.keyring,
             now_s,
             self.tokens.ttl_s,
-            level,
+            passed.level_byte(),
             binding,
         )
     }

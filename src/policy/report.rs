@@ -77,8 +77,12 @@ impl Decision<'_> {
             },
             "token": match self.token {
                 TokenState::Absent => json!({"state": "absent"}),
-                TokenState::Valid { level, expires_at } =>
-                    json!({"state": "valid", "level": level, "expires": expires_at}),
+                TokenState::Valid { passed, expires_at } => json!({
+                    "state": "valid",
+                    "kind": passed.kind,
+                    "level": passed.difficulty,
+                    "expires": expires_at,
+                }),
                 TokenState::Rejected(e) => json!({"state": "rejected", "reason": e.label()}),
             },
             "challenge": self.challenge.map(|c| json!({

@@ -3,7 +3,7 @@
 //! adds upstream. Hosts only copy these onto the wire.
 
 use super::{Action, Decision, Policy, Request};
-use crate::challenge::{self, ChallengeError};
+use crate::challenge::{self, ChallengeError, Passed};
 use crate::config::SameSite;
 use serde_json::json;
 
@@ -238,7 +238,7 @@ impl Policy {
             &self.binding(ip, ua),
         ) {
             Ok(ticket) => {
-                let token = self.issue_token(ip, ua, ticket.level, now_s);
+                let token = self.issue_token(ip, ua, Passed::pow(ticket.level), now_s);
                 let expires = now_s.saturating_add(self.tokens.ttl_s);
                 let response = if form {
                     let mut r = Response::new(303, "text/plain; charset=utf-8", String::new());

@@ -1,4 +1,4 @@
-// Tests for the proof-of-work challenge page (src/challenge/page.html).
+// Tests for the proof-of-work challenge page (src/challenge/pages/pow.html).
 // Run: node --test tests/js/   (Node.js >= 20, no npm packages)
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -6,13 +6,13 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import vm from "node:vm";
 
-const PAGE_PATH = new URL("../../src/challenge/page.html", import.meta.url);
+const PAGE_PATH = new URL("../../src/challenge/pages/pow.html", import.meta.url);
 const PAGE = readFileSync(PAGE_PATH, "utf8");
 
 function between(src, begin, end) {
   const i = src.indexOf(begin);
   const j = src.indexOf(end, i + begin.length);
-  assert.ok(i >= 0 && j > i, `markers ${begin} / ${end} present in page.html`);
+  assert.ok(i >= 0 && j > i, `markers ${begin} / ${end} present in pow.html`);
   return src.slice(i + begin.length, j);
 }
 

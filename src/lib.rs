@@ -13,6 +13,8 @@
 //! - [`crawlers`]: user-agent classes and verified-crawler checks (datasets).
 //! - [`ratelimit`]: rate syntax, GCRA and the bounded slot table.
 //! - [`token`]: HMAC-sealed pass tokens and challenge tickets.
+//! - [`challenge`]: proof of work, and the companion's kinds, state and pages.
+//! - `companion` (native only): `palisade serve`, the companion's HTTP glue.
 //! - `filter` (wasm only): the proxy-wasm glue for Envoy.
 
 pub mod challenge;
@@ -24,5 +26,7 @@ pub mod policy;
 pub mod ratelimit;
 pub mod token;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod companion;
 #[cfg(target_arch = "wasm32")]
 mod filter;

@@ -15,13 +15,23 @@ pub mod pow;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod audio;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod context;
+#[cfg(not(target_arch = "wasm32"))]
 mod language;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod pages;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod pictures;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod service;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod store;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod strings;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod text;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod urls;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use language::Lang;

@@ -41,6 +41,13 @@ enum Command {
     Token(token::TokenCommand),
     /// Classify user agents read from stdin (one per line, or access-log lines).
     Classify(classify::ClassifyArgs),
+    /// Run the companion service: challenge pages and answers (public
+    /// listener), health, metrics and stats (internal listener).
+    Serve {
+        /// Policy file (YAML or JSON), the same one the filter uses.
+        #[arg(long)]
+        config: String,
+    },
 }
 
 pub fn run(args: Args) -> Result<ExitCode, String> {
@@ -78,6 +85,10 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         Command::Explain(a) => explain::run(a),
         Command::Token(t) => token::run(t),
         Command::Classify(c) => classify::run(c),
+        Command::Serve { config } => {
+            palisade::companion::serve(std::path::Path::new(&config)).map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -38,6 +38,7 @@ pub use decision::{
 pub use report::{action_name, scope_name};
 pub use request::{percent_decode, Request};
 pub use respond::{Response, VerifyOutcome, ANNOTATION_HEADERS, MAX_VERIFY_BODY};
+pub(crate) use respond::escape_html;
 
 use crate::config::{
     ActionName, ChallengeConfig, ChallengeSettings, CompanionConfig, Config, ConfigError,
@@ -258,11 +259,24 @@ impl Policy {
 
     /// What a pass token for this client is bound to, per `tokens.bind_*`.
     pub fn binding(&self, ip: Option<IpAddr>, user_agent: &str) -> Binding {
-        let prefix = ip.map(|ip| self.client.prefix.of(ip));
+        let prefix = ip.map(|ip| self.client_prefix(ip));
         Binding::new(
             prefix.as_ref().filter(|_| self.tokens.bind_ip),
             Some(user_agent).filter(|_| self.tokens.bind_user_agent),
         )
+    }
+
+    /// The group `ip` is counted and bound in (`/32`, `/64` by default).
+    pub fn client_prefix(&self, ip: IpAddr) -> crate::net::Cidr {
+        self.client.prefix.of(ip)
+    }
+
+    /// The block response where no route says otherwise (status, body):
+    /// what locked-out clients get from the companion.
+    pub fn default_block(&self) -> (u16, &str) {
+        self.routes
+            .last()
+            .map_or((403, "Access denied."), |r| (r.block.status, r.block.body.as_str()))
     }
 
     /// The companion section, validated.

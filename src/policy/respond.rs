@@ -48,7 +48,7 @@ impl Response {
     }
 }
 
-fn escape_html(text: &str) -> String {
+pub(crate) fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -248,7 +248,7 @@ impl Policy {
                     Response::json(200, json!({"token": token, "expires": expires}))
                 };
                 (
-                    response.with_header("set-cookie", self.cookie(&token)),
+                    response.with_header("set-cookie", self.pass_cookie(&token)),
                     VerifyOutcome::Passed,
                 )
             }
@@ -260,7 +260,7 @@ impl Policy {
     }
 
     /// The `Set-Cookie` value carrying a pass token.
-    fn cookie(&self, token: &str) -> String {
+    pub fn pass_cookie(&self, token: &str) -> String {
         let c = &self.tokens.cookie;
         let mut cookie = format!(
             "{}={}; Path={}; Max-Age={}",

@@ -75,6 +75,8 @@ pub use seal::{open, seal, FORMAT_VERSION, MAX_SEALED_LEN, SEALED_OVERHEAD, TAG_
 pub enum Purpose {
     PassToken = 1,
     PowTicket = 2,
+    /// A companion challenge's server-side context (`challenge::context`).
+    ChallengeContext = 3,
 }
 
 /// Why a sealed value or pass token was rejected.

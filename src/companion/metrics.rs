@@ -1,0 +1,211 @@
+//! The companion's Prometheus metrics (`/metrics`) and their JSON totals
+//! (`/stats`). They outlive policy reloads.
+
+use crate::config::ChallengeKind;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use serde_json::{json, Map, Value};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabel {
+    kind: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabel {
+    store: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs to about 1.6 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+fn solve_histogram() -> Histogram {
+    // 1 s to about 17 minutes.
+    Histogram::new(exponential_buckets(1.0, 2.0, 11))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    issued: Family<KindLabel, Counter>,
+    solved: Family<KindLabel, Counter>,
+    failed: Family<FailureLabel, Counter>,
+    expired: Family<KindLabel, Counter>,
+    lockouts: Counter,
+    locked_requests: Counter,
+    store_errors: Family<StoreLabel, Counter>,
+    solve_seconds: Family<KindLabel, Histogram, fn() -> Histogram>,
+    render_seconds: Family<KindLabel, Histogram, fn() -> Histogram>,
+    reloads: Family<FailureLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("palisade_companion");
+        let m = Metrics {
+            issued: Family::default(),
+            solved: Family::default(),
+            failed: Family::default(),
+            expired: Family::default(),
+            lockouts: Counter::default(),
+            locked_requests: Counter::default(),
+            store_errors: Family::default(),
+            solve_seconds: Family::new_with_constructor(solve_histogram),
+            render_seconds: Family::new_with_constructor(latency_histogram),
+            reloads: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("challenges_issued", "Challenges issued, by kind", m.issued.clone());
+        registry.register("challenges_solved", "Challenges answered right, by kind", m.solved.clone());
+        registry.register(
+            "challenges_failed",
+            "Answers refused, by kind and reason (wrong_answer, unknown, used)",
+            m.failed.clone(),
+        );
+        registry.register("challenges_expired", "Answers that came after expiry, by kind", m.expired.clone());
+        registry.register("lockouts", "Clients locked out after too many wrong answers", m.lockouts.clone());
+        registry.register(
+            "locked_requests",
+            "Challenge requests and answers refused because the client is locked out",
+            m.locked_requests.clone(),
+        );
+        registry.register("store_errors", "Store operations that failed, by store", m.store_errors.clone());
+        registry.register(
+            "solve_seconds",
+            "Time from issue to the right answer, by kind",
+            m.solve_seconds.clone(),
+        );
+        registry.register(
+            "render_seconds",
+            "Time to render a challenge's picture, tile or clip, by kind",
+            m.render_seconds.clone(),
+        );
+        registry.register(
+            "reloads",
+            "Policy reloads on SIGHUP, by outcome (ok, refused)",
+            m.reloads.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn issued(&self, kind: ChallengeKind) {
+        self.issued.get_or_create(&label(kind)).inc();
+    }
+
+    pub fn solved(&self, kind: ChallengeKind, solve_s: u64) {
+        self.solved.get_or_create(&label(kind)).inc();
+        self.solve_seconds
+            .get_or_create(&label(kind))
+            .observe(solve_s as f64);
+    }
+
+    pub fn failed(&self, kind: ChallengeKind, reason: &'static str) {
+        let l = FailureLabel {
+            kind: kind.as_str(),
+            reason,
+        };
+        self.failed.get_or_create(&l).inc();
+    }
+
+    pub fn expired(&self, kind: ChallengeKind) {
+        self.expired.get_or_create(&label(kind)).inc();
+    }
+
+    pub fn lockout(&self) {
+        self.lockouts.inc();
+    }
+
+    pub fn locked_request(&self) {
+        self.locked_requests.inc();
+    }
+
+    pub fn store_error(&self, store: &'static str) {
+        self.store_errors.get_or_create(&StoreLabel { store }).inc();
+    }
+
+    pub fn rendered(&self, kind: ChallengeKind, seconds: f64) {
+        self.render_seconds
+            .get_or_create(&label(kind))
+            .observe(seconds);
+    }
+
+    pub fn reload(&self, ok: bool) {
+        let l = FailureLabel {
+            kind: "policy",
+            reason: if ok { "ok" } else { "refused" },
+        };
+        self.reloads.get_or_create(&l).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Totals for `/stats`: per kind, and overall.
+    pub fn stats(&self) -> Value {
+        let mut kinds = Map::new();
+        let mut totals = [0u64; 4];
+        for kind in ChallengeKind::ALL {
+            let l = label(kind);
+            let failed: u64 = ["wrong_answer", "unknown", "used"]
+                .iter()
+                .map(|&reason| {
+                    self.failed
+                        .get_or_create(&FailureLabel {
+                            kind: kind.as_str(),
+                            reason,
+                        })
+                        .get()
+                })
+                .sum();
+            let row = [
+                self.issued.get_or_create(&l).get(),
+                self.solved.get_or_create(&l).get(),
+                failed,
+                self.expired.get_or_create(&l).get(),
+            ];
+            for (t, v) in totals.iter_mut().zip(row) {
+                *t += v;
+            }
+            kinds.insert(
+                kind.as_str().to_string(),
+                json!({"issued": row[0], "solved": row[1], "failed": row[2], "expired": row[3]}),
+            );
+        }
+        json!({
+            "issued": totals[0],
+            "solved": totals[1],
+            "failed": totals[2],
+            "expired": totals[3],
+            "lockouts": self.lockouts.get(),
+            "locked_requests": self.locked_requests.get(),
+            "kinds": kinds,
+        })
+    }
+}
+
+fn label(kind: ChallengeKind) -> KindLabel {
+    KindLabel {
+        kind: kind.as_str(),
+    }
+}

@@ -1,0 +1,255 @@
+//! The companion service (`palisade serve`): the HTTP side of what a wasm
+//! VM should not do. Handlers only translate HTTP into calls on
+//! [`crate::challenge::service`] and back.
+//!
+//! Two listeners:
+//! - **public** ([`public`]): everything under the challenge prefix that
+//!   clients reach through the proxy (pages, media, answers, and the
+//!   proof-of-work verify endpoint the filter's pages post to);
+//! - **internal** ([`internal`]): `/healthz`, `/metrics`, `/stats`; never
+//!   routed from the internet.
+//!
+//! The policy file is the filter's own: the same keys, so each side accepts
+//! the other's pass tokens and tickets. SIGHUP reloads it; a policy that
+//! does not compile (or whose datasets or store cannot be opened) is
+//! refused with its path-qualified error and the old one keeps serving.
+
+mod input;
+mod internal;
+mod metrics;
+mod public;
+
+pub use input::{answer as parse_answer, challenge_query as parse_challenge_query, BadInput};
+
+use crate::challenge::service::Assets;
+use crate::challenge::store::{self, Store, StoreError};
+use crate::challenge::DatasetError;
+use crate::policy::{Policy, ProcessEnv};
+use metrics::Metrics;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Why the companion could not start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{path}: {reason}")]
+    Config { path: String, reason: String },
+    #[error("companion.datasets: {0}")]
+    Datasets(DatasetError),
+    #[error("companion store: {0}")]
+    Store(StoreError),
+    #[error("companion.{field}: cannot listen on {addr}: {reason}")]
+    Listen {
+        field: &'static str,
+        addr: String,
+        reason: String,
+    },
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// One loaded policy with what it needs to serve.
+pub struct Loaded {
+    pub policy: Policy,
+    pub assets: Assets,
+    pub store: Arc<dyn Store>,
+}
+
+/// What every handler shares: the current [`Loaded`] (swapped on reload)
+/// and the metrics, which outlive reloads.
+pub struct Shared {
+    current: RwLock<Arc<Loaded>>,
+    metrics: Metrics,
+    config_path: PathBuf,
+}
+
+impl Shared {
+    /// The policy in force now; a reload does not disturb requests that
+    /// already hold it.
+    pub fn current(&self) -> Arc<Loaded> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn replace(&self, loaded: Loaded) {
+        let mut guard = match self.current.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(loaded);
+    }
+}
+
+/// Reads and compiles the policy at `path`, loads its datasets and opens
+/// its store (reusing `previous`'s store when its settings are unchanged).
+pub fn load(path: &Path, previous: Option<&Loaded>) -> Result<Loaded, ServeError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ServeError::Config {
+        path: file.clone(),
+        reason: e.to_string(),
+    })?;
+    let policy = Policy::from_yaml(&text, &ProcessEnv).map_err(|e| ServeError::Config {
+        path: file,
+        reason: e.to_string(),
+    })?;
+    let c = policy.companion();
+    let assets = Assets::load(Path::new(&c.datasets)).map_err(ServeError::Datasets)?;
+    let store = match previous {
+        Some(p)
+            if p.policy.companion().redis_url == c.redis_url
+                && p.policy.companion().data_dir == c.data_dir =>
+        {
+            p.store.clone()
+        }
+        _ => Arc::from(store::open(c).map_err(ServeError::Store)?),
+    };
+    Ok(Loaded {
+        policy,
+        assets,
+        store,
+    })
+}
+
+/// Runs the companion until SIGINT or SIGTERM.
+pub fn serve(config_path: &Path) -> Result<(), ServeError> {
+    init_logging();
+    let loaded = load(config_path, None)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    runtime.block_on(run(config_path.to_path_buf(), loaded))
+}
+
+fn init_logging() {
+    // One JSON object per line on stdout; a second init (tests) is a no-op.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_writer(std::io::stdout)
+        .try_init();
+}
+
+async fn bind(field: &'static str, addr: &str) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Listen {
+            field,
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+async fn run(config_path: PathBuf, loaded: Loaded) -> Result<(), ServeError> {
+    let c = loaded.policy.companion().clone();
+    let public_listener = bind("public", &c.public).await?;
+    let internal_listener = bind("internal", &c.internal).await?;
+    let shared = Arc::new(Shared {
+        current: RwLock::new(Arc::new(loaded)),
+        metrics: Metrics::new(),
+        config_path,
+    });
+    tracing::info!(
+        public = %c.public,
+        internal = %c.internal,
+        store = shared.current().store.name(),
+        "palisade companion serving"
+    );
+    tokio::spawn(reload_on_sighup(shared.clone()));
+    tokio::spawn(sweep_expired(shared.clone()));
+    let public = axum::serve(
+        public_listener,
+        public::router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal());
+    let internal = axum::serve(internal_listener, internal::router(shared.clone()))
+        .with_graceful_shutdown(shutdown_signal());
+    let (a, b) = tokio::join!(public, internal);
+    for result in [a, b] {
+        if let Err(e) = result {
+            tracing::error!(error = %e, "listener failed");
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+async fn reload_on_sighup(shared: Arc<Shared>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP: reloads are off");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let shared = shared.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let old = shared.current();
+            let result = load(&shared.config_path, Some(&old));
+            match result {
+                Ok(new) => {
+                    let (o, n) = (old.policy.companion(), new.policy.companion());
+                    if o.public != n.public || o.internal != n.internal {
+                        tracing::warn!(
+                            "companion.public and companion.internal take effect on restart only"
+                        );
+                    }
+                    shared.replace(new);
+                    shared.metrics.reload(true);
+                    tracing::info!(path = %shared.config_path.display(), "policy reloaded");
+                }
+                Err(e) => {
+                    shared.metrics.reload(false);
+                    tracing::error!(error = %e, "policy reload refused; the old policy keeps serving");
+                }
+            }
+        })
+        .await;
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "policy reload failed");
+        }
+    }
+}
+
+/// Deletes expired challenges once a minute (SQLite; Redis expires its own).
+async fn sweep_expired(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let shared = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let loaded = shared.current();
+            if let Err(e) = loaded.store.sweep(now_s()) {
+                shared.metrics.store_error(loaded.store.name());
+                tracing::warn!(error = %e, "sweeping expired challenges failed");
+            }
+        })
+        .await;
+    }
+}
+
+/// Seconds since the Unix epoch.
+fn now_s() -> u64 {
+    now_ns() / 1_000_000_000
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}

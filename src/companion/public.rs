@@ -1,0 +1,571 @@
+//! The public listener: challenge pages, media and answers under the
+//! challenge prefix. Each handler reads the request, makes one domain call
+//! on a blocking thread (stores and renderers block), and writes the
+//! answer; `docs/challenge-api.md` is the contract.
+
+use super::input::{self, BadInput, MAX_BODY};
+use super::{now_ns, Loaded, Shared};
+use crate::challenge::pages::{self, Notice};
+use crate::challenge::service::{
+    ChallengeFailure, Challenges, Client, Issued, Media, Refused, Request as Ask,
+};
+use crate::challenge::urls::Urls;
+use crate::challenge::{self, Lang};
+use crate::config::{ChallengeKind, StoreUnavailable};
+use crate::policy::{Request, VerifyOutcome};
+use axum::body::{to_bytes, Body};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use serde_json::{json, Value};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower_http::compression::CompressionLayer;
+use tower_http::timeout::TimeoutLayer;
+
+/// The header the proxy sets with the client address it decided on (the
+/// filter, or nginx's `$remote_addr`). The public listener is reached only
+/// through the proxy, so it is trusted; without it, the policy's
+/// `client` settings apply to the connection.
+pub const CLIENT_IP_HEADER: &str = "x-palisade-client-ip";
+
+/// Seconds a client is asked to wait when the store is down.
+const RETRY_AFTER_S: u64 = 5;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .fallback(handle)
+        .with_state(shared)
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(10),
+        ))
+}
+
+/// What the handlers need from the HTTP request, as text.
+struct Incoming {
+    method: Method,
+    path: String,
+    query: String,
+    headers: Vec<(String, String)>,
+    peer: IpAddr,
+}
+
+impl Incoming {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    fn wants_json(&self) -> bool {
+        self.header("accept").contains("application/json")
+    }
+
+    fn lang(&self, asked: Option<Lang>) -> Lang {
+        asked.unwrap_or_else(|| Lang::from_accept_language(self.header("accept-language")))
+    }
+
+    /// The engine's view of the request, with the client address already
+    /// decided (so the policy's own `client` settings do not apply twice).
+    fn request<'a>(&'a self, client: &Client, headers: &'a [(String, String)]) -> Request<'a> {
+        Request {
+            method: self.method.as_str(),
+            path: &self.path,
+            query: &self.query,
+            host: self.header("host"),
+            headers,
+            connection_ip: client.ip,
+        }
+    }
+
+    fn client(&self, loaded: &Loaded) -> Client {
+        let from_proxy = self.header(CLIENT_IP_HEADER).trim().parse::<IpAddr>().ok();
+        let ip = from_proxy.or_else(|| {
+            let headers = self.headers.clone();
+            let req = Request {
+                method: self.method.as_str(),
+                path: &self.path,
+                query: &self.query,
+                host: self.header("host"),
+                headers: &headers,
+                connection_ip: Some(self.peer),
+            };
+            loaded.policy.client_ip(&req)
+        });
+        Client {
+            ip,
+            user_agent: self.header("user-agent").to_string(),
+        }
+    }
+}
+
+fn headers_as_text(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let incoming = Incoming {
+        method: parts.method.clone(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: headers_as_text(&parts.headers),
+        peer: peer.ip(),
+    };
+    let loaded = shared.current();
+    let prefix = loaded.policy.challenge_config().path_prefix.clone();
+    let Some(rest) = incoming.path.strip_prefix(&prefix).map(str::to_string) else {
+        return json_reply(404, json!({"error": "not_found"}));
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    let get = matches!(incoming.method, Method::GET | Method::HEAD);
+    let post = incoming.method == Method::POST;
+    match segments.as_slice() {
+        ["challenge"] if get => blocking(move || issue(&shared, &loaded, &incoming)).await,
+        ["verify"] if post => {
+            let body = match read_body(body).await {
+                Ok(b) => b,
+                Err(e) => return bad_input(&e),
+            };
+            blocking(move || verify_pow(&shared, &loaded, &incoming, &body)).await
+        }
+        ["challenge", id, "verify"] if post => {
+            let id = id.to_string();
+            let body = match read_body(body).await {
+                Ok(b) => b,
+                Err(e) => return bad_input(&e),
+            };
+            blocking(move || verify(&shared, &loaded, &incoming, &id, &body)).await
+        }
+        ["challenge", id, what @ ..] if get => {
+            let media = match what {
+                ["image"] => Some(Media::Image),
+                ["audio"] => Some(Media::Audio),
+                ["tile", n] => n.parse::<usize>().ok().filter(|&n| n < 64).map(Media::Tile),
+                _ => None,
+            };
+            let Some(media) = media else {
+                return json_reply(404, json!({"error": "not_found"}));
+            };
+            let id = id.to_string();
+            blocking(move || render(&shared, &loaded, &id, media)).await
+        }
+        ["challenge"] | ["verify"] | ["challenge", ..] => {
+            let allow = if segments.as_slice() == ["challenge"] || segments.len() > 3 {
+                "GET, HEAD"
+            } else {
+                "POST"
+            };
+            let mut r = json_reply(405, json!({"error": "method_not_allowed", "allow": allow}));
+            if let Ok(v) = allow.parse() {
+                r.headers_mut().insert("allow", v);
+            }
+            r
+        }
+        _ => json_reply(404, json!({"error": "not_found"})),
+    }
+}
+
+async fn read_body(body: Body) -> Result<Vec<u8>, BadInput> {
+    to_bytes(body, MAX_BODY)
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|_| BadInput::TooLarge)
+}
+
+/// Runs domain work off the async threads.
+async fn blocking(work: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|_| json_reply(500, json!({"error": "internal"})))
+}
+
+fn challenges(loaded: &Loaded) -> Challenges<'_> {
+    Challenges {
+        policy: &loaded.policy,
+        assets: &loaded.assets,
+        store: loaded.store.as_ref(),
+    }
+}
+
+fn urls(loaded: &Loaded) -> Urls<'_> {
+    Urls {
+        prefix: &loaded.policy.challenge_config().path_prefix,
+    }
+}
+
+/// `GET <prefix>challenge`: a new challenge, as a page or JSON.
+fn issue(shared: &Shared, loaded: &Loaded, incoming: &Incoming) -> Response {
+    let q = match input::challenge_query(&incoming.query) {
+        Ok(q) => q,
+        Err(e) => return bad_input(&e),
+    };
+    let defaults = loaded.policy.challenge_config();
+    let ask = Ask {
+        kind: q.kind.unwrap_or(defaults.kind),
+        difficulty: q.difficulty.unwrap_or(defaults.difficulty),
+        lang: incoming.lang(q.lang),
+        return_path: q.return_path,
+    };
+    let client = incoming.client(loaded);
+    let json = incoming.wants_json();
+    match issue_or_fallback(shared, loaded, &ask, &client) {
+        Ok(issued) => challenge_reply(loaded, &issued, json, 200, None),
+        Err(failure) => failure_reply(shared, loaded, &failure, ask.lang, json),
+    }
+}
+
+/// Issues `ask`, falling back to proof of work when the store is down and
+/// the policy says so.
+fn issue_or_fallback(
+    shared: &Shared,
+    loaded: &Loaded,
+    ask: &Ask,
+    client: &Client,
+) -> Result<Issued, ChallengeFailure> {
+    let c = challenges(loaded);
+    let issued = match c.issue(ask, client, now_ns() / 1_000_000_000) {
+        Err(ChallengeFailure::Store(e)) => {
+            shared.metrics.store_error(loaded.store.name());
+            tracing::warn!(error = %e, "store unavailable while issuing a challenge");
+            match loaded.policy.companion().store_unavailable {
+                StoreUnavailable::Pow => Ok(c.issue_pow(ask, client, now_ns() / 1_000_000_000)),
+                StoreUnavailable::Unavailable => Err(ChallengeFailure::Store(e)),
+            }
+        }
+        other => other,
+    }?;
+    let kind = match &issued {
+        Issued::Pow { .. } => ChallengeKind::Pow,
+        Issued::Stored { context, .. } => context.passed.kind,
+    };
+    shared.metrics.issued(kind);
+    Ok(issued)
+}
+
+/// A challenge as a page or as JSON (`docs/challenge-api.md`).
+fn challenge_reply(
+    loaded: &Loaded,
+    issued: &Issued,
+    json: bool,
+    status: u16,
+    notice: Option<Notice>,
+) -> Response {
+    let urls = urls(loaded);
+    match issued {
+        Issued::Pow {
+            ticket,
+            bits,
+            expires_at,
+        } => {
+            if !json {
+                return reply(
+                    status,
+                    "text/html; charset=utf-8",
+                    challenge::page(ticket, *bits, &urls.pow_verify()).into_bytes(),
+                );
+            }
+            json_reply(
+                status,
+                json!({
+                    "kind": "pow",
+                    "prompt": "Find a nonce: SHA-256(data || nonce) with `difficulty` leading zero bits",
+                    // The filter's Challenge API, unchanged.
+                    "action": "challenge",
+                    "challenge": {"kind": "pow", "algorithm": "sha256", "data": ticket, "difficulty": bits},
+                    "verify": urls.pow_verify(),
+                    "expires": expires_at,
+                }),
+            )
+        }
+        Issued::Stored {
+            context,
+            prompt,
+            tiles,
+        } => {
+            if !json {
+                let ttl = loaded.policy.companion().ttl.0;
+                let page = pages::challenge_page(issued, urls, ttl, notice).unwrap_or_default();
+                return reply(status, "text/html; charset=utf-8", page.into_bytes());
+            }
+            let id = &context.id;
+            let kind = context.passed.kind;
+            let mut media = serde_json::Map::new();
+            match kind {
+                ChallengeKind::Text => {
+                    media.insert("image".into(), urls.image(id).into());
+                }
+                ChallengeKind::Audio => {
+                    media.insert("audio".into(), urls.audio(id).into());
+                }
+                _ => {}
+            }
+            let mut body = json!({
+                "id": id,
+                "kind": kind,
+                "difficulty": context.passed.difficulty,
+                "lang": context.lang.code(),
+                "prompt": prompt,
+                "media": media,
+                "verify": urls.verify(id),
+                "expires": context.expires_at,
+            });
+            if *tiles > 0 {
+                body["choices"] = (0..*tiles)
+                    .map(|n| json!({"index": n, "image": urls.tile(id, n)}))
+                    .collect::<Vec<Value>>()
+                    .into();
+                body["multiple"] = (kind == ChallengeKind::Grid).into();
+            }
+            if kind != ChallengeKind::Audio {
+                body["audio_alternative"] = urls
+                    .challenge(ChallengeKind::Audio, context.passed.difficulty, &context.return_path)
+                    .into();
+            }
+            json_reply(status, body)
+        }
+    }
+}
+
+/// Locked out or store down, as a page or JSON.
+fn failure_reply(
+    shared: &Shared,
+    loaded: &Loaded,
+    failure: &ChallengeFailure,
+    lang: Lang,
+    json: bool,
+) -> Response {
+    match failure {
+        ChallengeFailure::Locked { until, .. } => {
+            shared.metrics.locked_request();
+            let (status, message) = loaded.policy.default_block();
+            if json {
+                json_reply(status, json!({"error": "locked", "until": until, "message": message}))
+            } else {
+                reply(status, "text/html; charset=utf-8", pages::message_page(lang, true).into_bytes())
+            }
+        }
+        _ => {
+            let mut r = if json {
+                json_reply(503, json!({"error": "unavailable", "message": failure.to_string()}))
+            } else {
+                reply(503, "text/html; charset=utf-8", pages::message_page(lang, false).into_bytes())
+            };
+            if let Ok(v) = RETRY_AFTER_S.to_string().parse() {
+                r.headers_mut().insert("retry-after", v);
+            }
+            r
+        }
+    }
+}
+
+/// `GET <prefix>challenge/ID/{image,audio,tile/N}`: rendered afresh.
+fn render(shared: &Shared, loaded: &Loaded, id: &str, media: Media) -> Response {
+    let started = Instant::now();
+    match challenges(loaded).media(id, media, now_ns() / 1_000_000_000) {
+        Ok(rendered) => {
+            shared
+                .metrics
+                .rendered(rendered.kind, started.elapsed().as_secs_f64());
+            let mut r = reply(200, rendered.content_type, rendered.bytes);
+            if let Ok(v) = "nosniff".parse() {
+                r.headers_mut().insert("x-content-type-options", v);
+            }
+            r
+        }
+        Err(ChallengeFailure::Expired) => json_reply(410, json!({"error": "expired"})),
+        Err(ChallengeFailure::Store(e)) => {
+            shared.metrics.store_error(loaded.store.name());
+            json_reply(503, json!({"error": "unavailable", "message": e.to_string()}))
+        }
+        Err(e) => json_reply(404, json!({"error": e.label()})),
+    }
+}
+
+/// `POST <prefix>challenge/ID/verify`.
+fn verify(shared: &Shared, loaded: &Loaded, incoming: &Incoming, id: &str, body: &[u8]) -> Response {
+    let content_type = incoming.header("content-type");
+    let form = content_type.starts_with("application/x-www-form-urlencoded");
+    let json = !form || incoming.wants_json();
+    let answer = match input::answer(content_type, body) {
+        Ok(a) => a,
+        Err(e) => return bad_input(&e),
+    };
+    let client = incoming.client(loaded);
+    let now = now_ns() / 1_000_000_000;
+    let c = challenges(loaded);
+    let policy = &loaded.policy;
+    match c.verify(id, &answer, &client, now) {
+        Ok(v) => {
+            shared.metrics.solved(v.passed.kind, v.solve_s);
+            tracing::info!(
+                event = "verify",
+                outcome = "solved",
+                kind = v.passed.kind.as_str(),
+                difficulty = v.passed.difficulty,
+                solve_s = v.solve_s,
+                client = %c.client_key(&client),
+            );
+            let cookie = policy.pass_cookie(&v.token);
+            let mut r = if json {
+                json_reply(200, json!({"token": v.token, "expires": v.expires_at, "return": v.return_path}))
+            } else {
+                let mut r = reply(303, "text/plain; charset=utf-8", Vec::new());
+                if let Ok(loc) = v.return_path.parse() {
+                    r.headers_mut().insert("location", loc);
+                }
+                r
+            };
+            if let Ok(cookie) = cookie.parse() {
+                r.headers_mut().insert("set-cookie", cookie);
+            }
+            r
+        }
+        Err(Refused { failure, challenge }) => {
+            let kind = challenge.as_ref().map(|c| c.passed.kind);
+            record_refusal(shared, loaded, &failure, kind, &c.client_key(&client));
+            if matches!(failure, ChallengeFailure::Locked { .. } | ChallengeFailure::Store(_)) {
+                let lang = challenge.as_ref().map_or_else(|| incoming.lang(None), |c| c.lang);
+                return failure_reply(shared, loaded, &failure, lang, json);
+            }
+            // Offer another of the same sort (or the defaults, for an id
+            // that is not ours).
+            let defaults = policy.challenge_config();
+            let ask = Ask {
+                kind: challenge.as_ref().map_or(defaults.kind, |c| c.passed.kind),
+                difficulty: challenge.as_ref().map_or(defaults.difficulty, |c| c.passed.difficulty),
+                lang: challenge.as_ref().map_or_else(|| incoming.lang(None), |c| c.lang),
+                return_path: challenge.as_ref().map_or_else(|| "/".to_string(), |c| c.return_path.clone()),
+            };
+            if json {
+                return json_reply(
+                    403,
+                    json!({
+                        "error": failure.label(),
+                        "retry": urls(loaded).challenge(ask.kind, ask.difficulty, &ask.return_path),
+                    }),
+                );
+            }
+            let notice = match failure {
+                ChallengeFailure::Expired => Notice::Expired,
+                ChallengeFailure::Used => Notice::Used,
+                ChallengeFailure::WrongAnswer => Notice::WrongAnswer,
+                _ => Notice::Unknown,
+            };
+            match issue_or_fallback(shared, loaded, &ask, &client) {
+                Ok(issued) => challenge_reply(loaded, &issued, false, 403, Some(notice)),
+                Err(e) => failure_reply(shared, loaded, &e, ask.lang, false),
+            }
+        }
+    }
+}
+
+/// Counts and logs a refused answer.
+fn record_refusal(
+    shared: &Shared,
+    loaded: &Loaded,
+    failure: &ChallengeFailure,
+    kind: Option<ChallengeKind>,
+    client: &str,
+) {
+    let m = &shared.metrics;
+    let kind_label = kind.map_or("unknown", ChallengeKind::as_str);
+    match failure {
+        ChallengeFailure::Expired => m.expired(kind.unwrap_or(ChallengeKind::Pow)),
+        ChallengeFailure::Locked { until, locked_now } => {
+            if *locked_now {
+                m.lockout();
+                tracing::warn!(event = "lockout", client, until, kind = kind_label);
+            } else {
+                m.locked_request();
+            }
+        }
+        ChallengeFailure::Store(_) => m.store_error(loaded.store.name()),
+        other => {
+            if let Some(kind) = kind {
+                m.failed(kind, other.label());
+            } else {
+                m.failed(ChallengeKind::Pow, other.label());
+            }
+        }
+    }
+    tracing::info!(event = "verify", outcome = failure.label(), kind = kind_label, client);
+}
+
+/// `POST <prefix>verify`: proof of work, exactly as the filter verifies it.
+fn verify_pow(shared: &Shared, loaded: &Loaded, incoming: &Incoming, body: &[u8]) -> Response {
+    let client = incoming.client(loaded);
+    // The client address is decided; the engine must not re-read it from
+    // forwarding headers.
+    let headers: Vec<(String, String)> = incoming
+        .headers
+        .iter()
+        .filter(|(n, _)| n != "x-forwarded-for")
+        .cloned()
+        .collect();
+    let req = incoming.request(&client, &headers);
+    let (response, outcome) = loaded.policy.handle_own(&req, body, now_ns());
+    match outcome {
+        VerifyOutcome::Passed => {
+            shared.metrics.solved(ChallengeKind::Pow, 0);
+            tracing::info!(event = "verify", outcome = "solved", kind = "pow");
+        }
+        VerifyOutcome::Failed(e) => {
+            shared.metrics.failed(ChallengeKind::Pow, e.label());
+            tracing::info!(event = "verify", outcome = e.label(), kind = "pow");
+        }
+        VerifyOutcome::BadRequest => {}
+    }
+    let mut r = reply(
+        response.status,
+        "application/octet-stream",
+        response.body.into_bytes(),
+    );
+    for (name, value) in &response.headers {
+        if let (Ok(n), Ok(v)) = (
+            axum::http::HeaderName::try_from(name.as_str()),
+            axum::http::HeaderValue::try_from(value.as_str()),
+        ) {
+            r.headers_mut().insert(n, v);
+        }
+    }
+    r
+}
+
+fn bad_input(e: &BadInput) -> Response {
+    let (status, label) = e.status_and_label();
+    json_reply(status, json!({"error": label, "message": e.to_string()}))
+}
+
+fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert("content-type", v);
+    }
+    if let Ok(v) = "no-store".parse() {
+        r.headers_mut().insert("cache-control", v);
+    }
+    r
+}
+
+fn json_reply(status: u16, value: Value) -> Response {
+    reply(status, "application/json", value.to_string().into_bytes())
+}

@@ -336,3 +336,177 @@ def cli(*args, env=None, check=True):
     environ = {k: v for k, v in environ.items() if v is not None}
     return subprocess.run([str(CLI), *map(str, args)], capture_output=True, text=True, check=check,
                           env=environ)
+
+
+# The companion service (`palisade serve`).
+
+class Companion:
+    def __init__(self, process, public_port, internal_port, data_dir, log_path, policy_path,
+                 redis_url=None):
+        self.process = process
+        self.public_port = public_port
+        self.internal_port = internal_port
+        self.public = f"http://127.0.0.1:{public_port}"
+        self.internal = f"http://127.0.0.1:{internal_port}"
+        self.data_dir = Path(data_dir)
+        self.log_path = log_path
+        self.policy_path = policy_path
+        self.redis_url = redis_url
+
+    def log(self):
+        return Path(self.log_path).read_text(errors="replace")
+
+    def log_events(self):
+        """The JSON log lines, parsed."""
+        events = []
+        for line in self.log().splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                pass
+        return events
+
+    def stats(self):
+        with urllib.request.urlopen(self.internal + "/stats", timeout=5) as r:
+            return json.loads(r.read())
+
+    def metrics(self):
+        with urllib.request.urlopen(self.internal + "/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def answer(self, challenge_id):
+        """The answer of a stored challenge, read from the store itself."""
+        return read_context(self.stored_context(challenge_id))["answer"]
+
+    def stored_context(self, challenge_id):
+        """The sealed context bytes the store keeps for `challenge_id`."""
+        if self.redis_url:
+            return redis_get(self.redis_url, f"palisade:challenge:{challenge_id}")
+        import sqlite3
+
+        db = sqlite3.connect(self.data_dir / "challenges.sqlite3")
+        try:
+            row = db.execute("SELECT context FROM challenges WHERE id = ?", (challenge_id,)).fetchone()
+        finally:
+            db.close()
+        assert row, f"challenge {challenge_id} is not in the store"
+        return bytes(row[0])
+
+
+def read_context(sealed):
+    """Decodes a sealed challenge context (src/challenge/context.rs documents
+    the layout): base64url of [version][purpose][key id][payload][32-byte tag]."""
+    import base64
+    import struct
+
+    text = sealed.decode() if isinstance(sealed, (bytes, bytearray)) else sealed
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    assert raw[0] == 1 and raw[1] == 3, "not a sealed challenge context"
+    payload = raw[3:-32]
+    issued, expires, level = struct.unpack(">QQB", payload[:17])
+    at = 34 + 1 + 8
+    fields = []
+    for _ in range(4):
+        (n,) = struct.unpack(">H", payload[at:at + 2])
+        fields.append(payload[at + 2:at + 2 + n].decode())
+        at += 2 + n
+    return {"issued": issued, "expires": expires, "difficulty": level & 15, "kind_code": level >> 4,
+            "id": fields[0], "layout": fields[1], "answer": fields[2], "return": fields[3]}
+
+
+def redis_get(url, key):
+    """GET over the Redis protocol (no client library needed)."""
+    import urllib.parse
+
+    u = urllib.parse.urlparse(url)
+    with socket.create_connection((u.hostname, u.port or 6379), timeout=5) as s:
+        k = key.encode()
+        s.sendall(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(k), k))
+        data = b""
+        while b"\r\n" not in data:
+            data += s.recv(65536)
+        head, rest = data.split(b"\r\n", 1)
+        assert head.startswith(b"$"), head
+        n = int(head[1:])
+        assert n >= 0, f"{key} is not in Redis"
+        while len(rest) < n + 2:
+            rest += s.recv(65536)
+        return rest[:n]
+
+
+@contextlib.contextmanager
+def start_companion(policy, redis_url=None, public_port=None, internal_port=None, timeout=30):
+    """Starts `palisade serve` with `policy` (a dict; its `companion` section
+    is filled with free ports, a fresh data directory and the repository's
+    datasets) and stops it on exit."""
+    workdir = Path(tempfile.mkdtemp(prefix="palisade-e2e-companion-"))
+    public_port = public_port or free_port()
+    internal_port = internal_port or free_port()
+    policy = json.loads(json.dumps(policy))
+    section = policy.setdefault("companion", {})
+    section.update({
+        "public": f"127.0.0.1:{public_port}",
+        "internal": f"127.0.0.1:{internal_port}",
+        "data_dir": str(workdir / "data"),
+        "datasets": str(ROOT / "datasets"),
+    })
+    if redis_url:
+        section["redis_url"] = redis_url
+    policy_path = write_policy(policy, workdir)
+    log_path = workdir / "companion.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([str(CLI), "serve", "--config", str(policy_path)],
+                                   stdout=log, stderr=subprocess.STDOUT)
+    companion = Companion(process, public_port, internal_port, workdir / "data", log_path,
+                          policy_path, redis_url)
+    try:
+        wait_healthy(companion, timeout)
+        yield companion
+    finally:
+        stop(process)
+
+
+def wait_healthy(companion, timeout=30):
+    deadline = time.time() + timeout
+    while True:
+        if companion.process.poll() is not None:
+            raise RuntimeError(f"companion exited ({companion.process.returncode}):\n{companion.log()[-4000:]}")
+        try:
+            with urllib.request.urlopen(companion.internal + "/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise RuntimeError(f"companion not healthy in {timeout}s:\n{companion.log()[-4000:]}")
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def start_redis():
+    """A real redis-server on a free port, without persistence; yields its URL."""
+    import shutil
+
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is missing: run scripts/install-system-deps.sh"
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="palisade-e2e-redis-")
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no", "--dir", workdir],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline or process.poll() is not None:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop(process)

@@ -1433,7 +1433,13 @@ fn a_valid_token_skips_challenges_of_its_level() {
     // A harder challenge needs a higher level.
     let d = decide(&p, &with_cookie(Req::get("/all/x?hard"), &token));
     assert_eq!(d.action, Action::Challenge);
-    assert!(matches!(d.token, TokenState::Valid { passed: Passed { difficulty: 3, .. }, .. }));
+    assert!(matches!(
+        d.token,
+        TokenState::Valid {
+            passed: Passed { difficulty: 3, .. },
+            ..
+        }
+    ));
     let strong = p.issue_token(Some(ip(CLIENT_IP)), CHROME, Passed::pow(5), NOW_S);
     assert_eq!(
         decide(&p, &with_cookie(Req::get("/all/x?hard"), &strong)).action,

@@ -108,7 +108,12 @@ impl Context {
         let lang = *Lang::ALL
             .get(usize::from(reader.byte()?))
             .ok_or(ContextError::Malformed)?;
-        let seed = u64::from_be_bytes(reader.take(8)?.try_into().map_err(|_| ContextError::Malformed)?);
+        let seed = u64::from_be_bytes(
+            reader
+                .take(8)?
+                .try_into()
+                .map_err(|_| ContextError::Malformed)?,
+        );
         let stored_id = reader.field()?;
         let layout = reader.field()?;
         let answer = reader.field()?;
@@ -235,7 +240,13 @@ mod tests {
         let b = new_id().unwrap();
         assert_ne!(a, b);
         assert!(is_id(&a) && a.len() == 22);
-        for bad in ["", "short", "../../etc/passwd/aaaaaa", &"a".repeat(23), "aaaaaaaaaaaaaaaaaaaaa="] {
+        for bad in [
+            "",
+            "short",
+            "../../etc/passwd/aaaaaa",
+            &"a".repeat(23),
+            "aaaaaaaaaaaaaaaaaaaaa=",
+        ] {
             assert!(!is_id(bad), "{bad}");
         }
     }

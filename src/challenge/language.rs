@@ -75,8 +75,14 @@ mod tests {
     #[test]
     fn the_preferred_offered_language_wins() {
         assert_eq!(Lang::from_accept_language(""), Lang::En);
-        assert_eq!(Lang::from_accept_language("de-CH,de;q=0.9,en;q=0.8"), Lang::De);
-        assert_eq!(Lang::from_accept_language("ja, fr;q=0.5, es;q=0.7"), Lang::Es);
+        assert_eq!(
+            Lang::from_accept_language("de-CH,de;q=0.9,en;q=0.8"),
+            Lang::De
+        );
+        assert_eq!(
+            Lang::from_accept_language("ja, fr;q=0.5, es;q=0.7"),
+            Lang::Es
+        );
         assert_eq!(Lang::from_accept_language("FR-ca"), Lang::Fr);
         assert_eq!(Lang::from_accept_language("es;q=0, de;q=0.1"), Lang::De);
         assert_eq!(Lang::from_accept_language("zh, *;q=0.5"), Lang::En);

@@ -179,7 +179,9 @@ impl Challenges<'_> {
     /// user agent, hashed as tokens bind them (a client that changes its
     /// user agent is a new client either way).
     pub fn client_key(&self, client: &Client) -> String {
-        let prefix = client.ip.map(|ip| self.policy.client_prefix(ip).to_string());
+        let prefix = client
+            .ip
+            .map(|ip| self.policy.client_prefix(ip).to_string());
         let digest = Sha256::new()
             .chain_update(prefix.unwrap_or_default())
             .chain_update([0])
@@ -325,7 +327,8 @@ impl Challenges<'_> {
                     .render(&ctx.answer, ctx.lang, difficulty, &mut rng),
             }),
             (ChallengeKind::OneClick | ChallengeKind::Grid, Media::Tile(n)) => {
-                let tiles = pictures::tiles_from_text(&ctx.layout).ok_or(ChallengeFailure::Unknown)?;
+                let tiles =
+                    pictures::tiles_from_text(&ctx.layout).ok_or(ChallengeFailure::Unknown)?;
                 let tile: Tile = tiles.get(n).cloned().ok_or(ChallengeFailure::NoSuchMedia)?;
                 Ok(Rendered {
                     kind: ctx.passed.kind,
@@ -349,7 +352,8 @@ impl Challenges<'_> {
             failure,
             challenge: challenge.cloned().map(Box::new),
         };
-        self.check_lockout(client, now).map_err(|f| refuse(f, None))?;
+        self.check_lockout(client, now)
+            .map_err(|f| refuse(f, None))?;
         let ctx = match self.load(id) {
             Ok(ctx) => ctx,
             Err(ChallengeFailure::Unknown) => {

@@ -162,7 +162,10 @@ mod tests {
 
     #[test]
     fn markers_are_filled_in_order() {
-        assert_eq!(fill(Strings::of(Lang::En).picture, &["2", "9"]), "Picture 2 of 9");
+        assert_eq!(
+            fill(Strings::of(Lang::En).picture, &["2", "9"]),
+            "Picture 2 of 9"
+        );
         assert_eq!(fill("{} and {}", &["a"]), "a and ");
     }
 
@@ -177,7 +180,11 @@ mod tests {
                 (s.expires, 1),
                 (s.title, 0),
             ] {
-                assert_eq!(template.matches("{}").count(), markers, "{lang:?}: {template}");
+                assert_eq!(
+                    template.matches("{}").count(),
+                    markers,
+                    "{lang:?}: {template}"
+                );
             }
         }
     }

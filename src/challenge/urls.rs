@@ -69,7 +69,9 @@ mod tests {
             assert_eq!(percent_decode(&percent_encode(path)), path);
             assert!(!percent_encode(path).contains(['&', '"', '<', '#', '?']));
         }
-        let urls = Urls { prefix: "/.palisade/" };
+        let urls = Urls {
+            prefix: "/.palisade/",
+        };
         assert_eq!(
             urls.challenge(ChallengeKind::OneClick, 3, "/x?y=1"),
             "/.palisade/challenge?kind=one_click&difficulty=3&return=/x%3Fy%3D1"

@@ -1,8 +1,8 @@
 //! `palisade token sign|verify`: pass tokens for operators.
 
 use super::{load_policy, now_ns, print};
-use palisade::challenge::Passed;
 use clap::Subcommand;
+use palisade::challenge::Passed;
 use std::net::IpAddr;
 use std::process::ExitCode;
 

@@ -76,10 +76,7 @@ pub fn challenge_query(query: &str) -> Result<ChallengeQuery, BadInput> {
                         .ok()
                         .filter(|d| (1..=5).contains(d))
                         .ok_or_else(|| {
-                            BadInput::Query(format!(
-                                "difficulty `{}`: use 1 to 5",
-                                shorten(&value)
-                            ))
+                            BadInput::Query(format!("difficulty `{}`: use 1 to 5", shorten(&value)))
                         })?,
                 );
             }
@@ -143,8 +140,8 @@ fn json_answer(body: &[u8]) -> Result<Answer, BadInput> {
 }
 
 fn form_answer(body: &[u8]) -> Result<Answer, BadInput> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| BadInput::Body("the form is not UTF-8".into()))?;
+    let text =
+        std::str::from_utf8(body).map_err(|_| BadInput::Body("the form is not UTF-8".into()))?;
     let mut typed = None;
     let mut tiles = Vec::new();
     for (key, value) in pairs(text) {
@@ -200,30 +197,62 @@ mod tests {
 
     #[test]
     fn queries() {
-        let q = challenge_query("kind=grid&difficulty=4&return=%2Fa%3Fb%3D1&lang=de&utm=x").unwrap();
+        let q =
+            challenge_query("kind=grid&difficulty=4&return=%2Fa%3Fb%3D1&lang=de&utm=x").unwrap();
         assert_eq!(q.kind, Some(ChallengeKind::Grid));
         assert_eq!(q.difficulty, Some(4));
         assert_eq!(q.return_path, "/a?b=1");
         assert_eq!(q.lang, Some(Lang::De));
-        assert_eq!(challenge_query("return=//evil.example").unwrap().return_path, "/");
-        for bad in ["kind=image", "difficulty=0", "difficulty=6", "difficulty=99999999999", "lang=xx"] {
-            assert!(matches!(challenge_query(bad), Err(BadInput::Query(_))), "{bad}");
+        assert_eq!(
+            challenge_query("return=//evil.example")
+                .unwrap()
+                .return_path,
+            "/"
+        );
+        for bad in [
+            "kind=image",
+            "difficulty=0",
+            "difficulty=6",
+            "difficulty=99999999999",
+            "lang=xx",
+        ] {
+            assert!(
+                matches!(challenge_query(bad), Err(BadInput::Query(_))),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn answers() {
         let form = "application/x-www-form-urlencoded";
-        assert_eq!(answer(form, b"answer=AB+cd"), Ok(Answer::Text("AB cd".into())));
-        assert_eq!(answer(form, b"tile=0&tile=4"), Ok(Answer::Tiles(vec![0, 4])));
+        assert_eq!(
+            answer(form, b"answer=AB+cd"),
+            Ok(Answer::Text("AB cd".into()))
+        );
+        assert_eq!(
+            answer(form, b"tile=0&tile=4"),
+            Ok(Answer::Tiles(vec![0, 4]))
+        );
         assert_eq!(answer(form, b""), Ok(Answer::Tiles(vec![])));
         assert!(answer(form, b"tile=x").is_err());
         assert!(answer(form, b"\xff").is_err());
         let json = "application/json; charset=utf-8";
-        assert_eq!(answer(json, br#"{"answer":"x"}"#), Ok(Answer::Text("x".into())));
-        assert_eq!(answer(json, br#"{"answer":[1,2]}"#), Ok(Answer::Tiles(vec![1, 2])));
+        assert_eq!(
+            answer(json, br#"{"answer":"x"}"#),
+            Ok(Answer::Text("x".into()))
+        );
+        assert_eq!(
+            answer(json, br#"{"answer":[1,2]}"#),
+            Ok(Answer::Tiles(vec![1, 2]))
+        );
         assert_eq!(answer(json, br#"{"answer":3}"#), Ok(Answer::Tiles(vec![3])));
-        for bad in [&br#"{"answer":[256]}"#[..], br#"{"answer":null}"#, b"[", br#"{"answer":-1}"#] {
+        for bad in [
+            &br#"{"answer":[256]}"#[..],
+            br#"{"answer":null}"#,
+            b"[",
+            br#"{"answer":-1}"#,
+        ] {
             assert!(matches!(answer(json, bad), Err(BadInput::Body(_))));
         }
         assert_eq!(

@@ -71,21 +71,41 @@ impl Metrics {
             reloads: Family::default(),
             registry: Registry::default(),
         };
-        registry.register("challenges_issued", "Challenges issued, by kind", m.issued.clone());
-        registry.register("challenges_solved", "Challenges answered right, by kind", m.solved.clone());
+        registry.register(
+            "challenges_issued",
+            "Challenges issued, by kind",
+            m.issued.clone(),
+        );
+        registry.register(
+            "challenges_solved",
+            "Challenges answered right, by kind",
+            m.solved.clone(),
+        );
         registry.register(
             "challenges_failed",
             "Answers refused, by kind and reason (wrong_answer, unknown, used)",
             m.failed.clone(),
         );
-        registry.register("challenges_expired", "Answers that came after expiry, by kind", m.expired.clone());
-        registry.register("lockouts", "Clients locked out after too many wrong answers", m.lockouts.clone());
+        registry.register(
+            "challenges_expired",
+            "Answers that came after expiry, by kind",
+            m.expired.clone(),
+        );
+        registry.register(
+            "lockouts",
+            "Clients locked out after too many wrong answers",
+            m.lockouts.clone(),
+        );
         registry.register(
             "locked_requests",
             "Challenge requests and answers refused because the client is locked out",
             m.locked_requests.clone(),
         );
-        registry.register("store_errors", "Store operations that failed, by store", m.store_errors.clone());
+        registry.register(
+            "store_errors",
+            "Store operations that failed, by store",
+            m.store_errors.clone(),
+        );
         registry.register(
             "solve_seconds",
             "Time from issue to the right answer, by kind",

@@ -336,7 +336,11 @@ fn challenge_reply(
             }
             if kind != ChallengeKind::Audio {
                 body["audio_alternative"] = urls
-                    .challenge(ChallengeKind::Audio, context.passed.difficulty, &context.return_path)
+                    .challenge(
+                        ChallengeKind::Audio,
+                        context.passed.difficulty,
+                        &context.return_path,
+                    )
                     .into();
             }
             json_reply(status, body)
@@ -357,16 +361,30 @@ fn failure_reply(
             shared.metrics.locked_request();
             let (status, message) = loaded.policy.default_block();
             if json {
-                json_reply(status, json!({"error": "locked", "until": until, "message": message}))
+                json_reply(
+                    status,
+                    json!({"error": "locked", "until": until, "message": message}),
+                )
             } else {
-                reply(status, "text/html; charset=utf-8", pages::message_page(lang, true).into_bytes())
+                reply(
+                    status,
+                    "text/html; charset=utf-8",
+                    pages::message_page(lang, true).into_bytes(),
+                )
             }
         }
         _ => {
             let mut r = if json {
-                json_reply(503, json!({"error": "unavailable", "message": failure.to_string()}))
+                json_reply(
+                    503,
+                    json!({"error": "unavailable", "message": failure.to_string()}),
+                )
             } else {
-                reply(503, "text/html; charset=utf-8", pages::message_page(lang, false).into_bytes())
+                reply(
+                    503,
+                    "text/html; charset=utf-8",
+                    pages::message_page(lang, false).into_bytes(),
+                )
             };
             if let Ok(v) = RETRY_AFTER_S.to_string().parse() {
                 r.headers_mut().insert("retry-after", v);
@@ -393,14 +411,23 @@ fn render(shared: &Shared, loaded: &Loaded, id: &str, media: Media) -> Response 
         Err(ChallengeFailure::Expired) => json_reply(410, json!({"error": "expired"})),
         Err(ChallengeFailure::Store(e)) => {
             shared.metrics.store_error(loaded.store.name());
-            json_reply(503, json!({"error": "unavailable", "message": e.to_string()}))
+            json_reply(
+                503,
+                json!({"error": "unavailable", "message": e.to_string()}),
+            )
         }
         Err(e) => json_reply(404, json!({"error": e.label()})),
     }
 }
 
 /// `POST <prefix>challenge/ID/verify`.
-fn verify(shared: &Shared, loaded: &Loaded, incoming: &Incoming, id: &str, body: &[u8]) -> Response {
+fn verify(
+    shared: &Shared,
+    loaded: &Loaded,
+    incoming: &Incoming,
+    id: &str,
+    body: &[u8],
+) -> Response {
     let content_type = incoming.header("content-type");
     let form = content_type.starts_with("application/x-www-form-urlencoded");
     let json = !form || incoming.wants_json();
@@ -425,7 +452,10 @@ fn verify(shared: &Shared, loaded: &Loaded, incoming: &Incoming, id: &str, body:
             );
             let cookie = policy.pass_cookie(&v.token);
             let mut r = if json {
-                json_reply(200, json!({"token": v.token, "expires": v.expires_at, "return": v.return_path}))
+                json_reply(
+                    200,
+                    json!({"token": v.token, "expires": v.expires_at, "return": v.return_path}),
+                )
             } else {
                 let mut r = reply(303, "text/plain; charset=utf-8", Vec::new());
                 if let Ok(loc) = v.return_path.parse() {
@@ -441,8 +471,13 @@ fn verify(shared: &Shared, loaded: &Loaded, incoming: &Incoming, id: &str, body:
         Err(Refused { failure, challenge }) => {
             let kind = challenge.as_ref().map(|c| c.passed.kind);
             record_refusal(shared, loaded, &failure, kind, &c.client_key(&client));
-            if matches!(failure, ChallengeFailure::Locked { .. } | ChallengeFailure::Store(_)) {
-                let lang = challenge.as_ref().map_or_else(|| incoming.lang(None), |c| c.lang);
+            if matches!(
+                failure,
+                ChallengeFailure::Locked { .. } | ChallengeFailure::Store(_)
+            ) {
+                let lang = challenge
+                    .as_ref()
+                    .map_or_else(|| incoming.lang(None), |c| c.lang);
                 return failure_reply(shared, loaded, &failure, lang, json);
             }
             // Offer another of the same sort (or the defaults, for an id
@@ -450,9 +485,15 @@ fn verify(shared: &Shared, loaded: &Loaded, incoming: &Incoming, id: &str, body:
             let defaults = policy.challenge_config();
             let ask = Ask {
                 kind: challenge.as_ref().map_or(defaults.kind, |c| c.passed.kind),
-                difficulty: challenge.as_ref().map_or(defaults.difficulty, |c| c.passed.difficulty),
-                lang: challenge.as_ref().map_or_else(|| incoming.lang(None), |c| c.lang),
-                return_path: challenge.as_ref().map_or_else(|| "/".to_string(), |c| c.return_path.clone()),
+                difficulty: challenge
+                    .as_ref()
+                    .map_or(defaults.difficulty, |c| c.passed.difficulty),
+                lang: challenge
+                    .as_ref()
+                    .map_or_else(|| incoming.lang(None), |c| c.lang),
+                return_path: challenge
+                    .as_ref()
+                    .map_or_else(|| "/".to_string(), |c| c.return_path.clone()),
             };
             if json {
                 return json_reply(
@@ -506,7 +547,12 @@ fn record_refusal(
             }
         }
     }
-    tracing::info!(event = "verify", outcome = failure.label(), kind = kind_label, client);
+    tracing::info!(
+        event = "verify",
+        outcome = failure.label(),
+        kind = kind_label,
+        client
+    );
 }
 
 /// `POST <prefix>verify`: proof of work, exactly as the filter verifies it.

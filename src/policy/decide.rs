@@ -10,9 +10,9 @@ use crate::config::{ActionName, RateScope};
 use crate::crawlers::{Anomalies, ClientClass, Verification};
 use crate::net::MAX_LABELS;
 use crate::ratelimit::RateLimitStore;
+use crate::token::TokenError;
 use regex::SetMatches;
 use std::cell::OnceCell;
-use crate::token::TokenError;
 use std::net::IpAddr;
 
 /// Facts about one request, each computed on first use.

@@ -37,14 +37,14 @@ pub use decision::{
 };
 pub use report::{action_name, scope_name};
 pub use request::{percent_decode, Request};
-pub use respond::{Response, VerifyOutcome, ANNOTATION_HEADERS, MAX_VERIFY_BODY};
 pub(crate) use respond::escape_html;
+pub use respond::{Response, VerifyOutcome, ANNOTATION_HEADERS, MAX_VERIFY_BODY};
 
+use crate::challenge::Passed;
 use crate::config::{
     ActionName, ChallengeConfig, ChallengeSettings, CompanionConfig, Config, ConfigError,
     CookieConfig, RateScope, Thresholds,
 };
-use crate::challenge::Passed;
 use crate::crawlers::{Anomalies, ClientClass, Crawlers};
 use crate::net::{ClientPrefix, IpSet, LabelTable};
 use crate::ratelimit::Limit;
@@ -274,9 +274,9 @@ impl Policy {
     /// The block response where no route says otherwise (status, body):
     /// what locked-out clients get from the companion.
     pub fn default_block(&self) -> (u16, &str) {
-        self.routes
-            .last()
-            .map_or((403, "Access denied."), |r| (r.block.status, r.block.body.as_str()))
+        self.routes.last().map_or((403, "Access denied."), |r| {
+            (r.block.status, r.block.body.as_str())
+        })
     }
 
     /// The companion section, validated.

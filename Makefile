@@ -19,6 +19,7 @@ wasm:
 deps:
 	bash scripts/install-system-deps.sh
 	bash scripts/install-envoy.sh
+	bash scripts/install-js-tools.sh
 
 lint:
 	$(CARGO) fmt --check

@@ -8,6 +8,7 @@ PKGS=(nginx redis-server chromium chromium-driver wrk hyperfine espeak-ng sox fo
 # The challenge page's unit tests run under Node; use Debian's only if the
 # machine has no node of its own.
 command -v node >/dev/null || PKGS+=(nodejs)
+command -v npm >/dev/null || PKGS+=(npm)
 log() { echo "install-system-deps: $*" >&2; }
 
 SUDO=

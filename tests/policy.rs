@@ -245,7 +245,7 @@ fn the_demo_policy_compiles() {
     .unwrap();
     let p = Policy::from_yaml(&text, &FakeEnv::default()).unwrap();
     let s = p.summary();
-    assert_eq!(s.routes, 7);
+    assert_eq!(s.routes, 12);
     assert_eq!(s.rules, 12);
     assert_eq!(s.keys, 1);
     assert_eq!(
@@ -256,6 +256,17 @@ fn the_demo_policy_compiles() {
     assert_eq!(decide(&p, &Req::get("/admin/users")).action, Action::Block);
     assert_eq!(decide(&p, &Req::get("/login")).action, Action::Challenge);
     assert_eq!(decide(&p, &Req::get("/")).action, Action::Allow);
+    // One route per kind, each challenging everyone with that kind.
+    for (path, kind) in [
+        ("/demo/text", ChallengeKind::Text),
+        ("/demo/one-click", ChallengeKind::OneClick),
+        ("/demo/grid", ChallengeKind::Grid),
+        ("/demo/audio", ChallengeKind::Audio),
+        ("/demo/pow", ChallengeKind::Pow),
+    ] {
+        let d = decide(&p, &Req::get(path));
+        assert_eq!((d.action, d.challenge.map(|c| c.kind)), (Action::Challenge, Some(kind)));
+    }
     let fake = Req::get("/").ua(GOOGLEBOT);
     assert_eq!(decide(&p, &fake).action, Action::Block);
     let real = Req::get("/").ua(GOOGLEBOT).ip(GOOGLE_IP);
@@ -2558,28 +2569,36 @@ fn challenge_block_client_and_threshold_errors() {
         "rules[0].challenge.difficulty",
         &["out of range"],
     );
-    let companion = "companion service";
+    let kinds = "expected one of `pow`, `text`, `one_click`, `grid`, `audio`";
+    assert_error("challenge: {kind: image}\n", "challenge.kind", &[kinds]);
     assert_error(
-        "challenge: {kind: image}\n",
-        "challenge.kind",
-        &[companion, "use `pow`"],
-    );
-    assert_error("challenge: {kind: audio}\n", "challenge.kind", &[companion]);
-    assert_error(
-        "routes: [{match: {path: /a}, challenge: {kind: audio}}]\n",
+        "routes: [{match: {path: /a}, challenge: {kind: captcha}}]\n",
         "routes[0].challenge.kind",
-        &[companion],
+        &[kinds],
     );
-    assert_error(
-        "default_route: {challenge: {kind: image}}\n",
-        "default_route.challenge.kind",
-        &[companion],
-    );
-    assert_error(
-        "rules: [{name: a, when: {path: /a}, challenge: {kind: image}}]\n",
-        "rules[0].challenge.kind",
-        &[companion],
-    );
+    for (yaml, path, reason) in [
+        ("companion: {public: localhost}\n", "companion.public", "not a listen address"),
+        ("companion: {internal: 127.0.0.1:8181}\n", "companion.internal", "must differ"),
+        ("companion: {ttl: 0s}\n", "companion.ttl", "longer than 0s"),
+        ("companion: {lockout: 0}\n", "companion.lockout", "longer than 0s"),
+        ("companion: {health_interval: 0s}\n", "companion.health_interval", "longer than 0s"),
+        ("companion: {retries: 0}\n", "companion.retries", "at least 1"),
+        ("companion: {typo_tolerance: 4}\n", "companion.typo_tolerance", "0 to 3"),
+        ("companion: {redis_url: 'localhost:6379'}\n", "companion.redis_url", "not a Redis URL"),
+        ("companion: {cluster: ''}\n", "companion.cluster", "Envoy cluster"),
+        ("companion: {failure_mode: open}\n", "companion.failure_mode", "`fail_open`"),
+        ("companion: {store_unavailable: ignore}\n", "companion.store_unavailable", "`pow`"),
+        ("companion: {pubic: 127.0.0.1:1}\n", "companion.pubic", "unknown field"),
+    ] {
+        assert_error(yaml, path, &[reason]);
+    }
+    // Every kind compiles on routes, rules and the default.
+    for kind in ["pow", "text", "one_click", "grid", "audio"] {
+        let p = policy(&format!(
+            "challenge: {{kind: {kind}}}\nroutes: [{{match: {{path: /a}}, challenge: {{kind: {kind}}}}}]\n"
+        ));
+        assert_eq!(p.challenge_config().kind.as_str(), kind);
+    }
     for status in [0, 99, 101, 199, 600] {
         assert_error(
             &format!("challenge: {{status: {status}}}\n"),

@@ -63,13 +63,12 @@ def unknown_top_level_field(p):
     p["rotues"] = p.pop("routes")
 
 
-def image_challenge(p):
+def unknown_challenge_kind(p):
     p["challenge"]["kind"] = "image"
 
 
-def audio_challenge_on_a_route(p):
-    login = next(i for i, r in enumerate(p["routes"]) if r["name"] == "login")
-    p["routes"][login]["challenge"]["kind"] = "audio"
+def companion_listener_not_an_address(p):
+    p["companion"]["public"] = "localhost"
 
 
 def short_key(p):
@@ -80,8 +79,6 @@ def keys_env_unset(p):
     p["tokens"] = {"keys_env": "PALISADE_E2E_UNSET_KEYS"}
 
 
-COMPANION = re.escape("image and audio challenges are served by the companion service, "
-                      "which this version does not include yet; use `pow`")
 NOT_JSON = (r"the plugin configuration is not JSON \(.+\): give the policy as JSON, "
             r"as `palisade policy-json FILE` prints it \(YAML is not accepted here\)")
 
@@ -90,9 +87,11 @@ BAD_POLICIES = {
     "unknown-field": (with_change(unknown_route_field),
                       r"routes\[0\]\.match\.pathh: unknown field `pathh`, expected one of `path`, .*"),
     "unknown-top-level-field": (with_change(unknown_top_level_field), r"rotues: unknown field `rotues`, .*"),
-    "image-challenge": (with_change(image_challenge), r"challenge\.kind: " + COMPANION),
-    "audio-challenge-on-a-route": (with_change(audio_challenge_on_a_route),
-                                   r"routes\[3\]\.challenge\.kind: " + COMPANION),
+    "unknown-challenge-kind": (with_change(unknown_challenge_kind),
+                               r"challenge\.kind: unknown variant `image`, expected one of `pow`, "
+                               r"`text`, `one_click`, `grid`, `audio`.*"),
+    "companion-listener": (with_change(companion_listener_not_an_address),
+                           r"companion\.public: `localhost` is not a listen address \(IP:PORT, .*"),
     "keys-env-unset": (with_change(keys_env_unset),
                        r"tokens\.keys_env: environment variable `PALISADE_E2E_UNSET_KEYS` is not set "
                        r"and `tokens\.keys` is empty"),

@@ -7,6 +7,8 @@ when the test fails. `make e2e` builds the CLI and the wasm module first.
 import contextlib
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +20,11 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "target" / "release" / "palisade"
@@ -74,24 +81,28 @@ class Envoy:
         return self.process.poll() is None
 
 
-def render_config(policy, upstream_port, port, admin_port, template=None):
+def render_config(policy, upstream_port, port, admin_port, template=None, companion=None):
     """envoy/demo.yaml (or `template`, a path) with `policy` (a dict, or raw
-    configuration text)."""
+    configuration text). The companion clusters point at `companion` (a
+    Companion), else at free ports where nothing listens: the filter then
+    finds the companion down and serves proof of work itself."""
     text = policy if isinstance(policy, str) else json.dumps(policy)
     template = Path(template or ROOT / "envoy" / "demo.yaml").read_text()
-    return render_envoy.render(template, text, str(WASM), port, admin_port, upstream_port)
+    ports = ((companion.public_port, companion.internal_port) if companion
+             else (free_port(), free_port()))
+    return render_envoy.render(template, text, str(WASM), port, admin_port, upstream_port, *ports)
 
 
 @contextlib.contextmanager
 def start_envoy(policy, upstream_port, concurrency=2, env=None, expect_ready=True, timeout=30,
-                template=None):
+                template=None, companion=None):
     """Starts Envoy with `policy` (a dict, or raw text for the plugin
     configuration) and stops it on exit. With expect_ready, waits until the
     listener answers."""
     port, admin_port = free_port(), free_port()
     workdir = tempfile.mkdtemp(prefix="palisade-e2e-")
     config = Path(workdir) / "envoy.yaml"
-    config.write_text(render_config(policy, upstream_port, port, admin_port, template))
+    config.write_text(render_config(policy, upstream_port, port, admin_port, template, companion))
     log_path = Path(workdir) / "envoy.log"
     log = open(log_path, "w")
     process = subprocess.Popen(
@@ -198,7 +209,7 @@ def start_envoy_edited(policy, upstream_port, edit, **kwargs):
     `edit` (text -> text) first, e.g. to answer without an upstream."""
     global render_config
     original = render_config
-    render_config = lambda *args: edit(original(*args))  # noqa: E731
+    render_config = lambda *args, **kw: edit(original(*args, **kw))  # noqa: E731
     try:
         with contextlib.ExitStack() as stack:
             try:
@@ -485,8 +496,6 @@ def wait_healthy(companion, timeout=30):
 @contextlib.contextmanager
 def start_redis():
     """A real redis-server on a free port, without persistence; yields its URL."""
-    import shutil
-
     binary = shutil.which("redis-server")
     assert binary, "redis-server is missing: run scripts/install-system-deps.sh"
     port = free_port()
@@ -510,3 +519,71 @@ def start_redis():
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop(process)
+
+
+# Headless Chromium (the browser tests).
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def ordinary_ua():
+    """The reduced User-Agent headed Chrome of the installed Chromium's
+    version sends: the same major version as the client hints Chromium
+    sends, so the two agree as they do in a real browser."""
+    version = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout
+    major = re.search(r"(\d+)\.\d+\.\d+", version).group(1)
+    return ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            f"Chrome/{major}.0.0.0 Safari/537.36")
+
+
+@pytest.fixture
+def launch():
+    """Starts headless Chromium (optionally with another User-Agent, without
+    JavaScript, or another language), each with a fresh profile; quits them and removes the profiles afterwards."""
+    started = []
+
+    def start(user_agent=None, javascript=True, lang="en-US"):
+        profile = tempfile.mkdtemp(prefix="palisade-chromium-")
+        started.append((None, profile))
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--disable-quic", f"--lang={lang}",
+                    "--window-size=1024,768", f"--user-data-dir={profile}"):
+            options.add_argument(arg)
+        if user_agent:
+            options.add_argument(f"--user-agent={user_agent}")
+        if not javascript:
+            options.add_experimental_option(
+                "prefs", {"profile.managed_default_content_settings.javascript": 2})
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        started[-1] = (driver, profile)
+        driver.set_page_load_timeout(30)
+        driver.set_script_timeout(30)
+        return driver
+
+    try:
+        yield start
+    finally:
+        for driver, profile in started:
+            try:
+                if driver is not None:
+                    driver.quit()
+            finally:
+                shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_for_upstream(driver, timeout=30):
+    """Waits until the upstream's page is shown (the challenge solved)."""
+    try:
+        WebDriverWait(driver, timeout).until(lambda d: d.find_elements(By.ID, "upstream"))
+    except TimeoutException:
+        raise AssertionError(f"still at {driver.current_url} ({driver.title!r}) after {timeout}s:\n"
+                             f"{driver.page_source[:2000]}")
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def pass_cookie(driver):
+    return next((c for c in driver.get_cookies() if c["name"] == "palisade"), None)

@@ -9,78 +9,26 @@ threshold, but enough for the `challenge` route /protected/* to challenge
 it). With a regular Chrome User-Agent and Accept-Language (--lang) the same
 browser goes straight into /protected/*.
 """
-import re
-import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import requests
-from selenium import webdriver
 from selenium.common.exceptions import TimeoutException, WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import ROOT, admin_stats, policy_json, start_envoy
+from conftest import (CHROMEDRIVER, CHROMIUM, ROOT, admin_stats, ordinary_ua, pass_cookie,
+                      policy_json, start_envoy, wait_for_upstream)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = ROOT / "target" / "e2e"
 CHALLENGE_TITLE = "Checking your browser"
-
-
-def ordinary_ua():
-    """The reduced User-Agent headed Chrome of the installed Chromium's
-    version sends: the same major version as the client hints Chromium
-    sends, so the two agree as they do in a real browser."""
-    version = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout
-    major = re.search(r"(\d+)\.\d+\.\d+", version).group(1)
-    return ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-            f"Chrome/{major}.0.0.0 Safari/537.36")
 
 
 pytestmark = pytest.mark.skipif(
     not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
     reason="chromium/chromedriver not installed (scripts/install-system-deps.sh)",
 )
-
-
-@pytest.fixture
-def launch():
-    """Starts headless Chromium (optionally with another User-Agent), each
-    with a fresh profile; quits them and removes the profiles afterwards."""
-    started = []
-
-    def start(user_agent=None):
-        profile = tempfile.mkdtemp(prefix="palisade-chromium-")
-        started.append((None, profile))
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--disable-quic", "--lang=en-US",
-                    "--window-size=1024,768", f"--user-data-dir={profile}"):
-            options.add_argument(arg)
-        if user_agent:
-            options.add_argument(f"--user-agent={user_agent}")
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-        started[-1] = (driver, profile)
-        driver.set_page_load_timeout(30)
-        driver.set_script_timeout(30)
-        return driver
-
-    try:
-        yield start
-    finally:
-        for driver, profile in started:
-            try:
-                if driver is not None:
-                    driver.quit()
-            finally:
-                shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
@@ -98,24 +46,10 @@ def delta(before, after):
     return {k: after[k] - before[k] for k in before}
 
 
-def wait_for_upstream(driver, timeout=30):
-    """Waits until the upstream's page is shown (the challenge solved)."""
-    try:
-        WebDriverWait(driver, timeout).until(lambda d: d.find_elements(By.ID, "upstream"))
-    except TimeoutException:
-        raise AssertionError(f"still at {driver.current_url} ({driver.title!r}) after {timeout}s:\n"
-                             f"{driver.page_source[:2000]}")
-    return driver.find_element(By.TAG_NAME, "body").text
-
-
 def upstream_annotations(driver):
     """The x-palisade-* request headers the upstream saw (its page lists them)."""
     rows = driver.find_elements(By.CSS_SELECTOR, "table tr")
     return {r.find_elements(By.TAG_NAME, "td")[0].text: r.find_elements(By.TAG_NAME, "td")[1].text for r in rows}
-
-
-def pass_cookie(driver):
-    return next((c for c in driver.get_cookies() if c["name"] == "palisade"), None)
 
 
 def test_browser_solves_the_challenge_and_lands_on_the_original_page(demo_envoy, browser):

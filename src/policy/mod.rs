@@ -26,6 +26,8 @@ mod compile;
 mod condition;
 mod decide;
 mod decision;
+mod handoff;
+mod health;
 mod paths;
 mod report;
 mod request;
@@ -35,15 +37,19 @@ pub use compile::{CompileEnv, ProcessEnv};
 pub use decision::{
     Action, ChallengeSpec, Client, Decision, FiredRule, RateLimitResult, Reason, TokenState,
 };
-pub use report::{action_name, scope_name};
-pub use request::{percent_decode, Request};
-pub use respond::{Response, VerifyOutcome, ANNOTATION_HEADERS, MAX_VERIFY_BODY};
+pub use handoff::OwnReply;
+pub use health::{CompanionHealth, HealthRecord, DOWN_AFTER, HEALTH_KEY, STALE_AFTER};
+pub use report::{action_name, failure_mode_name, scope_name};
+pub use request::{percent_decode, percent_encode, Request};
+pub use respond::{
+    CompanionUse, Reply, Response, VerifyOutcome, ANNOTATION_HEADERS, MAX_VERIFY_BODY,
+};
 
+use crate::challenge::Passed;
 use crate::config::{
     ActionName, ChallengeConfig, ChallengeSettings, CompanionConfig, Config, ConfigError,
     CookieConfig, RateScope, Thresholds,
 };
-use crate::challenge::Passed;
 use crate::crawlers::{Anomalies, ClientClass, Crawlers};
 use crate::net::{ClientPrefix, IpSet, LabelTable};
 use crate::ratelimit::Limit;
@@ -63,6 +69,8 @@ pub struct Policy {
     companion: CompanionConfig,
     /// `<challenge.path_prefix>verify`, made once.
     verify_path: String,
+    /// `<challenge.path_prefix>challenge`, the companion's challenge page.
+    challenge_path: String,
     annotate: bool,
     rate_buckets: u32,
     lists: Vec<NamedList>,

@@ -2,8 +2,8 @@
 //! query and answer bodies. Any bytes give a value or a 4xx reason, never a
 //! panic, and what the parsers accept stays within their documented bounds.
 
-use palisade::challenge::service::Answer;
 use palisade::challenge::safe_return_path;
+use palisade::challenge::service::Answer;
 use palisade::companion::{parse_answer, parse_challenge_query, BadInput};
 use proptest::prelude::*;
 

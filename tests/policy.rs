@@ -6,11 +6,12 @@
 //! and list files are exactly what each test says.
 
 use palisade::challenge::{self, Passed};
-use palisade::config::{ActionName, ChallengeKind, Config, ConfigError, RateScope};
+use palisade::config::{ActionName, ChallengeKind, Config, ConfigError, FailureMode, RateScope};
 use palisade::crawlers::{ClientClass, Verification};
 use palisade::policy::{
-    Action, CompileEnv, Decision, Policy, Reason, Request, Response, TokenState, VerifyOutcome,
-    MAX_VERIFY_BODY,
+    Action, CompanionHealth, CompanionUse, CompileEnv, Decision, HealthRecord, OwnReply, Policy,
+    Reason, Reply, Request, Response, TokenState, VerifyOutcome, DOWN_AFTER, HEALTH_KEY,
+    MAX_VERIFY_BODY, STALE_AFTER,
 };
 use palisade::ratelimit::MemoryStore;
 use palisade::token::TokenError;
@@ -205,6 +206,13 @@ fn header<'r>(r: &'r Response, name: &str) -> Option<&'r str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// What the policy sends for decision `d` on `r`, at `NOW`, for decisions
+/// that must not need the companion's health (the filter's own responses).
+fn respond(p: &Policy, d: &Decision, r: &Req) -> Option<Response> {
+    let health = || -> CompanionHealth { panic!("health read for {:?}", d.challenge) };
+    p.respond(d, &r.request(), health, NOW).response
+}
+
 fn body_json(r: &Response) -> Value {
     assert_eq!(header(r, "content-type"), Some("application/json"));
     serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
@@ -265,7 +273,10 @@ fn the_demo_policy_compiles() {
         ("/demo/pow", ChallengeKind::Pow),
     ] {
         let d = decide(&p, &Req::get(path));
-        assert_eq!((d.action, d.challenge.map(|c| c.kind)), (Action::Challenge, Some(kind)));
+        assert_eq!(
+            (d.action, d.challenge.map(|c| c.kind)),
+            (Action::Challenge, Some(kind))
+        );
     }
     let fake = Req::get("/").ua(GOOGLEBOT);
     assert_eq!(decide(&p, &fake).action, Action::Block);
@@ -1166,7 +1177,7 @@ routes:
         format!("client {CLIENT_IP}/32 (routes[0].rate_limit)")
     );
 
-    let html = p.respond(&d, &r.request(), NOW).unwrap();
+    let html = respond(&p, &d, &r).unwrap();
     assert_eq!(html.status, 429);
     assert_eq!(header(&html, "retry-after"), Some("1"));
     assert_eq!(
@@ -1181,7 +1192,7 @@ routes:
     assert!(html.body.contains("Too many requests"));
 
     let jr = r.clone().header("Accept", "application/json");
-    let json = p.respond(&d, &jr.request(), NOW).unwrap();
+    let json = respond(&p, &d, &jr).unwrap();
     assert_eq!(json.status, 429);
     assert_eq!(
         body_json(&json),
@@ -1203,7 +1214,7 @@ routes:
         d.rate_limit.as_ref().unwrap().source,
         "default_route.rate_limit"
     );
-    let resp = p.respond(&d, &r.request(), NOW).unwrap();
+    let resp = respond(&p, &d, &r).unwrap();
     assert_eq!(header(&resp, "retry-after"), Some("6"));
     assert_eq!(
         header(&resp, "ratelimit-policy"),
@@ -1697,7 +1708,7 @@ routes:
     let d = decide(&p, &r);
     assert_eq!(d.block, Some((451, "<b>Unavailable</b> for legal reasons")));
     assert_eq!(d.status(403), Some(451));
-    let html = p.respond(&d, &r.request(), NOW).unwrap();
+    let html = respond(&p, &d, &r).unwrap();
     assert_eq!(html.status, 451);
     assert_eq!(
         header(&html, "content-type"),
@@ -1710,7 +1721,7 @@ routes:
     assert!(!html.body.contains("<b>"));
 
     let r = Req::get("/gone/x").header("Accept", "application/json, text/plain");
-    let json = p.respond(&d, &r.request(), NOW).unwrap();
+    let json = respond(&p, &d, &r).unwrap();
     assert_eq!(json.status, 451);
     assert_eq!(
         body_json(&json),
@@ -1719,7 +1730,7 @@ routes:
 
     let r = Req::get("/plain/x");
     let d = decide(&p, &r);
-    let html = p.respond(&d, &r.request(), NOW).unwrap();
+    let html = respond(&p, &d, &r).unwrap();
     assert_eq!(html.status, 403);
     assert!(html.body.contains("Go away &amp; stay away."));
     let d = decide(&p, &Req::get("/s/x"));
@@ -1727,7 +1738,7 @@ routes:
 
     // Passing requests get no response of Palisade's own.
     let r = Req::get("/open");
-    assert_eq!(p.respond(&decide(&p, &r), &r.request(), NOW), None);
+    assert_eq!(respond(&p, &decide(&p, &r), &r), None);
 }
 
 #[test]
@@ -1770,7 +1781,7 @@ fn challenge_json(p: &Policy, r: &Req) -> Value {
     let r = r.clone().header("Accept", "application/json");
     let d = decide(p, &r);
     assert_eq!(d.action, Action::Challenge);
-    let resp = p.respond(&d, &r.request(), NOW).unwrap();
+    let resp = respond(p, &d, &r).unwrap();
     assert_eq!(resp.status, p.challenge_config().status);
     assert_eq!(header(&resp, "cache-control"), Some("no-store"));
     body_json(&resp)
@@ -1833,7 +1844,7 @@ fn challenge_response_shape() {
 
     // Browsers get the page, with the same parts.
     let d = decide(&p, &r);
-    let page = p.respond(&d, &r.request(), NOW).unwrap();
+    let page = respond(&p, &d, &r).unwrap();
     assert_eq!(page.status, 429);
     assert_eq!(
         header(&page, "content-type"),
@@ -2577,18 +2588,62 @@ fn challenge_block_client_and_threshold_errors() {
         &[kinds],
     );
     for (yaml, path, reason) in [
-        ("companion: {public: localhost}\n", "companion.public", "not a listen address"),
-        ("companion: {internal: 127.0.0.1:8181}\n", "companion.internal", "must differ"),
+        (
+            "companion: {public: localhost}\n",
+            "companion.public",
+            "not a listen address",
+        ),
+        (
+            "companion: {internal: 127.0.0.1:8181}\n",
+            "companion.internal",
+            "must differ",
+        ),
         ("companion: {ttl: 0s}\n", "companion.ttl", "longer than 0s"),
-        ("companion: {lockout: 0}\n", "companion.lockout", "longer than 0s"),
-        ("companion: {health_interval: 0s}\n", "companion.health_interval", "longer than 0s"),
-        ("companion: {retries: 0}\n", "companion.retries", "at least 1"),
-        ("companion: {typo_tolerance: 4}\n", "companion.typo_tolerance", "0 to 3"),
-        ("companion: {redis_url: 'localhost:6379'}\n", "companion.redis_url", "not a Redis URL"),
-        ("companion: {cluster: ''}\n", "companion.cluster", "Envoy cluster"),
-        ("companion: {failure_mode: open}\n", "companion.failure_mode", "`fail_open`"),
-        ("companion: {store_unavailable: ignore}\n", "companion.store_unavailable", "`pow`"),
-        ("companion: {pubic: 127.0.0.1:1}\n", "companion.pubic", "unknown field"),
+        (
+            "companion: {lockout: 0}\n",
+            "companion.lockout",
+            "longer than 0s",
+        ),
+        (
+            "companion: {health_interval: 0s}\n",
+            "companion.health_interval",
+            "longer than 0s",
+        ),
+        (
+            "companion: {retries: 0}\n",
+            "companion.retries",
+            "at least 1",
+        ),
+        (
+            "companion: {typo_tolerance: 4}\n",
+            "companion.typo_tolerance",
+            "0 to 3",
+        ),
+        (
+            "companion: {redis_url: 'localhost:6379'}\n",
+            "companion.redis_url",
+            "not a Redis URL",
+        ),
+        (
+            "companion: {cluster: ''}\n",
+            "companion.cluster",
+            "Envoy cluster",
+        ),
+        (
+            "companion: {failure_mode: open}\n",
+            "companion.failure_mode",
+            "`fail_open`",
+        ),
+        (
+            "companion: {store_unavailable: ignore}\n",
+            "companion.store_unavailable",
+            "`pow`",
+        ),
+        (
+            "companion: {pubic: 127.0.0.1:1}\n",
+            "companion.pubic",
+            "unknown field",
+        ),
     ] {
         assert_error(yaml, path, &[reason]);
     }
@@ -3093,5 +3148,612 @@ fn unknown_header_anomalies_are_config_errors() {
         "rules: [{name: x, when: {header_anomalies: [no_cookies]}}]",
         "rules[0].when.header_anomalies[0]",
         &["unknown variant `no_cookies`", "no_client_hints"],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The companion: hand-off, failure modes, own paths, the health record
+
+/// A policy whose every request is challenged with `kind` at difficulty 3,
+/// the companion probed every 5 s and `failure_mode: mode`.
+fn companion_policy(kind: ChallengeKind, mode: &str) -> Policy {
+    policy(&format!(
+        "challenge: {{kind: {}, difficulty: 3, status: 429}}\n\
+         companion: {{failure_mode: {mode}, health_interval: 5s}}\n\
+         default_route: {{action: challenge_all}}\n",
+        kind.as_str()
+    ))
+}
+
+const MODES: [&str; 3] = ["pow", "fail_open", "fail_closed"];
+
+/// The companion's kinds (every kind but pow).
+fn companion_kinds() -> impl Iterator<Item = ChallengeKind> {
+    ChallengeKind::ALL
+        .into_iter()
+        .filter(|k| k.needs_companion())
+}
+
+fn reply(p: &Policy, r: &Req, health: CompanionHealth) -> Reply {
+    let d = decide(p, r);
+    assert_eq!(d.action, Action::Challenge, "{}", r.path);
+    p.respond(&d, &r.request(), || health, NOW)
+}
+
+fn own(p: &Policy, r: &Req, health: CompanionHealth) -> OwnReply {
+    p.route_own(&r.request(), health, NOW)
+}
+
+fn own_response(p: &Policy, r: &Req) -> (Response, CompanionUse) {
+    match own(p, r, CompanionHealth::Down) {
+        OwnReply::Reply(Reply {
+            response: Some(response),
+            companion,
+        }) => (response, companion),
+        other => panic!("{} {}: {other:?}", r.method, r.path),
+    }
+}
+
+fn json_req(r: Req) -> Req {
+    r.header("Accept", "application/json")
+}
+
+/// The return path a companion URL carries, decoded.
+fn return_of(url: &str) -> String {
+    let h = Vec::new();
+    let r = Request::new("GET", url, "", &h, None);
+    assert_eq!(r.path, "/.palisade/challenge", "{url}");
+    r.query_param("return").expect("a return parameter")
+}
+
+#[test]
+fn companion_kinds_hand_off_while_up() {
+    for kind in companion_kinds() {
+        let p = companion_policy(kind, "pow");
+        let url = format!(
+            "/.palisade/challenge?kind={}&difficulty=3&return=/page%3Fx%3D1",
+            kind.as_str()
+        );
+        assert_eq!(
+            p.companion_challenge_url(
+                palisade::policy::ChallengeSpec {
+                    kind,
+                    difficulty: 3
+                },
+                "/page?x=1"
+            ),
+            url
+        );
+        // GET and HEAD: a redirect that no cache keeps.
+        for method in ["GET", "HEAD", "get"] {
+            let r = reply(
+                &p,
+                &Req::get("/page?x=1").method(method),
+                CompanionHealth::Up,
+            );
+            assert_eq!(r.companion, CompanionUse::HandedOff);
+            let resp = r.response.unwrap();
+            assert_eq!(resp.status, 303, "{method}");
+            assert_eq!(header(&resp, "location"), Some(url.as_str()));
+            assert_eq!(header(&resp, "cache-control"), Some("no-store"));
+            assert_eq!(resp.body, "");
+        }
+        // Programs get the URL in JSON, whatever the method.
+        for method in ["GET", "POST"] {
+            let r = reply(
+                &p,
+                &json_req(Req::get("/page?x=1").method(method)),
+                CompanionHealth::Up,
+            );
+            assert_eq!(r.companion, CompanionUse::HandedOff);
+            let resp = r.response.unwrap();
+            assert_eq!(resp.status, 429);
+            assert_eq!(header(&resp, "cache-control"), Some("no-store"));
+            assert_eq!(
+                body_json(&resp),
+                json!({"action": "challenge",
+                       "challenge": {"kind": kind.as_str(), "difficulty": 3, "url": url}})
+            );
+        }
+        // Other methods: a page linking to the challenge (a redirect would
+        // lose the body), returning to the same path.
+        for method in ["POST", "PUT", "DELETE"] {
+            let r = reply(
+                &p,
+                &Req::get("/page?x=1").method(method),
+                CompanionHealth::Up,
+            );
+            assert_eq!(r.companion, CompanionUse::HandedOff);
+            let resp = r.response.unwrap();
+            assert_eq!(resp.status, 429, "{method}");
+            assert_eq!(header(&resp, "location"), None);
+            assert_eq!(
+                header(&resp, "content-type"),
+                Some("text/html; charset=utf-8")
+            );
+            assert_eq!(header(&resp, "cache-control"), Some("no-store"));
+            assert!(resp.body.starts_with("<!doctype html><html lang=\"en\">"));
+            assert!(
+                resp.body.contains(&format!(
+                    "<a href=\"/.palisade/challenge?kind={}&amp;difficulty=3&amp;return=/page%3Fx%3D1\">Continue to the check</a>",
+                    kind.as_str()
+                )),
+                "{}",
+                resp.body
+            );
+            assert!(resp.body.contains("<code>/page?x=1</code>"));
+            assert!(resp.body.contains("<main>") && resp.body.contains("<h1>"));
+        }
+    }
+}
+
+#[test]
+fn the_redirect_carries_odd_return_paths_exactly() {
+    let p = companion_policy(ChallengeKind::Text, "pow");
+    for path in [
+        "/caf%C3%A9/a+b?q=1&r=%26x&s=a%20b",
+        "/plain",
+        "/x?next=/y?z=1&w=#frag",
+        "/über?ä=ö",
+        "/a;b,c'd\"e<f>",
+        "/%zz%",
+    ] {
+        let r = reply(&p, &Req::get(path), CompanionHealth::Up);
+        let resp = r.response.unwrap();
+        let location = header(&resp, "location").unwrap();
+        assert_eq!(return_of(location), path, "{location}");
+        // Only the URL's own parameters are separated; nothing to break out of.
+        assert_eq!(location.matches('&').count(), 2, "{location}");
+        assert!(
+            location
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'<'),
+            "{location}"
+        );
+    }
+    // A return path that could leave the site returns to `/`.
+    for path in ["//evil.example/x", "/\\evil.example/x"] {
+        let r = reply(&p, &Req::get(path), CompanionHealth::Up);
+        let resp = r.response.unwrap();
+        assert_eq!(return_of(header(&resp, "location").unwrap()), "/", "{path}");
+    }
+    let long = format!("/{}", "a".repeat(2048));
+    let resp = reply(&p, &Req::get(&long), CompanionHealth::Up)
+        .response
+        .unwrap();
+    assert_eq!(return_of(header(&resp, "location").unwrap()), "/");
+    // Another prefix moves the page.
+    let p = policy(
+        "challenge: {kind: grid, path_prefix: /_guard/}\ndefault_route: {action: challenge_all}\n",
+    );
+    let resp = reply(&p, &Req::get("/"), CompanionHealth::Up)
+        .response
+        .unwrap();
+    assert_eq!(
+        header(&resp, "location"),
+        Some("/_guard/challenge?kind=grid&difficulty=2&return=/")
+    );
+}
+
+#[test]
+fn pow_challenges_are_the_filters_whatever_the_health() {
+    let p = companion_policy(ChallengeKind::Pow, "fail_closed");
+    for method in ["GET", "POST"] {
+        let r = Req::get("/page").method(method);
+        let d = decide(&p, &r);
+        // `respond` (the harness) fails if the health is read at all.
+        let page = respond(&p, &d, &r).unwrap();
+        assert_eq!(page.status, 429);
+        assert!(page.body.contains("action=\"/.palisade/verify\""));
+        let reply = p.respond(&d, &r.request(), || CompanionHealth::Down, NOW);
+        assert_eq!(reply.companion, CompanionUse::NotInvolved);
+    }
+    let v = challenge_json(&p, &Req::get("/page"));
+    assert_eq!(v["challenge"]["kind"], "pow");
+    assert_eq!(v["challenge"]["difficulty"], 16);
+}
+
+#[test]
+fn the_health_is_read_only_for_the_companions_kinds() {
+    let p = policy(
+        "routes:\n\
+         - {match: {path: /text}, action: challenge_all, challenge: {kind: text}}\n\
+         - {match: {path: /pow}, action: challenge_all}\n\
+         - {match: {path: /blocked}, action: block}\n\
+         - {match: {path: /open}, action: allow}\n",
+    );
+    for (path, reads) in [("/text", 1), ("/pow", 0), ("/blocked", 0), ("/open", 0)] {
+        let r = Req::get(path);
+        let d = decide(&p, &r);
+        let count = std::cell::Cell::new(0);
+        p.respond(
+            &d,
+            &r.request(),
+            || {
+                count.set(count.get() + 1);
+                CompanionHealth::Up
+            },
+            NOW,
+        );
+        assert_eq!(count.get(), reads, "{path}");
+    }
+}
+
+#[test]
+fn a_down_companion_falls_back_to_pow_at_the_same_difficulty() {
+    for kind in companion_kinds() {
+        let p = companion_policy(kind, "pow");
+        for method in ["GET", "POST"] {
+            let me = Req::get("/page?x=1").method(method);
+            let r = reply(&p, &me, CompanionHealth::Down);
+            assert_eq!(r.companion, CompanionUse::Fallback(FailureMode::Pow));
+            let page = r.response.unwrap();
+            assert_eq!(page.status, 429);
+            assert!(page.body.contains("action=\"/.palisade/verify\""));
+            assert!(page.body.contains("data-bits=\"16\""), "difficulty 3");
+        }
+        // JSON: the pow challenge, solvable here, passing at difficulty 3.
+        let me = Req::get("/page?x=1");
+        let r = reply(&p, &json_req(me.clone()), CompanionHealth::Down);
+        assert_eq!(r.companion, CompanionUse::Fallback(FailureMode::Pow));
+        let v = body_json(&r.response.unwrap());
+        assert_eq!(v["challenge"]["kind"], "pow");
+        assert_eq!(v["challenge"]["difficulty"], 16);
+        assert_eq!(v["verify"], "/.palisade/verify");
+        let data = v["challenge"]["data"].as_str().unwrap();
+        let nonce = challenge::solve(data, 16);
+        let (resp, outcome) = verify_form(&p, &me, &format!("data={data}&nonce={nonce}"), NOW);
+        assert_eq!(outcome, VerifyOutcome::Passed);
+        assert_eq!(header(&resp, "location"), Some("/page?x=1"));
+        let cookie = header(&resp, "set-cookie").unwrap();
+        let token = cookie
+            .strip_prefix("palisade=")
+            .and_then(|c| c.split(';').next())
+            .unwrap();
+        let claims = p.verify_token(token, me.ip, CHROME, NOW_S).unwrap();
+        assert_eq!(Passed::from_level_byte(claims.level), Some(Passed::pow(3)));
+        let d = decide(&p, &with_cookie(me.clone(), token));
+        assert_eq!((d.action, d.reason), (Action::Allow, Reason::PassToken));
+    }
+}
+
+#[test]
+fn a_down_companion_fails_open_and_says_so() {
+    for kind in companion_kinds() {
+        let p = companion_policy(kind, "fail_open");
+        for r in [
+            Req::get("/page"),
+            Req::get("/page").method("POST"),
+            json_req(Req::get("/page")),
+        ] {
+            let got = reply(&p, &r, CompanionHealth::Down);
+            assert_eq!(
+                got,
+                Reply {
+                    response: None,
+                    companion: CompanionUse::Fallback(FailureMode::FailOpen)
+                },
+                "{} {:?}",
+                r.method,
+                r.headers
+            );
+        }
+        // Up, fail_open changes nothing.
+        let up = reply(&p, &Req::get("/page"), CompanionHealth::Up);
+        assert_eq!(up.response.unwrap().status, 303);
+    }
+}
+
+#[test]
+fn a_down_companion_fails_closed_with_retry_after() {
+    for kind in companion_kinds() {
+        let p = companion_policy(kind, "fail_closed");
+        for method in ["GET", "POST"] {
+            let r = reply(&p, &Req::get("/page").method(method), CompanionHealth::Down);
+            assert_eq!(r.companion, CompanionUse::Fallback(FailureMode::FailClosed));
+            let resp = r.response.unwrap();
+            assert_eq!(resp.status, 503);
+            assert_eq!(header(&resp, "retry-after"), Some("5"));
+            assert_eq!(
+                header(&resp, "content-type"),
+                Some("text/html; charset=utf-8")
+            );
+            assert!(resp.body.contains("try again in 5 seconds"));
+        }
+        let r = reply(&p, &json_req(Req::get("/page")), CompanionHealth::Down);
+        let resp = r.response.unwrap();
+        assert_eq!(resp.status, 503);
+        assert_eq!(header(&resp, "retry-after"), Some("5"));
+        assert_eq!(
+            body_json(&resp),
+            json!({"error": "companion_unavailable", "retry_after": 5})
+        );
+    }
+    // The shortest interval still asks for a second.
+    let p = policy(
+        "challenge: {kind: audio}\ncompanion: {failure_mode: fail_closed}\ndefault_route: {action: challenge_all}\n",
+    );
+    let resp = reply(&p, &Req::get("/"), CompanionHealth::Down)
+        .response
+        .unwrap();
+    assert_eq!(header(&resp, "retry-after"), Some("1"));
+    assert!(
+        resp.body.contains("try again in 1 second."),
+        "{}",
+        resp.body
+    );
+}
+
+#[test]
+fn own_paths_go_to_the_companion_while_it_is_up() {
+    for mode in MODES {
+        let p = companion_policy(ChallengeKind::Text, mode);
+        for (method, path) in [
+            ("POST", "/.palisade/verify"),
+            ("GET", "/.palisade/challenge?kind=text"),
+            ("POST", "/.palisade/challenge/abc/verify"),
+            ("GET", "/.palisade/challenge/abc/image.png"),
+        ] {
+            let r = Req::get(path).method(method);
+            assert_eq!(
+                own(&p, &r, CompanionHealth::Up),
+                OwnReply::Companion,
+                "{path}"
+            );
+        }
+    }
+}
+
+#[test]
+fn own_paths_while_the_companion_is_down() {
+    for mode in MODES {
+        let p = companion_policy(ChallengeKind::Text, mode);
+        // The pow verify stays in the filter, whatever the method (the
+        // verify endpoint answers a GET with 405).
+        for method in ["POST", "GET"] {
+            let r = Req::get("/.palisade/verify").method(method);
+            assert_eq!(own(&p, &r, CompanionHealth::Down), OwnReply::Verify);
+        }
+        // The companion's other resources: 503 JSON, in every mode.
+        for (method, path) in [
+            ("POST", "/.palisade/challenge/abc/verify"),
+            ("GET", "/.palisade/challenge/abc/audio.wav"),
+            ("GET", "/.palisade/challenge/"),
+            ("GET", "/.palisade/"),
+        ] {
+            let (resp, used) = own_response(&p, &Req::get(path).method(method));
+            assert_eq!(used, CompanionUse::NotInvolved);
+            assert_eq!(resp.status, 503, "{mode} {path}");
+            assert_eq!(header(&resp, "retry-after"), Some("5"));
+            assert_eq!(
+                body_json(&resp),
+                json!({"error": "companion_unavailable", "retry_after": 5})
+            );
+        }
+        // Bad challenge URLs.
+        for query in [
+            "kind=captcha",
+            "difficulty=0",
+            "difficulty=6",
+            "difficulty=x",
+        ] {
+            let (resp, _) = own_response(&p, &Req::get(&format!("/.palisade/challenge?{query}")));
+            assert_eq!(resp.status, 400, "{query}");
+            assert_eq!(body_json(&resp)["error"], "bad_request");
+        }
+        let (resp, _) = own_response(&p, &Req::get("/.palisade/challenge").method("POST"));
+        assert_eq!(resp.status, 405);
+        assert_eq!(header(&resp, "allow"), Some("GET, HEAD"));
+        // A pow challenge URL is served in every mode (it needs no companion).
+        let (page, used) = own_response(
+            &p,
+            &Req::get("/.palisade/challenge?kind=pow&difficulty=1&return=/a"),
+        );
+        assert_eq!(used, CompanionUse::NotInvolved);
+        assert_eq!(
+            (page.status, page.body.contains("data-bits=\"12\"")),
+            (200, true)
+        );
+    }
+}
+
+#[test]
+fn a_challenge_url_while_down_follows_the_failure_mode() {
+    let url = "/.palisade/challenge?kind=grid&difficulty=4&return=/shop%3Fitem%3D7%26x%3D%2B";
+    // pow: the proof of work for that return path and difficulty.
+    let p = companion_policy(ChallengeKind::Grid, "pow");
+    let me = Req::get(url);
+    let (page, used) = own_response(&p, &me);
+    assert_eq!(used, CompanionUse::Fallback(FailureMode::Pow));
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("data-bits=\"18\""));
+    let (resp, _) = own_response(&p, &json_req(me.clone()));
+    let v = body_json(&resp);
+    assert_eq!(resp.status, 200);
+    let data = v["challenge"]["data"].as_str().unwrap();
+    let nonce = challenge::solve(data, 18);
+    let (resp, outcome) = verify_form(&p, &me, &format!("data={data}&nonce={nonce}"), NOW);
+    assert_eq!(outcome, VerifyOutcome::Passed);
+    assert_eq!(header(&resp, "location"), Some("/shop?item=7&x=+"));
+    // Defaults: the challenge section's difficulty, back to `/`.
+    let (resp, _) = own_response(&p, &json_req(Req::get("/.palisade/challenge")));
+    assert_eq!(body_json(&resp)["challenge"]["difficulty"], 16);
+
+    // fail_closed: 503.
+    let p = companion_policy(ChallengeKind::Grid, "fail_closed");
+    let (resp, used) = own_response(&p, &Req::get(url));
+    assert_eq!(used, CompanionUse::Fallback(FailureMode::FailClosed));
+    assert_eq!(
+        (resp.status, header(&resp, "retry-after")),
+        (503, Some("5"))
+    );
+
+    // fail_open: back to the page, if it is on this site.
+    let p = companion_policy(ChallengeKind::Grid, "fail_open");
+    let (resp, used) = own_response(&p, &Req::get(url));
+    assert_eq!(used, CompanionUse::Fallback(FailureMode::FailOpen));
+    assert_eq!(resp.status, 303);
+    assert_eq!(header(&resp, "location"), Some("/shop?item=7&x=+"));
+    for evil in [
+        "//evil.example/",
+        "https://evil.example/",
+        "/%5Cevil.example",
+        "",
+    ] {
+        let r = Req::get(&format!("/.palisade/challenge?kind=grid&return={evil}"));
+        let (resp, _) = own_response(&p, &r);
+        assert_eq!(header(&resp, "location"), Some("/"), "{evil}");
+    }
+}
+
+fn record(up: bool, failures: u8, checked_s: u64) -> HealthRecord {
+    HealthRecord {
+        up,
+        failures,
+        checked_ns: checked_s * SECOND,
+        claimed_ns: checked_s * SECOND,
+    }
+}
+
+#[test]
+fn the_health_record_round_trips_and_refuses_garbage() {
+    let r = HealthRecord {
+        up: true,
+        failures: 1,
+        checked_ns: NOW,
+        claimed_ns: NOW + 7,
+    };
+    let text = r.encode();
+    assert_eq!(
+        String::from_utf8(text.clone()).unwrap(),
+        format!("up 1 {NOW} {}", NOW + 7)
+    );
+    assert_eq!(HealthRecord::decode(&text), Some(r));
+    assert_eq!(HEALTH_KEY, "palisade.companion.health");
+    for bad in [
+        &b""[..],
+        b"up",
+        b"maybe 0 1 2",
+        b"up 0 1",
+        b"up 0 1 2 3",
+        b"up -1 1 2",
+        b"up 0 x 2",
+        b"\xff 0 1 2",
+    ] {
+        assert_eq!(HealthRecord::decode(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn health_is_down_before_the_first_probe_and_when_stale() {
+    let interval = 2 * SECOND;
+    assert_eq!(
+        HealthRecord::default().health(NOW, interval),
+        CompanionHealth::Down
+    );
+    let up = record(true, 0, NOW_S);
+    assert_eq!(up.health(NOW, interval), CompanionHealth::Up);
+    // Nobody probed for more than STALE_AFTER intervals: down.
+    let edge = NOW + STALE_AFTER * interval;
+    assert_eq!(up.health(edge, interval), CompanionHealth::Up);
+    assert_eq!(up.health(edge + 1, interval), CompanionHealth::Down);
+    assert_eq!(
+        record(false, 2, NOW_S).health(NOW, interval),
+        CompanionHealth::Down
+    );
+}
+
+#[test]
+fn down_after_two_failed_probes_up_after_one_success() {
+    let interval = SECOND;
+    let mut r = HealthRecord::default();
+    let mut at = NOW;
+    let mut step = |r: HealthRecord, ok: bool| {
+        at += interval;
+        let next = r.after_probe(ok, at, interval);
+        assert_eq!(next.checked_ns, at);
+        (next, next.health(at, interval))
+    };
+    let health;
+    (r, health) = step(r, true);
+    assert_eq!(health, CompanionHealth::Up, "one success");
+    let (r1, h1) = step(r, false);
+    assert_eq!(
+        (h1, r1.failures),
+        (CompanionHealth::Up, 1),
+        "one failure is not enough"
+    );
+    let (r1, h1) = step(r1, true);
+    assert_eq!(
+        (h1, r1.failures),
+        (CompanionHealth::Up, 0),
+        "a success resets the count"
+    );
+    let (r2, _) = step(r1, false);
+    let (r2, h2) = step(r2, false);
+    assert_eq!(
+        (h2, r2.failures),
+        (CompanionHealth::Down, DOWN_AFTER),
+        "two in a row"
+    );
+    let (r3, h3) = step(r2, false);
+    assert_eq!((h3, r3.failures), (CompanionHealth::Down, 3));
+    let (_, h4) = step(r3, true);
+    assert_eq!(h4, CompanionHealth::Up, "back after one success");
+    // Failing from a never-written or stale record stays down at once.
+    let (_, h) = step(HealthRecord::default(), false);
+    assert_eq!(h, CompanionHealth::Down);
+    let stale = record(true, 0, NOW_S - 60);
+    assert_eq!(
+        stale
+            .after_probe(false, NOW, interval)
+            .health(NOW, interval),
+        CompanionHealth::Down
+    );
+}
+
+#[test]
+fn one_probe_is_claimed_per_interval() {
+    let interval = 4 * SECOND;
+    assert!(HealthRecord::default().should_probe(NOW, interval));
+    let claimed = HealthRecord::default().claimed(NOW);
+    assert_eq!(claimed.claimed_ns, NOW);
+    assert_eq!(claimed.checked_ns, 0, "claiming is not a result");
+    // Other workers ticking within three quarters of an interval leave it.
+    assert!(!claimed.should_probe(NOW + 2 * SECOND, interval));
+    assert!(!claimed.should_probe(NOW + 3 * SECOND - 1, interval));
+    assert!(claimed.should_probe(NOW + 3 * SECOND, interval));
+    // A probe's result keeps the claim.
+    let done = claimed.after_probe(true, NOW + SECOND / 10, interval);
+    assert_eq!(done.claimed_ns, NOW);
+    assert!(!done.should_probe(NOW + SECOND, interval));
+}
+
+#[test]
+fn the_companion_cluster_settings_are_checked() {
+    let p = policy("companion: {cluster: c1, health_cluster: c2, failure_mode: fail_open, health_interval: 3s}\n");
+    let c = p.companion();
+    assert_eq!(
+        (c.cluster.as_str(), c.health_cluster.as_str()),
+        ("c1", "c2")
+    );
+    assert_eq!(
+        (c.failure_mode, c.health_interval.0),
+        (FailureMode::FailOpen, 3)
+    );
+    assert_error(
+        "companion: {health_cluster: ''}\n",
+        "companion.health_cluster",
+        &["must name an Envoy cluster"],
+    );
+    assert_error(
+        "companion: {health_interval: 0}\n",
+        "companion.health_interval",
+        &["longer than 0s"],
+    );
+    assert_error(
+        "companion: {failure_mode: maybe}\n",
+        "companion.failure_mode",
+        &["unknown variant `maybe`", "fail_closed"],
     );
 }

@@ -10,6 +10,7 @@
 //! documents what a level means for it (`docs/challenges.md` has the table).
 
 pub mod pow;
+pub mod urls;
 
 // The companion's kinds, their state and their pages: native only.
 #[cfg(not(target_arch = "wasm32"))]
@@ -30,8 +31,6 @@ pub mod store;
 pub mod strings;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod text;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod urls;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use language::Lang;

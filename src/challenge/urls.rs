@@ -2,6 +2,7 @@
 //! (`challenge.path_prefix`, default `/.palisade/`).
 
 use crate::config::ChallengeKind;
+use crate::policy::percent_encode;
 
 /// Builds the URLs a page or JSON answer links to.
 #[derive(Debug, Clone, Copy)]
@@ -42,20 +43,6 @@ impl Urls<'_> {
     pub fn pow_verify(&self) -> String {
         format!("{}verify", self.prefix)
     }
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters, so the
-/// value is safe in a query and in an HTML attribute.
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -12,7 +12,10 @@ use crate::challenge::service::{
 use crate::challenge::urls::Urls;
 use crate::challenge::{self, Lang};
 use crate::config::{ChallengeKind, StoreUnavailable};
-use crate::policy::{Request, VerifyOutcome};
+// The proxy sets it (the filter, or nginx's `$remote_addr`); the public
+// listener is reached only through the proxy, so it is trusted. Without it,
+// the policy's `client` settings apply to the connection.
+use crate::policy::{Request, VerifyOutcome, CLIENT_IP_HEADER};
 use axum::body::{to_bytes, Body};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -24,12 +27,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
-
-/// The header the proxy sets with the client address it decided on (the
-/// filter, or nginx's `$remote_addr`). The public listener is reached only
-/// through the proxy, so it is trusted; without it, the policy's
-/// `client` settings apply to the connection.
-pub const CLIENT_IP_HEADER: &str = "x-palisade-client-ip";
 
 /// Seconds a client is asked to wait when the store is down.
 const RETRY_AFTER_S: u64 = 5;

@@ -1,10 +1,12 @@
 //! One HTTP request in Envoy: read it, decide, carry the decision out.
 
+use super::health;
 use super::metrics::Metrics;
 use super::store::SharedStore;
 use super::{log, now_ns};
 use crate::policy::{
-    Action, Decision, Policy, Request, Response, VerifyOutcome, ANNOTATION_HEADERS,
+    Action, Decision, OwnReply, Policy, Reply, Request, Response, VerifyOutcome,
+    ANNOTATION_HEADERS, CLIENT_IP_HEADER,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -88,7 +90,41 @@ fn send(response: &Response) {
 }
 
 impl Http {
-    fn own_endpoint(&self, headers: &[(String, String)], body: &[u8]) {
+    /// A request under the challenge prefix: to the companion while it is
+    /// up, else answered here (the verify endpoint once its body arrives).
+    fn own_path(&mut self, headers: Vec<(String, String)>, end_of_stream: bool) -> Next {
+        let (own, client_ip) = {
+            let req = request(&headers, self.connection_ip);
+            let own = self
+                .policy
+                .route_own(&req, health::read(&self.policy), now_ns());
+            (own, self.policy.client_ip(&req))
+        };
+        match own {
+            OwnReply::Companion => {
+                if let Some(ip) = client_ip {
+                    let _ = hostcalls::set_map_value(
+                        MapType::HttpRequestHeaders,
+                        CLIENT_IP_HEADER,
+                        Some(&ip.to_string()),
+                    );
+                }
+                Next::Continue
+            }
+            OwnReply::Verify => {
+                if end_of_stream {
+                    self.verify(&headers, &[]);
+                } else {
+                    self.pending = Some(headers);
+                }
+                Next::Pause
+            }
+            OwnReply::Reply(reply) => self.carry_out(reply),
+        }
+    }
+
+    /// The in-filter proof-of-work verify endpoint.
+    fn verify(&self, headers: &[(String, String)], body: &[u8]) {
         let req = request(headers, self.connection_ip);
         let (response, outcome) = self.policy.handle_own(&req, body, now_ns());
         match outcome {
@@ -99,23 +135,33 @@ impl Http {
         send(&response);
     }
 
-    fn enforce(&self, decision: &Decision, req: &Request, now: u64) -> Next {
-        if decision.action.passes() {
-            for (name, value) in self.policy.upstream_headers(decision) {
-                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(&value));
-            }
-            if decision.action == Action::Monitor {
-                log(LogLevel::Info, &monitor_line(decision, req));
-            }
-            return Next::Continue;
-        }
-        match self.policy.respond(decision, req, now) {
+    /// Sends the reply's response, or lets the request continue without one.
+    fn carry_out(&self, reply: Reply) -> Next {
+        self.metrics.companion_use(reply.companion);
+        match reply.response {
             Some(response) => {
                 send(&response);
                 Next::Pause
             }
             None => Next::Continue,
         }
+    }
+
+    fn enforce(&self, decision: &Decision, req: &Request, now: u64) -> Next {
+        let reply = self
+            .policy
+            .respond(decision, req, || health::read(&self.policy), now);
+        if reply.response.is_none() {
+            // Allowed, monitored, or let through by `fail_open` (then the
+            // upstream sees `x-palisade-action: challenge`).
+            for (name, value) in self.policy.upstream_headers(decision) {
+                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(&value));
+            }
+            if decision.action == Action::Monitor {
+                log(LogLevel::Info, &monitor_line(decision, req));
+            }
+        }
+        self.carry_out(reply)
     }
 }
 
@@ -150,12 +196,7 @@ impl HttpContext for Http {
         let path = header(&headers, ":path");
         let path = path.split('?').next().unwrap_or(path);
         if self.policy.is_own_path(path) {
-            if end_of_stream {
-                self.own_endpoint(&headers, &[]);
-            } else {
-                self.pending = Some(headers);
-            }
-            return Next::Pause;
+            return self.own_path(headers, end_of_stream);
         }
         let now = now_ns();
         let req = request(&headers, self.connection_ip);
@@ -186,7 +227,7 @@ impl HttpContext for Http {
             .unwrap_or_default();
         let headers = headers.clone();
         self.pending = None;
-        self.own_endpoint(&headers, &body);
+        self.verify(&headers, &body);
         Next::Pause
     }
 }

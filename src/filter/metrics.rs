@@ -7,13 +7,28 @@
 //! `palisade.challenge.failed.<reason>`, `palisade.rate_limited`,
 //! `palisade.token.rejected.<reason>`, `palisade.config_errors`,
 //! `palisade.ratelimit.store_degraded`.
+//!
+//! The companion: `palisade.companion.up` (a gauge: 1 up, 0 down, as the
+//! last probe left it), `palisade.companion.became_{up,down}` (transitions),
+//! `palisade.companion.probe_failed`, `palisade.companion.handoff`
+//! (challenges sent to the companion) and
+//! `palisade.companion.fallback.{pow,fail_open,fail_closed}` (challenges
+//! `companion.failure_mode` answered while it was down; `fail_open` counts
+//! the requests let through unchallenged).
 
-use crate::policy::{Action, Decision, Policy, TokenState};
+use crate::config::FailureMode;
+use crate::policy::{
+    failure_mode_name, Action, CompanionHealth, CompanionUse, Decision, Policy, TokenState,
+};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
 fn counter(name: &str) -> Option<u32> {
     hostcalls::define_metric(MetricType::Counter, name).ok()
+}
+
+fn gauge(name: &str) -> Option<u32> {
+    hostcalls::define_metric(MetricType::Gauge, name).ok()
 }
 
 fn bump(id: Option<u32>) {
@@ -35,6 +50,12 @@ fn stat_name(text: &str) -> String {
         .collect()
 }
 
+const FAILURE_MODES: [FailureMode; 3] = [
+    FailureMode::Pow,
+    FailureMode::FailOpen,
+    FailureMode::FailClosed,
+];
+
 const ACTIONS: [Action; 5] = [
     Action::Allow,
     Action::Monitor,
@@ -53,6 +74,13 @@ pub struct Metrics {
     rate_limited: Option<u32>,
     config_errors: Option<u32>,
     store_degraded: Option<u32>,
+    companion_up: Option<u32>,
+    companion_became_up: Option<u32>,
+    companion_became_down: Option<u32>,
+    companion_probe_failed: Option<u32>,
+    companion_handoff: Option<u32>,
+    /// By [`FAILURE_MODES`].
+    companion_fallback: [Option<u32>; 3],
 }
 
 impl Metrics {
@@ -71,6 +99,17 @@ impl Metrics {
             rate_limited: counter("palisade.rate_limited"),
             config_errors: counter("palisade.config_errors"),
             store_degraded: counter("palisade.ratelimit.store_degraded"),
+            companion_up: gauge("palisade.companion.up"),
+            companion_became_up: counter("palisade.companion.became_up"),
+            companion_became_down: counter("palisade.companion.became_down"),
+            companion_probe_failed: counter("palisade.companion.probe_failed"),
+            companion_handoff: counter("palisade.companion.handoff"),
+            companion_fallback: FAILURE_MODES.map(|m| {
+                counter(&format!(
+                    "palisade.companion.fallback.{}",
+                    failure_mode_name(m)
+                ))
+            }),
         }
     }
 
@@ -123,5 +162,34 @@ impl Metrics {
     pub fn challenge_failed(&self, reason: &str) {
         bump(self.challenges_failed);
         bump(counter(&format!("palisade.challenge.failed.{reason}")));
+    }
+
+    /// The health a probe left, and whether it changed.
+    pub fn companion_health(&self, health: CompanionHealth, changed: bool) {
+        if let Some(id) = self.companion_up {
+            let _ = hostcalls::record_metric(id, u64::from(health == CompanionHealth::Up));
+        }
+        if changed {
+            bump(match health {
+                CompanionHealth::Up => self.companion_became_up,
+                CompanionHealth::Down => self.companion_became_down,
+            });
+        }
+    }
+
+    pub fn companion_probe_failed(&self) {
+        bump(self.companion_probe_failed);
+    }
+
+    /// How the companion figured in a reply.
+    pub fn companion_use(&self, used: CompanionUse) {
+        match used {
+            CompanionUse::NotInvolved => {}
+            CompanionUse::HandedOff => bump(self.companion_handoff),
+            CompanionUse::Fallback(mode) => {
+                let index = FAILURE_MODES.iter().position(|m| *m == mode);
+                bump(index.and_then(|i| self.companion_fallback.get(i).copied().flatten()));
+            }
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! per VM (Envoy runs one VM per worker thread); each HTTP context turns
 //! host data into a [`Request`](crate::policy::Request), asks the policy,
 //! and carries out the decision. Rate-limit state lives in shared data so
-//! all workers share one limit ([`store`]).
+//! all workers share one limit ([`store`]); so does the companion's health,
+//! which the root contexts probe on a timer ([`health`]).
 //!
 //! No panics on host data: a panic kills the VM and every request on the
 //! worker with it, so `unwrap`, `expect`, `panic!` and slice indexing are
@@ -17,6 +18,7 @@
     clippy::indexing_slicing
 )]
 
+mod health;
 mod http;
 mod metrics;
 mod store;
@@ -27,6 +29,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 use std::rc::Rc;
+use std::time::Duration;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -50,13 +53,43 @@ fn now_ns() -> u64 {
 const GIVE_JSON: &str =
     "give the policy as JSON, as `palisade policy-json FILE` prints it (YAML is not accepted here)";
 
-#[derive(Default)]
+/// The first probe comes this soon after a policy loads, so a running
+/// companion is used within a moment of startup rather than an interval.
+const FIRST_PROBE: Duration = Duration::from_millis(100);
+
 struct Root {
     policy: Option<Rc<Policy>>,
     metrics: Option<Rc<Metrics>>,
+    prober: health::Prober,
+    /// Whether the tick period is the health interval yet (see [`FIRST_PROBE`]).
+    ticking_at_interval: bool,
 }
 
-impl Context for Root {}
+impl Default for Root {
+    fn default() -> Root {
+        Root {
+            policy: None,
+            metrics: None,
+            prober: health::Prober::new(),
+            ticking_at_interval: false,
+        }
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        _headers: usize,
+        _body: usize,
+        _trailers: usize,
+    ) {
+        // The root dispatches nothing but health probes.
+        if let (Some(policy), Some(metrics)) = (&self.policy, &self.metrics) {
+            self.prober.answered(policy, metrics);
+        }
+    }
+}
 
 impl Root {
     fn load(&self) -> Result<Policy, String> {
@@ -92,6 +125,8 @@ impl RootContext for Root {
                 store::prepare(policy.rate_limit_buckets());
                 self.metrics = Some(Rc::new(metrics.with_policy(&policy)));
                 self.policy = Some(Rc::new(policy));
+                self.ticking_at_interval = false;
+                let _ = hostcalls::set_tick_period(FIRST_PROBE);
                 log(LogLevel::Info, "palisade: policy loaded");
                 true
             }
@@ -104,6 +139,17 @@ impl RootContext for Root {
                 false
             }
         }
+    }
+
+    fn on_tick(&mut self) {
+        let (Some(policy), Some(metrics)) = (&self.policy, &self.metrics) else {
+            return;
+        };
+        if !self.ticking_at_interval {
+            let interval = Duration::from_secs(policy.companion().health_interval.0);
+            self.ticking_at_interval = hostcalls::set_tick_period(interval).is_ok();
+        }
+        self.prober.tick(policy, metrics);
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -365,6 +365,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         tokens,
         thresholds: config.thresholds,
         verify_path: format!("{}verify", challenge.path_prefix),
+        challenge_path: format!("{}challenge", challenge.path_prefix),
         challenge: challenge.clone(),
         companion: config.companion.clone(),
         annotate: config.annotate.upstream_headers,

@@ -26,6 +26,8 @@ mod compile;
 mod condition;
 mod decide;
 mod decision;
+mod handoff;
+mod health;
 mod paths;
 mod report;
 mod request;
@@ -35,10 +37,15 @@ pub use compile::{CompileEnv, ProcessEnv};
 pub use decision::{
     Action, ChallengeSpec, Client, Decision, FiredRule, RateLimitResult, Reason, TokenState,
 };
-pub use report::{action_name, scope_name};
-pub use request::{percent_decode, Request};
+pub use handoff::OwnReply;
+pub use health::{CompanionHealth, HealthRecord, DOWN_AFTER, HEALTH_KEY, STALE_AFTER};
+pub use report::{action_name, failure_mode_name, scope_name};
+pub use request::{percent_decode, percent_encode, Request};
 pub(crate) use respond::escape_html;
-pub use respond::{Response, VerifyOutcome, ANNOTATION_HEADERS, MAX_VERIFY_BODY};
+pub use respond::{
+    CompanionUse, Reply, Response, VerifyOutcome, ANNOTATION_HEADERS, CLIENT_IP_HEADER,
+    MAX_VERIFY_BODY,
+};
 
 use crate::challenge::Passed;
 use crate::config::{
@@ -64,6 +71,8 @@ pub struct Policy {
     companion: CompanionConfig,
     /// `<challenge.path_prefix>verify`, made once.
     verify_path: String,
+    /// `<challenge.path_prefix>challenge`, the companion's challenge page.
+    challenge_path: String,
     annotate: bool,
     rate_buckets: u32,
     lists: Vec<NamedList>,

@@ -1,7 +1,7 @@
 //! A decision as JSON, for `palisade explain --json`, logs and tests.
 
 use super::{Action, Decision, Reason, TokenState};
-use crate::config::{ActionName, RateScope};
+use crate::config::{ActionName, FailureMode, RateScope};
 use crate::crawlers::Verification;
 use serde_json::{json, Value};
 
@@ -20,6 +20,15 @@ pub fn scope_name(s: RateScope) -> &'static str {
         RateScope::Client => "client",
         RateScope::ClientRoute => "client_route",
         RateScope::Global => "global",
+    }
+}
+
+/// `companion.failure_mode` as the configuration spells it.
+pub fn failure_mode_name(m: FailureMode) -> &'static str {
+    match m {
+        FailureMode::Pow => "pow",
+        FailureMode::FailOpen => "fail_open",
+        FailureMode::FailClosed => "fail_closed",
     }
 }
 

@@ -135,6 +135,22 @@ pub fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Percent-encodes `text` for a query value: every byte but ASCII letters,
+/// digits, `-._~` and `/` becomes `%XX`, so [`percent_decode`] gives `text`
+/// back exactly (`+` and `%` included).
+pub fn percent_encode(text: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +187,14 @@ mod tests {
         assert_eq!(r.cookie("palisade"), Some("tok"));
         assert_eq!(r.cookie("b"), None);
         assert!(r.wants_json());
+    }
+
+    #[test]
+    fn percent_encoding_round_trips() {
+        let odd = "/caf\u{e9} a+b?q=%41&r=#x/~._-";
+        let encoded = percent_encode(odd);
+        assert_eq!(encoded, "/caf%C3%A9%20a%2Bb%3Fq%3D%2541%26r%3D%23x/~._-");
+        assert_eq!(percent_decode(&encoded), odd);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The HTTP side of a decision: the responses Palisade answers with itself
-//! (block, rate limited, challenge, the verify endpoint) and the headers it
-//! adds upstream. Hosts only copy these onto the wire.
+//! (block, rate limited, the proof-of-work challenge, the verify endpoint)
+//! and the headers it adds upstream. Hosts only copy these onto the wire.
+//! Challenges of the companion's kinds are handed off in [`super::handoff`].
 
-use super::{Action, Decision, Policy, Request};
+use super::{Action, CompanionHealth, Decision, Policy, Request};
 use crate::challenge::{self, ChallengeError, Passed};
-use crate::config::SameSite;
+use crate::config::{ChallengeKind, FailureMode, SameSite};
 use serde_json::json;
+use std::net::IpAddr;
 
 /// A response for the host to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +18,7 @@ pub struct Response {
 }
 
 impl Response {
-    fn new(status: u16, content_type: &str, body: String) -> Response {
+    pub(super) fn new(status: u16, content_type: &str, body: String) -> Response {
         Response {
             status,
             headers: vec![
@@ -27,11 +29,11 @@ impl Response {
         }
     }
 
-    fn json(status: u16, value: serde_json::Value) -> Response {
+    pub(super) fn json(status: u16, value: serde_json::Value) -> Response {
         Response::new(status, "application/json", value.to_string())
     }
 
-    fn html(status: u16, title: &str, message: &str) -> Response {
+    pub(super) fn html(status: u16, title: &str, message: &str) -> Response {
         let body = format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width\"><title>{t}</title></head>\
@@ -42,7 +44,7 @@ impl Response {
         Response::new(status, "text/html; charset=utf-8", body)
     }
 
-    fn with_header(mut self, name: &str, value: String) -> Response {
+    pub(super) fn with_header(mut self, name: &str, value: String) -> Response {
         self.headers.push((name.to_string(), value));
         self
     }
@@ -63,6 +65,45 @@ pub(crate) fn escape_html(text: &str) -> String {
     out
 }
 
+/// What the engine answers a request with, for the host to carry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The response to send; `None`: the request goes on upstream.
+    pub response: Option<Response>,
+    /// How the companion figured in the reply, for the host's metrics.
+    pub companion: CompanionUse,
+}
+
+impl Reply {
+    pub(super) fn upstream() -> Reply {
+        Reply {
+            response: None,
+            companion: CompanionUse::NotInvolved,
+        }
+    }
+
+    pub(super) fn send(response: Response) -> Reply {
+        Reply {
+            response: Some(response),
+            companion: CompanionUse::NotInvolved,
+        }
+    }
+}
+
+/// How the companion figured in a [`Reply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompanionUse {
+    /// Not at all: no challenge, or one the filter serves itself (`pow`).
+    NotInvolved,
+    /// The challenge was handed to the companion (a redirect to its page,
+    /// its URL in JSON, or an interstitial linking to it).
+    HandedOff,
+    /// The companion was down and `companion.failure_mode` made the reply.
+    /// `FailOpen` without a response means a challenged request goes
+    /// upstream unchallenged: the host must count it.
+    Fallback(FailureMode),
+}
+
 /// What happened at the verify endpoint (for metrics and logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyOutcome {
@@ -72,9 +113,20 @@ pub enum VerifyOutcome {
     BadRequest,
 }
 
-/// Names of the upstream annotation headers; client-sent copies are removed.
-pub const ANNOTATION_HEADERS: [&str; 3] =
-    ["x-palisade-action", "x-palisade-score", "x-palisade-client"];
+/// Names of the headers only Palisade sets: the upstream annotations, and
+/// the client address it tells the companion ([`CLIENT_IP_HEADER`]).
+/// Client-sent copies are always removed.
+pub const ANNOTATION_HEADERS: [&str; 4] = [
+    "x-palisade-action",
+    "x-palisade-score",
+    "x-palisade-client",
+    CLIENT_IP_HEADER,
+];
+
+/// The client address the proxy decided on (per `client`), sent with
+/// requests it passes to the companion, which sits behind the proxy and
+/// would otherwise see the proxy as its client.
+pub const CLIENT_IP_HEADER: &str = "x-palisade-client-ip";
 
 /// The largest verify body accepted.
 pub const MAX_VERIFY_BODY: usize = 8 * 1024;
@@ -90,22 +142,35 @@ impl Policy {
         path.starts_with(&self.challenge.path_prefix)
     }
 
-    /// The response Palisade sends itself, or `None` when the request goes
-    /// upstream. `now_ns` is nanoseconds since the Unix epoch.
-    pub fn respond(&self, decision: &Decision, request: &Request, now_ns: u64) -> Option<Response> {
+    /// What Palisade answers `decision` with; a reply without a response
+    /// sends the request upstream. `now_ns` is nanoseconds since the Unix
+    /// epoch.
+    ///
+    /// `health` is called only for a challenge whose kind needs the
+    /// companion, so hosts read the companion's health only then (see
+    /// [`Policy::challenge_reply`] for what each health gives).
+    pub fn respond(
+        &self,
+        decision: &Decision,
+        request: &Request,
+        health: impl FnOnce() -> CompanionHealth,
+        now_ns: u64,
+    ) -> Reply {
         let json = request.wants_json();
         match decision.action {
-            Action::Allow | Action::Monitor => None,
+            Action::Allow | Action::Monitor => Reply::upstream(),
             Action::Block => {
                 let (status, body) = decision.block.unwrap_or((403, "Access denied."));
-                Some(if json {
+                Reply::send(if json {
                     Response::json(status, json!({"action": "block", "message": body}))
                 } else {
                     Response::html(status, "Access denied", body)
                 })
             }
             Action::RateLimited => {
-                let r = decision.rate_limit.as_ref()?;
+                let Some(r) = decision.rate_limit.as_ref() else {
+                    return Reply::upstream();
+                };
                 let retry_s = r.outcome.retry_after_ns.div_ceil(1_000_000_000).max(1);
                 let window_s = r.limit.rate.period_ns.div_ceil(1_000_000_000).max(1);
                 let reset_s = r.outcome.reset_ns.div_ceil(1_000_000_000);
@@ -121,7 +186,7 @@ impl Policy {
                         &format!("Please slow down and try again in {retry_s} seconds."),
                     )
                 };
-                Some(
+                Reply::send(
                     response
                         .with_header("retry-after", retry_s.to_string())
                         .with_header(
@@ -138,50 +203,64 @@ impl Policy {
                         ),
                 )
             }
-            Action::Challenge => {
-                let spec = decision.challenge?;
-                let now_s = now_ns / 1_000_000_000;
-                let return_path = if request.query.is_empty() {
-                    request.path.to_string()
-                } else {
-                    format!("{}?{}", request.path, request.query)
-                };
-                let data = challenge::issue_ticket(
-                    &self.tokens.keyring,
-                    now_s,
-                    self.challenge.ticket_ttl.0,
-                    spec.difficulty,
-                    self.binding(decision.client.ip, request.user_agent()),
-                    &return_path,
-                );
-                let bits = challenge::difficulty_bits(spec.difficulty);
-                let status = self.challenge.status;
-                Some(if json {
-                    Response::json(
-                        status,
-                        json!({
-                            "action": "challenge",
-                            "challenge": {
-                                "kind": spec.kind,
-                                "algorithm": "sha256",
-                                "data": data,
-                                "difficulty": bits,
-                            },
-                            "verify": self.verify_path(),
-                        }),
-                    )
-                } else {
-                    Response::new(
-                        status,
-                        "text/html; charset=utf-8",
-                        challenge::page(&data, bits, self.verify_path()),
-                    )
-                })
-            }
+            Action::Challenge => match decision.challenge {
+                Some(spec) => {
+                    self.challenge_reply(spec, decision.client.ip, request, health, now_ns)
+                }
+                None => Reply::upstream(),
+            },
         }
     }
 
-    /// Handles a request to Palisade's own endpoints (see [`Policy::is_own_path`]).
+    /// The filter's own proof-of-work challenge at `difficulty` for the
+    /// client at `ip`, returning to `return_path` once solved: the page, or
+    /// JSON for programs. The same scheme as the companion's, so a client
+    /// cannot tell which side served it.
+    pub(super) fn pow_challenge(
+        &self,
+        difficulty: u8,
+        ip: Option<IpAddr>,
+        request: &Request,
+        return_path: &str,
+        status: u16,
+        now_ns: u64,
+    ) -> Response {
+        let data = challenge::issue_ticket(
+            &self.tokens.keyring,
+            now_ns / 1_000_000_000,
+            self.challenge.ticket_ttl.0,
+            difficulty,
+            self.binding(ip, request.user_agent()),
+            return_path,
+        );
+        let bits = challenge::difficulty_bits(difficulty);
+        if request.wants_json() {
+            Response::json(
+                status,
+                json!({
+                    "action": "challenge",
+                    "challenge": {
+                        "kind": ChallengeKind::Pow,
+                        "algorithm": "sha256",
+                        "data": data,
+                        "difficulty": bits,
+                    },
+                    "verify": self.verify_path(),
+                }),
+            )
+        } else {
+            Response::new(
+                status,
+                "text/html; charset=utf-8",
+                challenge::page(&data, bits, self.verify_path()),
+            )
+        }
+    }
+
+    /// The in-filter proof-of-work verify endpoint (`<prefix>verify`):
+    /// checks a submitted solution and issues a pass token. Hosts call it
+    /// when [`Policy::route_own`] says [`super::OwnReply::Verify`], with
+    /// the request body.
     pub fn handle_own(
         &self,
         request: &Request,

@@ -302,11 +302,13 @@ def test_malformed_verify_requests(demo_envoy, method, body, headers, status, er
         assert r.headers["allow"] == "POST"
 
 
-def test_other_paths_under_the_prefix_are_not_proxied(demo_envoy):
+def test_other_paths_under_the_prefix_wait_for_the_companion(demo_envoy):
+    """With the companion down (none runs here), the filter answers the
+    prefix itself: nothing under it reaches the upstream."""
     r = requests.get(demo_envoy.url + "/.palisade/anything", timeout=10,
                      headers={**BROWSER_HEADERS, "X-Forwarded-For": next_client_ip()})
-    assert r.status_code == 404
-    assert r.json() == {"error": "not_found"}
+    assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1
+    assert r.json()["error"] == "companion_unavailable"
 
 
 # --- pass tokens refused -------------------------------------------------------

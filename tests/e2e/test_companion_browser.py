@@ -15,7 +15,7 @@ import pytest
 import requests
 from selenium.webdriver.common.by import By
 
-from conftest import (CHROMEDRIVER, CHROMIUM, ROOT, next_client_ip, ordinary_ua, pass_cookie,
+from conftest import (BROWSER_HEADERS, CHROMEDRIVER, CHROMIUM, ROOT, next_client_ip, ordinary_ua, pass_cookie,
                       policy_json, start_companion, start_envoy, wait_for_upstream)
 
 ARTIFACTS = ROOT / "target" / "e2e"
@@ -145,9 +145,8 @@ def test_the_audio_alternative_is_one_link_away(stack, launch):
 def test_json_clients_are_told_where_to_go(stack):
     envoy, _ = stack
     r = requests.get(envoy.url + "/demo/grid", headers={
-        "Accept": "application/json", "User-Agent": ordinary_ua(),
-        "X-Forwarded-For": next_client_ip()}, allow_redirects=False, timeout=10)
-    assert r.status_code == 403
+        **BROWSER_HEADERS, "Accept": "application/json", "X-Forwarded-For": next_client_ip()},
+        allow_redirects=False, timeout=10)
     body = r.json()
-    assert body["challenge"]["kind"] == "grid"
+    assert r.status_code == 403 and body["challenge"]["kind"] == "grid", body
     assert body["challenge"]["url"].startswith("/.palisade/challenge?kind=grid")

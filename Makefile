@@ -43,6 +43,7 @@ run: deps build wasm
 bench: deps build wasm
 	$(CARGO) bench --bench engine
 	bash scripts/bench-envoy.sh
+	bash scripts/bench-companion.sh
 
 clean:
 	$(CARGO) clean

@@ -324,7 +324,9 @@ impl Challenges<'_> {
                 bytes: self
                     .assets
                     .voices
-                    .render(&ctx.answer, ctx.lang, difficulty, &mut rng),
+                    .render(&ctx.answer, ctx.lang, difficulty, &mut rng)
+                    // Our sealed answers are digits; anything else is not ours.
+                    .map_err(|_| ChallengeFailure::Unknown)?,
             }),
             (ChallengeKind::OneClick | ChallengeKind::Grid, Media::Tile(n)) => {
                 let tiles =

@@ -414,7 +414,7 @@ fn token_sign_and_verify() {
     assert_eq!(code(&o), Some(0), "{}", stdout(&o));
     let text = stdout(&o);
     assert!(
-        text.starts_with("claims: key 1 level 3 issued_at "),
+        text.starts_with("claims: key 1 kind pow level 3 issued_at "),
         "{text}"
     );
     assert!(text.contains(" ip_bound true ua_bound true\n"), "{text}");

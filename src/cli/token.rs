@@ -63,9 +63,12 @@ pub fn run(command: TokenCommand) -> Result<ExitCode, String> {
             // Show the claims even when verification fails: that is the point.
             let claims = match palisade::token::decode(&policy.tokens().keyring, &token) {
                 Ok(c) => format!(
-                    "claims: key {} level {} issued_at {} expires_at {} ip_bound {} ua_bound {}\n",
+                    "claims: key {} {} issued_at {} expires_at {} ip_bound {} ua_bound {}\n",
                     c.key_id,
-                    c.level,
+                    Passed::from_level_byte(c.level).map_or_else(
+                        || format!("level byte {} (unknown kind)", c.level),
+                        |p| format!("kind {} level {}", p.kind.as_str(), p.difficulty)
+                    ),
                     c.issued_at,
                     c.expires_at,
                     c.binding.ip_hash.is_some(),

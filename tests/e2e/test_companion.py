@@ -97,7 +97,7 @@ def test_each_kind_is_issued_rendered_and_solved(companion, kind):
     assert body["return"] == "/after?x=1" and body["expires"] > time.time()
     assert f"palisade={body['token']}" in ok.headers["set-cookie"]
     # The token verifies with the same policy the filter runs.
-    out = cli("token", "verify", companion.policy_path, body["token"], "--ip", "10.1.0.1",
+    out = cli("token", "verify", "--config", companion.policy_path, body["token"], "--ip", "10.1.0.1",
               "--user-agent", BROWSER_UA, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
 

@@ -67,7 +67,7 @@ fn bench_tiles(c: &mut Criterion, assets: &Assets) {
             b.iter(|| {
                 let puzzle = assets.pictures.puzzle(grid, 3, &mut rng);
                 let tile = puzzle.tiles[0].clone();
-                black_box(assets.pictures.render_tile(tile, 3, &mut rng))
+                black_box(assets.pictures.render_tile(tile, 3, &mut rng).unwrap())
             })
         });
     }

@@ -229,7 +229,12 @@ impl Challenges<'_> {
             ChallengeKind::OneClick | ChallengeKind::Grid => {
                 let grid = request.kind == ChallengeKind::Grid;
                 let puzzle = self.assets.pictures.puzzle(grid, difficulty, &mut rng);
-                let noun = self.assets.pictures.noun(puzzle.target, request.lang);
+                // A puzzle's target is one of the set's own categories.
+                let noun = self
+                    .assets
+                    .pictures
+                    .noun(puzzle.target, request.lang)
+                    .unwrap_or_default();
                 let legend = if grid {
                     strings.grid_legend
                 } else {
@@ -335,7 +340,11 @@ impl Challenges<'_> {
                 Ok(Rendered {
                     kind: ctx.passed.kind,
                     content_type: "image/jpeg",
-                    bytes: self.assets.pictures.render_tile(tile, difficulty, &mut rng),
+                    bytes: self
+                        .assets
+                        .pictures
+                        .render_tile(tile, difficulty, &mut rng)
+                        .ok_or(ChallengeFailure::NoSuchMedia)?,
                 })
             }
             _ => Err(ChallengeFailure::NoSuchMedia),

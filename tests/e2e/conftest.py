@@ -555,9 +555,11 @@ def launch():
             options.add_argument(arg)
         if user_agent:
             options.add_argument(f"--user-agent={user_agent}")
+        # --lang sets the UI; Accept-Language comes from this preference.
+        prefs = {"intl.accept_languages": lang}
         if not javascript:
-            options.add_experimental_option(
-                "prefs", {"profile.managed_default_content_settings.javascript": 2})
+            prefs["profile.managed_default_content_settings.javascript"] = 2
+        options.add_experimental_option("prefs", prefs)
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
         started[-1] = (driver, profile)
         driver.set_page_load_timeout(30)

@@ -127,6 +127,10 @@ pub fn challenge_page(
                 ));
             }
             body.push_str("</div>\n</fieldset>\n");
+            // CC-BY 4.0 asks for the credit where the pictures are shown.
+            body.push_str(
+                "<p class=\"mu\">Twemoji graphics by Twitter, Inc and other contributors, CC-BY 4.0</p>\n",
+            );
             columns
         }
         ChallengeKind::Pow => return None,

@@ -82,7 +82,12 @@ fn bench_audio(c: &mut Criterion, assets: &Assets) {
         g.bench_function(format!("d{d}"), |b| {
             b.iter(|| {
                 let digits = audio::new_answer(&mut rng, d);
-                black_box(assets.voices.render(&digits, Lang::En, d, &mut rng).unwrap())
+                black_box(
+                    assets
+                        .voices
+                        .render(&digits, Lang::En, d, &mut rng)
+                        .unwrap(),
+                )
             })
         });
     }

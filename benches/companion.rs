@@ -66,7 +66,7 @@ fn bench_tiles(c: &mut Criterion, assets: &Assets) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let puzzle = assets.pictures.puzzle(grid, 3, &mut rng);
-                let tile = puzzle.tiles[0].clone();
+                let tile = puzzle.tiles[0];
                 black_box(assets.pictures.render_tile(tile, 3, &mut rng).unwrap())
             })
         });

@@ -336,7 +336,7 @@ impl Challenges<'_> {
             (ChallengeKind::OneClick | ChallengeKind::Grid, Media::Tile(n)) => {
                 let tiles =
                     pictures::tiles_from_text(&ctx.layout).ok_or(ChallengeFailure::Unknown)?;
-                let tile: Tile = tiles.get(n).cloned().ok_or(ChallengeFailure::NoSuchMedia)?;
+                let tile: Tile = tiles.get(n).copied().ok_or(ChallengeFailure::NoSuchMedia)?;
                 Ok(Rendered {
                     kind: ctx.passed.kind,
                     content_type: "image/jpeg",

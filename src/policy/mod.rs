@@ -41,6 +41,8 @@ pub use handoff::OwnReply;
 pub use health::{CompanionHealth, HealthRecord, DOWN_AFTER, HEALTH_KEY, STALE_AFTER};
 pub use report::{action_name, failure_mode_name, scope_name};
 pub use request::{percent_decode, percent_encode, Request};
+// The companion's pages escape text the same way.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) use respond::escape_html;
 pub use respond::{
     CompanionUse, Reply, Response, VerifyOutcome, ANNOTATION_HEADERS, CLIENT_IP_HEADER,

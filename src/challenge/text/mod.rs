@@ -39,6 +39,7 @@
 mod answer;
 mod draw;
 mod glyphs;
+mod raster;
 
 use std::path::Path;
 

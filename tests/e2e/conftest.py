@@ -113,18 +113,7 @@ def start_envoy(policy, upstream_port, concurrency=2, env=None, expect_ready=Tru
     envoy = Envoy(process, port, admin_port, log_path)
     try:
         deadline = time.time() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"envoy exited ({process.returncode}):\n{envoy.log()[-4000:]}")
-            try:
-                with urllib.request.urlopen(envoy.admin + "/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError(f"envoy not ready in {timeout}s:\n{envoy.log()[-4000:]}")
-            time.sleep(0.1)
+        wait_for_200(process, envoy.admin + "/ready", timeout, "envoy", envoy.log)
         if expect_ready:
             while time.time() < deadline:
                 try:
@@ -478,18 +467,25 @@ def start_companion(policy, redis_url=None, public_port=None, internal_port=None
 
 
 def wait_healthy(companion, timeout=30):
+    wait_for_200(companion.process, companion.internal + "/healthz", timeout, "companion",
+                 companion.log)
+
+
+def wait_for_200(process, url, timeout, what, log):
+    """Waits until `url` answers 200; fails with the log's tail if the
+    process exits first or `timeout` passes."""
     deadline = time.time() + timeout
     while True:
-        if companion.process.poll() is not None:
-            raise RuntimeError(f"companion exited ({companion.process.returncode}):\n{companion.log()[-4000:]}")
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited ({process.returncode}):\n{log()[-4000:]}")
         try:
-            with urllib.request.urlopen(companion.internal + "/healthz", timeout=1) as r:
+            with urllib.request.urlopen(url, timeout=1) as r:
                 if r.status == 200:
                     return
         except OSError:
             pass
         if time.time() > deadline:
-            raise RuntimeError(f"companion not healthy in {timeout}s:\n{companion.log()[-4000:]}")
+            raise RuntimeError(f"{what} not ready in {timeout}s:\n{log()[-4000:]}")
         time.sleep(0.1)
 
 

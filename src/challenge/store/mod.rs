@@ -92,6 +92,31 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// `Unavailable` when `unavailable`, else `Failed`: how each store sorts
+    /// its driver's errors.
+    fn classified(
+        unavailable: bool,
+        store: &'static str,
+        location: String,
+        reason: String,
+    ) -> StoreError {
+        if unavailable {
+            StoreError::Unavailable {
+                store,
+                location,
+                reason,
+            }
+        } else {
+            StoreError::Failed {
+                store,
+                location,
+                reason,
+            }
+        }
+    }
+}
+
 /// Opens the store the config asks for: Redis when `redis_url` is set, else
 /// SQLite at `<data_dir>/challenges.sqlite3` (creating `data_dir`). Redis is
 /// not contacted here, so the companion starts while Redis is down and

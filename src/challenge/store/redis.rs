@@ -152,19 +152,7 @@ impl RedisStore {
                 | ErrorKind::MasterDown
                 | ErrorKind::ReadOnly
         );
-        if unavailable {
-            StoreError::Unavailable {
-                store: NAME,
-                location,
-                reason,
-            }
-        } else {
-            StoreError::Failed {
-                store: NAME,
-                location,
-                reason,
-            }
-        }
+        StoreError::classified(unavailable, NAME, location, reason)
     }
 }
 

@@ -136,19 +136,7 @@ impl SqliteStore {
                     | ErrorCode::DatabaseCorrupt
             )
         );
-        if unavailable {
-            StoreError::Unavailable {
-                store: NAME,
-                location,
-                reason,
-            }
-        } else {
-            StoreError::Failed {
-                store: NAME,
-                location,
-                reason,
-            }
-        }
+        StoreError::classified(unavailable, NAME, location, reason)
     }
 }
 

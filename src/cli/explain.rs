@@ -137,7 +137,18 @@ fn narrate(d: &Decision, status: Option<u16>, t: palisade::config::Thresholds) -
         }
     ));
     if let Some(ch) = d.challenge {
-        line(format!("challenge  {:?}, difficulty {}", ch.kind, ch.difficulty).to_lowercase());
+        let served = if ch.kind.needs_companion() {
+            // The filter's answer then depends on the companion's health,
+            // which explain cannot see.
+            ", on the companion's page (GET and HEAD: 303 to it; while it is down: companion.failure_mode)"
+        } else {
+            ""
+        };
+        line(format!(
+            "challenge  {}, difficulty {}{served}",
+            ch.kind.as_str(),
+            ch.difficulty
+        ));
     }
     match &d.rate_limit {
         Some(r) => line(format!(

@@ -1,12 +1,14 @@
 //! The internal listener: health, metrics and totals for operators and for
 //! the filter's health probe.
 
-use super::Shared;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use super::{now_ns, Shared};
+use crate::policy::Request;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Json, Router};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -14,6 +16,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/stats", get(stats))
+        .route("/auth", any(auth))
         .with_state(shared)
 }
 
@@ -43,4 +46,72 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
     Json(shared.metrics.stats())
+}
+
+/// The headers nginx sets on the check subrequest to describe the original
+/// request (`nginx/palisade.conf`). They are trusted only from a loopback
+/// peer, where nginx runs beside the companion; from anyone else they are
+/// ignored and the check describes the subrequest itself.
+const ORIGINAL_URI: &str = "x-original-uri";
+const ORIGINAL_METHOD: &str = "x-original-method";
+const REAL_IP: &str = "x-real-ip";
+
+/// `/auth`: the nginx `auth_request` check. Runs the policy on the original
+/// request and answers as [`crate::policy::AuthAnswer`] documents, with an
+/// empty body so nginx keeps the connection.
+async fn auth(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let trusted = peer.ip().is_loopback();
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let uri = text(ORIGINAL_URI)
+        .filter(|_| trusted)
+        .unwrap_or_else(|| "/".into());
+    let method = text(ORIGINAL_METHOD)
+        .filter(|_| trusted)
+        .unwrap_or_else(|| "GET".into());
+    let client = text(REAL_IP)
+        .filter(|_| trusted)
+        .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
+        .unwrap_or(peer.ip());
+    let original: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(n, _)| ![ORIGINAL_URI, ORIGINAL_METHOD, REAL_IP].contains(&n.as_str()))
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let host = text("host").unwrap_or_default();
+    let answer = tokio::task::spawn_blocking(move || {
+        let loaded = shared.current();
+        let request = Request::new(&method, &uri, &host, &original, Some(client));
+        let mut limits = match loaded.limits.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let decision = loaded.policy.decide(&request, &mut *limits, now_ns());
+        loaded.policy.auth_answer(&decision, &request)
+    })
+    .await;
+    let Ok(answer) = answer else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut response = StatusCode::from_u16(answer.status)
+        .unwrap_or(StatusCode::FORBIDDEN)
+        .into_response();
+    for (name, value) in answer.headers {
+        if let Ok(v) = value.parse() {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    response
 }

@@ -6,8 +6,9 @@
 //! - **public** ([`public`]): everything under the challenge prefix that
 //!   clients reach through the proxy (pages, media, answers, and the
 //!   proof-of-work verify endpoint the filter's pages post to);
-//! - **internal** ([`internal`]): `/healthz`, `/metrics`, `/stats`; never
-//!   routed from the internet.
+//! - **internal** ([`internal`]): `/healthz`, `/metrics`, `/stats`, and
+//!   `/auth`, the check nginx's `auth_request` asks; never routed from the
+//!   internet.
 //!
 //! The policy file is the filter's own: the same keys, so each side accepts
 //! the other's pass tokens and tickets. SIGHUP reloads it; a policy that
@@ -55,6 +56,9 @@ pub struct Loaded {
     pub policy: Policy,
     pub assets: Assets,
     pub store: Arc<dyn Store>,
+    /// Rate limits for the nginx check, in memory and bounded like the
+    /// filter's table (a reload starts them afresh).
+    pub limits: std::sync::Mutex<crate::ratelimit::MemoryStore>,
 }
 
 /// What every handler shares: the current [`Loaded`] (swapped on reload)
@@ -107,10 +111,14 @@ pub fn load(path: &Path, previous: Option<&Loaded>) -> Result<Loaded, ServeError
         }
         _ => Arc::from(store::open(c).map_err(ServeError::Store)?),
     };
+    let limits = std::sync::Mutex::new(crate::ratelimit::MemoryStore::new(
+        policy.rate_limit_buckets(),
+    ));
     Ok(Loaded {
         policy,
         assets,
         store,
+        limits,
     })
 }
 
@@ -167,8 +175,11 @@ async fn run(config_path: PathBuf, loaded: Loaded) -> Result<(), ServeError> {
         public::router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal());
-    let internal = axum::serve(internal_listener, internal::router(shared.clone()))
-        .with_graceful_shutdown(shutdown_signal());
+    let internal = axum::serve(
+        internal_listener,
+        internal::router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal());
     let (a, b) = tokio::join!(public, internal);
     for result in [a, b] {
         if let Err(e) = result {

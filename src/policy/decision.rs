@@ -88,6 +88,11 @@ pub struct RateLimitResult<'p> {
 }
 
 impl RateLimitResult<'_> {
+    /// Whole seconds until the client may retry, at least 1 (`Retry-After`).
+    pub fn retry_after_s(&self) -> u64 {
+        self.outcome.retry_after_ns.div_ceil(1_000_000_000).max(1)
+    }
+
     /// The key in words (`client 192.0.2.1/32 (routes[2].rate_limit)`),
     /// made only when asked: formatting costs more than deciding.
     pub fn key_text(&self) -> String {

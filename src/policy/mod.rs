@@ -22,6 +22,7 @@
 //! 6. Unless blocked, the rate limit (the first fired rule's, else the
 //!    route's) counts the request; over the limit it is `rate_limited`.
 
+mod auth;
 mod compile;
 mod condition;
 mod decide;
@@ -33,6 +34,7 @@ mod report;
 mod request;
 mod respond;
 
+pub use auth::AuthAnswer;
 pub use compile::{CompileEnv, ProcessEnv};
 pub use decision::{
     Action, ChallengeSpec, Client, Decision, FiredRule, RateLimitResult, Reason, TokenState,

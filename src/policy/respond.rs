@@ -171,7 +171,7 @@ impl Policy {
                 let Some(r) = decision.rate_limit.as_ref() else {
                     return Reply::upstream();
                 };
-                let retry_s = r.outcome.retry_after_ns.div_ceil(1_000_000_000).max(1);
+                let retry_s = r.retry_after_s();
                 let window_s = r.limit.rate.period_ns.div_ceil(1_000_000_000).max(1);
                 let reset_s = r.outcome.reset_ns.div_ceil(1_000_000_000);
                 let response = if json {

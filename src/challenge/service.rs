@@ -209,9 +209,6 @@ impl Challenges<'_> {
     ) -> Result<Issued, ChallengeFailure> {
         self.check_lockout(client, now)?;
         let difficulty = request.difficulty.clamp(1, 5);
-        if request.kind == ChallengeKind::Pow {
-            return Ok(self.issue_pow(request, client, now));
-        }
         let mut seed = [0u8; 8];
         getrandom::fill(&mut seed).map_err(ChallengeFailure::Random)?;
         let seed = u64::from_be_bytes(seed);

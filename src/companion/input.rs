@@ -6,7 +6,7 @@
 use crate::challenge::service::Answer;
 use crate::challenge::{safe_return_path, Lang};
 use crate::config::ChallengeKind;
-use crate::policy::percent_decode;
+use crate::policy::form_pairs as pairs;
 
 /// The largest answer body read, in bytes.
 pub const MAX_BODY: usize = 8 * 1024;
@@ -172,14 +172,6 @@ fn text_answer(text: String) -> Result<Answer, BadInput> {
         )));
     }
     Ok(Answer::Text(text))
-}
-
-/// `k=v&k2=v2`, percent-decoded (invalid UTF-8 replaced).
-fn pairs(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    text.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k), percent_decode(v))
-    })
 }
 
 /// At most 40 characters of client text, for error messages.

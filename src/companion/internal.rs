@@ -1,7 +1,7 @@
 //! The internal listener: health, metrics and totals for operators and for
 //! the filter's health probe.
 
-use super::{now_ns, Shared};
+use super::{headers_as_text, now_ns, Shared};
 use crate::policy::Request;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -80,16 +80,8 @@ async fn auth(
         .filter(|_| trusted)
         .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
         .unwrap_or(peer.ip());
-    let original: Vec<(String, String)> = headers
-        .iter()
-        .filter(|(n, _)| ![ORIGINAL_URI, ORIGINAL_METHOD, REAL_IP].contains(&n.as_str()))
-        .map(|(n, v)| {
-            (
-                n.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let mut original = headers_as_text(&headers);
+    original.retain(|(n, _)| ![ORIGINAL_URI, ORIGINAL_METHOD, REAL_IP].contains(&n.as_str()));
     let host = text("host").unwrap_or_default();
     let answer = tokio::task::spawn_blocking(move || {
         let loaded = shared.current();

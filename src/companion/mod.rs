@@ -254,6 +254,20 @@ async fn sweep_expired(shared: Arc<Shared>) {
     }
 }
 
+/// Request headers as the engine takes them: bytes that are not UTF-8 are
+/// replaced rather than trusted, as the filter does.
+fn headers_as_text(headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
 /// Seconds since the Unix epoch.
 fn now_s() -> u64 {
     now_ns() / 1_000_000_000

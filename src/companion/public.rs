@@ -4,7 +4,7 @@
 //! answer; `docs/challenge-api.md` is the contract.
 
 use super::input::{self, BadInput, MAX_BODY};
-use super::{now_ns, Loaded, Shared};
+use super::{headers_as_text, now_ns, Loaded, Shared};
 use crate::challenge::pages::{self, Notice};
 use crate::challenge::service::{
     ChallengeFailure, Challenges, Client, Issued, Media, Refused, Request as Ask,
@@ -18,7 +18,7 @@ use crate::config::{ChallengeKind, StoreUnavailable};
 use crate::policy::{Request, VerifyOutcome, CLIENT_IP_HEADER};
 use axum::body::{to_bytes, Body};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use serde_json::{json, Value};
@@ -67,50 +67,35 @@ impl Incoming {
         asked.unwrap_or_else(|| Lang::from_accept_language(self.header("accept-language")))
     }
 
-    /// The engine's view of the request, with the client address already
-    /// decided (so the policy's own `client` settings do not apply twice).
-    fn request<'a>(&'a self, client: &Client, headers: &'a [(String, String)]) -> Request<'a> {
+    /// The engine's view of the request, with `headers` and the given
+    /// connection address.
+    fn request<'a>(
+        &'a self,
+        connection_ip: Option<IpAddr>,
+        headers: &'a [(String, String)],
+    ) -> Request<'a> {
         Request {
             method: self.method.as_str(),
             path: &self.path,
             query: &self.query,
             host: self.header("host"),
             headers,
-            connection_ip: client.ip,
+            connection_ip,
         }
     }
 
     fn client(&self, loaded: &Loaded) -> Client {
         let from_proxy = self.header(CLIENT_IP_HEADER).trim().parse::<IpAddr>().ok();
         let ip = from_proxy.or_else(|| {
-            let headers = self.headers.clone();
-            let req = Request {
-                method: self.method.as_str(),
-                path: &self.path,
-                query: &self.query,
-                host: self.header("host"),
-                headers: &headers,
-                connection_ip: Some(self.peer),
-            };
-            loaded.policy.client_ip(&req)
+            loaded
+                .policy
+                .client_ip(&self.request(Some(self.peer), &self.headers))
         });
         Client {
             ip,
             user_agent: self.header("user-agent").to_string(),
         }
     }
-}
-
-fn headers_as_text(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect()
 }
 
 async fn handle(
@@ -435,6 +420,7 @@ fn verify(
     let client = incoming.client(loaded);
     let now = now_ns() / 1_000_000_000;
     let c = challenges(loaded);
+    let client_key = c.client_key(&client);
     let policy = &loaded.policy;
     match c.verify(id, &answer, &client, now) {
         Ok(v) => {
@@ -445,7 +431,7 @@ fn verify(
                 kind = v.passed.kind.as_str(),
                 difficulty = v.passed.difficulty,
                 solve_s = v.solve_s,
-                client = %c.client_key(&client),
+                client = %client_key,
             );
             let cookie = policy.pass_cookie(&v.token);
             let mut r = if json {
@@ -467,30 +453,29 @@ fn verify(
         }
         Err(Refused { failure, challenge }) => {
             let kind = challenge.as_ref().map(|c| c.passed.kind);
-            record_refusal(shared, loaded, &failure, kind, &c.client_key(&client));
+            record_refusal(shared, loaded, &failure, kind, &client_key);
             if matches!(
                 failure,
                 ChallengeFailure::Locked { .. } | ChallengeFailure::Store(_)
             ) {
-                let lang = challenge
-                    .as_ref()
-                    .map_or_else(|| incoming.lang(None), |c| c.lang);
+                let lang = challenge.map_or_else(|| incoming.lang(None), |c| c.lang);
                 return failure_reply(shared, loaded, &failure, lang, json);
             }
             // Offer another of the same sort (or the defaults, for an id
             // that is not ours).
-            let defaults = policy.challenge_config();
-            let ask = Ask {
-                kind: challenge.as_ref().map_or(defaults.kind, |c| c.passed.kind),
-                difficulty: challenge
-                    .as_ref()
-                    .map_or(defaults.difficulty, |c| c.passed.difficulty),
-                lang: challenge
-                    .as_ref()
-                    .map_or_else(|| incoming.lang(None), |c| c.lang),
-                return_path: challenge
-                    .as_ref()
-                    .map_or_else(|| "/".to_string(), |c| c.return_path.clone()),
+            let ask = match &challenge {
+                Some(c) => Ask {
+                    kind: c.passed.kind,
+                    difficulty: c.passed.difficulty,
+                    lang: c.lang,
+                    return_path: c.return_path.clone(),
+                },
+                None => Ask {
+                    kind: policy.challenge_config().kind,
+                    difficulty: policy.challenge_config().difficulty,
+                    lang: incoming.lang(None),
+                    return_path: "/".to_string(),
+                },
             };
             if json {
                 return json_reply(
@@ -536,13 +521,9 @@ fn record_refusal(
             }
         }
         ChallengeFailure::Store(_) => m.store_error(loaded.store.name()),
-        other => {
-            if let Some(kind) = kind {
-                m.failed(kind, other.label());
-            } else {
-                m.failed(ChallengeKind::Pow, other.label());
-            }
-        }
+        // A refusal for an id that is not ours has no kind; it counts
+        // under `pow`, as expired ones do.
+        other => m.failed(kind.unwrap_or(ChallengeKind::Pow), other.label()),
     }
     tracing::info!(
         event = "verify",
@@ -563,7 +544,7 @@ fn verify_pow(shared: &Shared, loaded: &Loaded, incoming: &Incoming, body: &[u8]
         .filter(|(n, _)| n != "x-forwarded-for")
         .cloned()
         .collect();
-    let req = incoming.request(&client, &headers);
+    let req = incoming.request(client.ip, &headers);
     let (response, outcome) = loaded.policy.handle_own(&req, body, now_ns());
     match outcome {
         VerifyOutcome::Passed => {

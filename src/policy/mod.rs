@@ -42,7 +42,7 @@ pub use decision::{
 pub use handoff::OwnReply;
 pub use health::{CompanionHealth, HealthRecord, DOWN_AFTER, HEALTH_KEY, STALE_AFTER};
 pub use report::{action_name, failure_mode_name, scope_name};
-pub use request::{percent_decode, percent_encode, Request};
+pub use request::{form_pairs, percent_decode, percent_encode, Request};
 // The companion's pages escape text the same way.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use respond::escape_html;

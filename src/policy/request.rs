@@ -95,15 +95,17 @@ impl<'a> Request<'a> {
 
     /// Every query parameter, percent-decoded, in order.
     pub fn query_pairs(&self) -> Vec<(String, String)> {
-        self.query
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                (percent_decode(k), percent_decode(v))
-            })
-            .collect()
+        form_pairs(self.query).collect()
     }
+}
+
+/// The `k=v&k2=v2` pairs of a query or form body, percent-decoded (invalid
+/// UTF-8 replaced); a pair without `=` has an empty value.
+pub fn form_pairs(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    text.split('&').filter(|pair| !pair.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k), percent_decode(v))
+    })
 }
 
 /// Decodes `%XX` and `+` (form encoding); invalid escapes stay as written.

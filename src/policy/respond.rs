@@ -391,11 +391,10 @@ fn parse_form(body: &[u8]) -> Option<(String, String)> {
     let text = std::str::from_utf8(body).ok()?;
     let mut data = None;
     let mut nonce = None;
-    for pair in text.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match super::percent_decode(k).as_str() {
-            "data" => data = Some(super::percent_decode(v)),
-            "nonce" => nonce = Some(super::percent_decode(v)),
+    for (k, v) in super::form_pairs(text) {
+        match k.as_str() {
+            "data" => data = Some(v),
+            "nonce" => nonce = Some(v),
             _ => {} // other fields (a return URL, say) are ignored by design
         }
     }

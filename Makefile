@@ -6,7 +6,7 @@ VENV  := .venv
 WASM  := target/wasm32-wasip1/release/palisade.wasm
 CLI   := target/release/palisade
 
-.PHONY: all build wasm deps test lint unit e2e js run bench clean
+.PHONY: all build wasm deps test lint unit e2e js run run-nginx bench clean
 
 all: build wasm
 
@@ -39,6 +39,9 @@ test: lint unit js e2e
 
 run: deps build wasm
 	bash scripts/run-demo.sh
+
+run-nginx: deps build
+	PROXY=nginx bash scripts/run-demo.sh
 
 bench: deps build wasm
 	$(CARGO) bench --bench engine

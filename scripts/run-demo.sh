@@ -3,13 +3,21 @@
 # (`palisade serve`, on the policy's companion.public and .internal:
 # 127.0.0.1:8181 and :8182) and Envoy with Palisade on 127.0.0.1:10000
 # (admin 127.0.0.1:9901), in the foreground until Ctrl-C stops them all.
+# `make run-nginx` (PROXY=nginx): the same with Debian's nginx on
+# 127.0.0.1:10080 in place of Envoy, its configuration rendered into
+# target/nginx/ (NGINX_FAILURE_MODE: closed or open).
 # Ports can be changed with LISTEN_PORT, ADMIN_PORT and UPSTREAM_PORT; the
 # companion's in the policy.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-LISTEN_PORT=${LISTEN_PORT:-10000}
+PROXY=${PROXY:-envoy}
+case "$PROXY" in
+  envoy) LISTEN_PORT=${LISTEN_PORT:-10000} ;;
+  nginx) LISTEN_PORT=${LISTEN_PORT:-10080} ;;
+  *) echo "run-demo.sh: PROXY must be envoy or nginx, not '$PROXY'" >&2; exit 2 ;;
+esac
 ADMIN_PORT=${ADMIN_PORT:-9901}
 UPSTREAM_PORT=${UPSTREAM_PORT:-8080}
 POLICY=${POLICY:-envoy/demo-policy.yaml}
@@ -25,10 +33,17 @@ c = json.load(open(sys.argv[1])).get("companion", {})
 port = lambda field, default: c.get(field, default).rsplit(":", 1)[1]
 print(port("public", "127.0.0.1:8181"), port("internal", "127.0.0.1:8182"))
 ' "$WORK/policy.json")
-python3 scripts/render_envoy.py envoy/demo.yaml "$WORK/policy.json" \
-  "$ROOT/target/wasm32-wasip1/release/palisade.wasm" \
-  "$LISTEN_PORT" "$ADMIN_PORT" "$UPSTREAM_PORT" \
-  "$COMPANION_PORT" "$COMPANION_INTERNAL_PORT" > "$WORK/envoy.yaml"
+if [ "$PROXY" = envoy ]; then
+  python3 scripts/render_envoy.py envoy/demo.yaml "$WORK/policy.json" \
+    "$ROOT/target/wasm32-wasip1/release/palisade.wasm" \
+    "$LISTEN_PORT" "$ADMIN_PORT" "$UPSTREAM_PORT" \
+    "$COMPANION_PORT" "$COMPANION_INTERNAL_PORT" > "$WORK/envoy.yaml"
+else
+  NGINX_WORK=target/nginx
+  python3 scripts/render_nginx.py "$NGINX_WORK" "$WORK/policy.json" \
+    "$LISTEN_PORT" "$UPSTREAM_PORT" "${NGINX_FAILURE_MODE:-closed}"
+  nginx -t -q -p "$NGINX_WORK" -c "$ROOT/$NGINX_WORK/nginx.conf" -e stderr
+fi
 
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
@@ -37,10 +52,15 @@ PIDS+=($!)
 target/release/palisade serve --config "$POLICY" > "$WORK/companion.log" &
 PIDS+=($!)
 
+if [ "$PROXY" = envoy ]; then
+  ADMIN_LINE="Envoy admin:     http://127.0.0.1:$ADMIN_PORT/stats?filter=palisade"
+else
+  ADMIN_LINE="nginx logs:      $NGINX_WORK/access.log, $NGINX_WORK/error.log"
+fi
 cat <<MSG
 
-  Palisade demo:   http://127.0.0.1:$LISTEN_PORT/
-  Envoy admin:     http://127.0.0.1:$ADMIN_PORT/stats?filter=palisade
+  Palisade demo:   http://127.0.0.1:$LISTEN_PORT/  (through $PROXY)
+  $ADMIN_LINE
   Companion:       http://127.0.0.1:$COMPANION_INTERNAL_PORT/stats  (log: $WORK/companion.log)
   Try:             curl -i http://127.0.0.1:$LISTEN_PORT/admin/     (blocked)
                    curl -i http://127.0.0.1:$LISTEN_PORT/login      (challenged)
@@ -49,5 +69,9 @@ cat <<MSG
   Stop with Ctrl-C.
 
 MSG
-.venv/bin/envoy -c "$WORK/envoy.yaml" --concurrency 2 --use-dynamic-base-id --log-level warning \
-  --component-log-level wasm:info  # Palisade logs monitor decisions at info
+if [ "$PROXY" = envoy ]; then
+  .venv/bin/envoy -c "$WORK/envoy.yaml" --concurrency 2 --use-dynamic-base-id --log-level warning \
+    --component-log-level wasm:info  # Palisade logs monitor decisions at info
+else
+  nginx -p "$NGINX_WORK" -c "$ROOT/$NGINX_WORK/nginx.conf" -e stderr
+fi

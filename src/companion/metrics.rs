@@ -2,6 +2,7 @@
 //! (`/stats`). They outlive policy reloads.
 
 use crate::config::ChallengeKind;
+use crate::policy::AuthAnswer;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -23,6 +24,13 @@ struct FailureLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreLabel {
     store: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabel {
+    action: &'static str,
+    /// `first`, or `repeat` (the same request id again: not counted again).
+    check: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -47,6 +55,7 @@ pub struct Metrics {
     solve_seconds: Family<KindLabel, Histogram, fn() -> Histogram>,
     render_seconds: Family<KindLabel, Histogram, fn() -> Histogram>,
     reloads: Family<FailureLabel, Counter>,
+    checks: Family<CheckLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -69,6 +78,7 @@ impl Metrics {
             solve_seconds: Family::new_with_constructor(solve_histogram),
             render_seconds: Family::new_with_constructor(latency_histogram),
             reloads: Family::default(),
+            checks: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -121,6 +131,11 @@ impl Metrics {
             "Policy reloads on SIGHUP, by outcome (ok, refused)",
             m.reloads.clone(),
         );
+        registry.register(
+            "checks",
+            "nginx auth_request checks answered, by action and whether the request id was seen before",
+            m.checks.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -171,6 +186,14 @@ impl Metrics {
             reason: if ok { "ok" } else { "refused" },
         };
         self.reloads.get_or_create(&l).inc();
+    }
+
+    pub fn checked(&self, answer: &AuthAnswer, repeat: bool) {
+        let l = CheckLabel {
+            action: answer.action,
+            check: if repeat { "repeat" } else { "first" },
+        };
+        self.checks.get_or_create(&l).inc();
     }
 
     /// The Prometheus text exposition.

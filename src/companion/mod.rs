@@ -19,6 +19,7 @@ mod input;
 mod internal;
 mod metrics;
 mod public;
+mod verdicts;
 
 pub use input::{answer as parse_answer, challenge_query as parse_challenge_query, BadInput};
 
@@ -61,11 +62,17 @@ pub struct Loaded {
     pub limits: std::sync::Mutex<crate::ratelimit::MemoryStore>,
 }
 
+/// `$remote_addr`, as nginx tells the companion the connection address of
+/// the client it proxies (read only from `companion.trusted_peers`).
+const REAL_IP: &str = "x-real-ip";
+
 /// What every handler shares: the current [`Loaded`] (swapped on reload)
 /// and the metrics, which outlive reloads.
 pub struct Shared {
     current: RwLock<Arc<Loaded>>,
     metrics: Metrics,
+    /// The nginx check's recent verdicts, by request id.
+    verdicts: verdicts::Verdicts,
     config_path: PathBuf,
 }
 
@@ -160,6 +167,7 @@ async fn run(config_path: PathBuf, loaded: Loaded) -> Result<(), ServeError> {
     let shared = Arc::new(Shared {
         current: RwLock::new(Arc::new(loaded)),
         metrics: Metrics::new(),
+        verdicts: verdicts::Verdicts::default(),
         config_path,
     });
     tracing::info!(

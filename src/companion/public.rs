@@ -4,7 +4,7 @@
 //! answer; `docs/challenge-api.md` is the contract.
 
 use super::input::{self, BadInput, MAX_BODY};
-use super::{headers_as_text, now_ns, Loaded, Shared};
+use super::{headers_as_text, now_ns, Loaded, Shared, REAL_IP};
 use crate::challenge::pages::{self, Notice};
 use crate::challenge::service::{
     ChallengeFailure, Challenges, Client, Issued, Media, Refused, Request as Ask,
@@ -84,12 +84,20 @@ impl Incoming {
         }
     }
 
+    /// The client's address: as the filter decided it
+    /// ([`CLIENT_IP_HEADER`]); or decided here per `client`, from the
+    /// connection nginx reports (`X-Real-IP`, from a trusted peer) or the
+    /// companion's own peer.
     fn client(&self, loaded: &Loaded) -> Client {
         let from_proxy = self.header(CLIENT_IP_HEADER).trim().parse::<IpAddr>().ok();
         let ip = from_proxy.or_else(|| {
+            let connection = Some(self.peer)
+                .filter(|&peer| loaded.policy.is_trusted_peer(peer))
+                .and_then(|_| self.header(REAL_IP).trim().parse::<IpAddr>().ok())
+                .unwrap_or(self.peer);
             loaded
                 .policy
-                .client_ip(&self.request(Some(self.peer), &self.headers))
+                .client_ip(&self.request(Some(connection), &self.headers))
         });
         Client {
             ip,

@@ -60,8 +60,12 @@ pub struct Config {
 pub struct CompanionConfig {
     /// Listener for what clients reach through the proxy (the challenge prefix).
     pub public: String,
-    /// Listener for `/healthz`, `/metrics` and `/stats`; never route it from outside.
+    /// Listener for `/healthz`, `/metrics`, `/stats` and the nginx check
+    /// (`/auth`); never route it from outside.
     pub internal: String,
+    /// Peers whose checks describe a request through `X-Original-*` and
+    /// `X-Real-IP` (nginx beside the companion): addresses or CIDRs.
+    pub trusted_peers: Vec<String>,
     /// Envoy cluster of the public listener (the filter names it in redirects' routing).
     pub cluster: String,
     /// Envoy cluster of the internal listener, which the filter probes.
@@ -94,6 +98,7 @@ impl Default for CompanionConfig {
         CompanionConfig {
             public: "127.0.0.1:8181".to_string(),
             internal: "127.0.0.1:8182".to_string(),
+            trusted_peers: vec!["127.0.0.0/8".to_string(), "::1".to_string()],
             cluster: "palisade_companion".to_string(),
             health_cluster: "palisade_companion_internal".to_string(),
             health_interval: Duration(1),

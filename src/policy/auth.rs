@@ -16,16 +16,20 @@ use super::{Action, Decision, Policy, Request};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthAnswer {
     pub status: u16,
+    /// The decision's action (`allow`, `block`, ...), for metrics.
+    pub action: &'static str,
     pub headers: Vec<(&'static str, String)>,
 }
 
 impl Policy {
     /// What the check endpoint answers for `decision` on `request`.
     pub fn auth_answer(&self, decision: &Decision, request: &Request) -> AuthAnswer {
-        let action = ("x-palisade-action", decision.action.as_str().to_string());
+        let name = decision.action.as_str();
+        let action = ("x-palisade-action", name.to_string());
         match decision.action {
             Action::Allow | Action::Monitor => AuthAnswer {
                 status: 204,
+                action: name,
                 headers: self.upstream_headers(decision),
             },
             Action::Challenge => {
@@ -40,6 +44,7 @@ impl Policy {
                 };
                 AuthAnswer {
                     status: 401,
+                    action: name,
                     headers: vec![
                         action,
                         (
@@ -51,6 +56,7 @@ impl Policy {
             }
             Action::Block => AuthAnswer {
                 status: 403,
+                action: name,
                 headers: vec![
                     action,
                     (
@@ -66,6 +72,7 @@ impl Policy {
                     .map_or(1, |r| r.retry_after_s());
                 AuthAnswer {
                     status: 403,
+                    action: name,
                     headers: vec![action, ("retry-after", retry.to_string())],
                 }
             }

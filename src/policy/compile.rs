@@ -12,7 +12,7 @@ use crate::config::{
     FieldCondition, IpList, Patterns, RateLimitSettings, Route,
 };
 use crate::crawlers::{self, Anomalies, CrawlerSpec, Crawlers};
-use crate::net::{self, ClientPrefix, IpSet, LabelTable};
+use crate::net::{self, Cidr, ClientPrefix, IpSet, LabelTable};
 use crate::ratelimit::Limit;
 use crate::token::{Key, Keyring};
 use crate::{glob, policy::ChallengeSpec};
@@ -253,6 +253,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
     };
     check_status(config.block.status, "block.status")?;
     check_companion(&config.companion)?;
+    let trusted_peers = trusted_peers(&config.companion.trusted_peers)?;
     if config.rate_limiting.buckets == 0 {
         return Err(ConfigError::new(
             "rate_limiting.buckets",
@@ -368,6 +369,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         challenge_path: format!("{}challenge", challenge.path_prefix),
         challenge: challenge.clone(),
         companion: config.companion.clone(),
+        trusted_peers,
         annotate: config.annotate.upstream_headers,
         rate_buckets: config.rate_limiting.buckets,
         list_labels: LabelTable::new(&lists.iter().map(|l| &l.set).collect::<Vec<_>>()),
@@ -613,6 +615,26 @@ fn check_companion(c: &CompanionConfig) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// `companion.trusted_peers`, parsed once. An empty list is refused: no
+/// nginx could then describe a request, and every check would judge the
+/// check itself.
+fn trusted_peers(peers: &[String]) -> Result<Vec<Cidr>, ConfigError> {
+    if peers.is_empty() {
+        return Err(ConfigError::new(
+            "companion.trusted_peers",
+            "must name at least one address or CIDR (default: 127.0.0.0/8 and ::1, nginx beside the companion)",
+        ));
+    }
+    peers
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            text.parse::<Cidr>()
+                .map_err(|e| ConfigError::new(format!("companion.trusted_peers[{i}]"), e.0))
+        })
+        .collect()
 }
 
 fn check_challenge_settings(

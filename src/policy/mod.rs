@@ -57,7 +57,7 @@ use crate::config::{
     CookieConfig, RateScope, Thresholds,
 };
 use crate::crawlers::{Anomalies, ClientClass, Crawlers};
-use crate::net::{ClientPrefix, IpSet, LabelTable};
+use crate::net::{Cidr, ClientPrefix, IpSet, LabelTable};
 use crate::ratelimit::Limit;
 use crate::token::{self, Binding, Claims, Keyring, TokenError};
 use condition::{Cond, FieldTest};
@@ -73,6 +73,8 @@ pub struct Policy {
     thresholds: Thresholds,
     challenge: ChallengeConfig,
     companion: CompanionConfig,
+    /// `companion.trusted_peers`, parsed.
+    trusted_peers: Vec<Cidr>,
     /// `<challenge.path_prefix>verify`, made once.
     verify_path: String,
     /// `<challenge.path_prefix>challenge`, the companion's challenge page.
@@ -280,7 +282,7 @@ impl Policy {
     }
 
     /// The group `ip` is counted and bound in (`/32`, `/64` by default).
-    pub fn client_prefix(&self, ip: IpAddr) -> crate::net::Cidr {
+    pub fn client_prefix(&self, ip: IpAddr) -> Cidr {
         self.client.prefix.of(ip)
     }
 
@@ -295,6 +297,12 @@ impl Policy {
     /// The companion section, validated.
     pub fn companion(&self) -> &CompanionConfig {
         &self.companion
+    }
+
+    /// Whether a check from `peer` may describe the original request
+    /// (`companion.trusted_peers`).
+    pub fn is_trusted_peer(&self, peer: IpAddr) -> bool {
+        self.trusted_peers.iter().any(|c| c.contains(peer))
     }
 
     /// Issues a pass token to a client that passed a challenge.

@@ -35,6 +35,7 @@ DEMO_POLICY = ROOT / "envoy" / "demo-policy.yaml"
 sys.path.insert(0, str(ROOT / "envoy"))
 sys.path.insert(0, str(ROOT / "scripts"))
 import render_envoy  # noqa: E402  scripts/render_envoy.py
+import render_nginx  # noqa: E402  scripts/render_nginx.py
 import upstream  # noqa: E402  the demo upstream, envoy/upstream.py
 
 
@@ -515,6 +516,58 @@ def start_redis():
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop(process)
+
+
+# nginx (Debian's), with Palisade through auth_request.
+
+NGINX = "/usr/sbin/nginx"
+
+
+class Nginx:
+    def __init__(self, process, port, workdir):
+        self.process = process
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.workdir = Path(workdir)
+
+    def log(self):
+        return "\n".join((self.workdir / name).read_text(errors="replace")
+                         for name in ("error.log", "stderr.log") if (self.workdir / name).exists())
+
+
+@contextlib.contextmanager
+def start_nginx(companion, upstream_port, failure_mode="closed", timeout=20):
+    """nginx with the demo configuration (nginx/nginx.conf and its snippets,
+    rendered by scripts/render_nginx.py) in front of `upstream_port`, checking
+    with `companion`; run as the current user from a temporary directory,
+    stopped on exit."""
+    assert Path(NGINX).exists(), "nginx is missing: run scripts/install-system-deps.sh"
+    workdir = Path(tempfile.mkdtemp(prefix="palisade-e2e-nginx-"))
+    policy = json.loads(Path(companion.policy_path).read_text())
+    port = free_port()
+    render_nginx.render(workdir, policy, port, upstream_port, failure_mode)
+    stderr = open(workdir / "stderr.log", "w")
+    process = subprocess.Popen([NGINX, "-p", str(workdir), "-c", str(workdir / "nginx.conf"),
+                                "-e", str(workdir / "error.log")],
+                               stdout=stderr, stderr=subprocess.STDOUT)
+    server = Nginx(process, port, workdir)
+    try:
+        deadline = time.time() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"nginx exited ({process.returncode}):\n{server.log()[-4000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise RuntimeError(f"nginx not listening in {timeout}s:\n{server.log()[-4000:]}")
+                time.sleep(0.05)
+        yield server
+    finally:
+        # SIGQUIT: graceful stop; SIGTERM (stop()'s) is nginx's fast stop.
+        stop(process)
+        stderr.close()
 
 
 # Headless Chromium (the browser tests).

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Writes the nginx demo into OUT_DIR: nginx/nginx.conf with its placeholders
+filled in, and the three snippets pointed at the policy's companion.
+
+Usage: render_nginx.py OUT_DIR POLICY_JSON LISTEN_PORT UPSTREAM_PORT [FAILURE_MODE]
+
+POLICY_JSON is `palisade policy-json POLICY`; the companion's listeners
+(companion.public, companion.internal) and the challenge prefix
+(challenge.path_prefix) come from it. FAILURE_MODE is `closed` (default) or
+`open`: what nginx does when the companion cannot answer.
+"""
+import json
+import os
+import sys
+
+SNIPPETS = ("palisade-http.conf", "palisade.conf", "palisade-headers.conf")
+NGINX_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "nginx")
+
+
+def render(out_dir, policy, listen_port, upstream_port, failure_mode="closed"):
+    """Writes the demo into `out_dir` for `policy` (a dict)."""
+    if failure_mode not in ("closed", "open"):
+        raise ValueError(f"FAILURE_MODE must be closed or open, not {failure_mode!r}")
+    companion = policy.get("companion", {})
+    prefix = policy.get("challenge", {}).get("path_prefix", "/.palisade/")
+    replacements = {
+        "127.0.0.1:8181": companion.get("public", "127.0.0.1:8181"),
+        "127.0.0.1:8182": companion.get("internal", "127.0.0.1:8182"),
+        "location /.palisade/ {": f"location {prefix} {{",
+        "    default closed;": f"    default {failure_mode};",
+        "__WORK__": os.path.abspath(out_dir),
+        "__LISTEN_PORT__": str(int(listen_port)),
+        "__UPSTREAM_PORT__": str(int(upstream_port)),
+    }
+    os.makedirs(os.path.join(out_dir, "tmp"), exist_ok=True)
+    for name in SNIPPETS + ("nginx.conf",):
+        text = open(os.path.join(NGINX_DIR, name)).read()
+        for old, new in replacements.items():
+            text = text.replace(old, new)
+        with open(os.path.join(out_dir, name), "w") as out:
+            out.write(text)
+
+
+def main(out_dir, policy_json, listen_port, upstream_port, failure_mode="closed"):
+    try:
+        render(out_dir, json.load(open(policy_json)), listen_port, upstream_port, failure_mode)
+    except (OSError, ValueError) as e:
+        sys.exit(f"render_nginx.py: {e}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (5, 6):
+        sys.exit(__doc__)
+    main(*sys.argv[1:])

@@ -17,6 +17,20 @@ SNIPPETS = ("palisade-http.conf", "palisade.conf", "palisade-headers.conf")
 NGINX_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "nginx")
 
 
+def current_user():
+    """The `user` line: nginx started by root runs its workers as `nobody`,
+    who cannot write the temporary directories; keep them the current user's.
+    Started by anyone else, nginx cannot switch users, and the line is empty."""
+    if os.geteuid() != 0:
+        return ""
+    import pwd
+
+    entry = pwd.getpwuid(os.geteuid())
+    import grp
+
+    return f"user {entry.pw_name} {grp.getgrgid(entry.pw_gid).gr_name};"
+
+
 def render(out_dir, policy, listen_port, upstream_port, failure_mode="closed"):
     """Writes the demo into `out_dir` for `policy` (a dict)."""
     if failure_mode not in ("closed", "open"):
@@ -31,8 +45,13 @@ def render(out_dir, policy, listen_port, upstream_port, failure_mode="closed"):
         "__WORK__": os.path.abspath(out_dir),
         "__LISTEN_PORT__": str(int(listen_port)),
         "__UPSTREAM_PORT__": str(int(upstream_port)),
+        "__USER__": current_user(),
     }
     os.makedirs(os.path.join(out_dir, "tmp"), exist_ok=True)
+    docs = os.path.join(out_dir, "www", "api", "docs")
+    os.makedirs(docs, exist_ok=True)
+    with open(os.path.join(docs, "index.html"), "w") as page:
+        page.write("<!doctype html><title>API docs</title><h1>API docs, served by nginx</h1>\n")
     for name in SNIPPETS + ("nginx.conf",):
         text = open(os.path.join(NGINX_DIR, name)).read()
         for old, new in replacements.items():

@@ -86,11 +86,9 @@ async fn auth(
     let answer = tokio::task::spawn_blocking(move || {
         let loaded = shared.current();
         let request = Request::new(&method, &uri, &host, &original, Some(client));
-        let mut limits = match loaded.limits.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let decision = loaded.policy.decide(&request, &mut *limits, now_ns());
+        let decision = loaded.limits.with_store(&shared.metrics, |store| {
+            loaded.policy.decide(&request, store, now_ns())
+        });
         loaded.policy.auth_answer(&decision, &request)
     })
     .await;

@@ -1,7 +1,7 @@
 //! The companion's Prometheus metrics (`/metrics`) and their JSON totals
 //! (`/stats`). They outlive policy reloads.
 
-use crate::config::ChallengeKind;
+use crate::config::{ChallengeKind, LimitsUnavailable};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -23,6 +23,11 @@ struct FailureLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreLabel {
     store: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModeLabel {
+    mode: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -47,6 +52,7 @@ pub struct Metrics {
     solve_seconds: Family<KindLabel, Histogram, fn() -> Histogram>,
     render_seconds: Family<KindLabel, Histogram, fn() -> Histogram>,
     reloads: Family<FailureLabel, Counter>,
+    limit_fallbacks: Family<ModeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -69,6 +75,7 @@ impl Metrics {
             solve_seconds: Family::new_with_constructor(solve_histogram),
             render_seconds: Family::new_with_constructor(latency_histogram),
             reloads: Family::default(),
+            limit_fallbacks: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -121,6 +128,11 @@ impl Metrics {
             "Policy reloads on SIGHUP, by outcome (ok, refused)",
             m.reloads.clone(),
         );
+        registry.register(
+            "limit_fallbacks",
+            "Rate-limit counts for /auth that Redis could not take, by what was done instead (companion.limits_unavailable: local, allow, deny)",
+            m.limit_fallbacks.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -171,6 +183,13 @@ impl Metrics {
             reason: if ok { "ok" } else { "refused" },
         };
         self.reloads.get_or_create(&l).inc();
+    }
+
+    pub fn limit_fallback(&self, mode: LimitsUnavailable) {
+        let l = ModeLabel {
+            mode: mode.as_str(),
+        };
+        self.limit_fallbacks.get_or_create(&l).inc();
     }
 
     /// The Prometheus text exposition.

@@ -15,6 +15,7 @@
 //! - [`token`]: HMAC-sealed pass tokens and challenge tickets.
 //! - [`challenge`]: proof of work, and the companion's kinds, state and pages.
 //! - `companion` (native only): `palisade serve`, the companion's HTTP glue.
+//! - `redis_pool` (native only): the companion's connections to Redis.
 //! - `filter` (wasm only): the proxy-wasm glue for Envoy.
 
 pub mod challenge;
@@ -30,3 +31,5 @@ pub mod token;
 pub mod companion;
 #[cfg(target_arch = "wasm32")]
 mod filter;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod redis_pool;

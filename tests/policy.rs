@@ -6,7 +6,10 @@
 //! and list files are exactly what each test says.
 
 use palisade::challenge::{self, Passed};
-use palisade::config::{ActionName, ChallengeKind, Config, ConfigError, FailureMode, RateScope};
+use palisade::config::{
+    ActionName, ChallengeKind, Config, ConfigError, FailureMode, LimitsStore, LimitsUnavailable,
+    RateScope,
+};
 use palisade::crawlers::{ClientClass, Verification};
 use palisade::policy::{
     Action, CompanionHealth, CompanionUse, CompileEnv, Decision, HealthRecord, OwnReply, Policy,
@@ -3755,5 +3758,58 @@ fn the_companion_cluster_settings_are_checked() {
         "companion: {failure_mode: maybe}\n",
         "companion.failure_mode",
         &["unknown variant `maybe`", "fail_closed"],
+    );
+}
+
+#[test]
+fn the_companion_limit_settings_are_checked() {
+    let defaults = policy("companion: {}\n");
+    let c = defaults.companion();
+    assert_eq!(
+        (c.limits, c.limits_unavailable),
+        (LimitsStore::Memory, LimitsUnavailable::Local)
+    );
+    for (mode, expected) in [
+        ("local", LimitsUnavailable::Local),
+        ("allow", LimitsUnavailable::Allow),
+        ("deny", LimitsUnavailable::Deny),
+    ] {
+        let p = policy(&format!(
+            "companion: {{limits: redis, redis_url: 'redis://127.0.0.1:6379/0', limits_unavailable: {mode}}}\n"
+        ));
+        let c = p.companion();
+        assert_eq!(
+            (c.limits, c.limits_unavailable),
+            (LimitsStore::Redis, expected)
+        );
+        assert_eq!(expected.as_str(), mode);
+    }
+    // Memory limits need no server, with or without one for the store.
+    let p = policy("companion: {limits: memory, redis_url: 'redis://127.0.0.1:6379/0'}\n");
+    assert_eq!(p.companion().limits, LimitsStore::Memory);
+    assert_error(
+        "companion: {limits: redis}\n",
+        "companion.limits",
+        &["`redis` needs `companion.redis_url`"],
+    );
+    assert_error(
+        "companion: {limits: redis, limits_unavailable: deny}\n",
+        "companion.limits",
+        &["needs `companion.redis_url`"],
+    );
+    assert_error(
+        "companion: {limits: sqlite}\n",
+        "companion.limits",
+        &["unknown variant `sqlite`", "`memory`", "`redis`"],
+    );
+    assert_error(
+        "companion: {limits_unavailable: fail_open}\n",
+        "companion.limits_unavailable",
+        &[
+            "unknown variant `fail_open`",
+            "`local`",
+            "`allow`",
+            "`deny`",
+        ],
     );
 }

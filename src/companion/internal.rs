@@ -153,12 +153,9 @@ async fn auth(
             }
         }
         let request = original.request();
-        let mut limits = match loaded.limits.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let decision = loaded.policy.decide(&request, &mut *limits, now);
-        drop(limits);
+        let decision = loaded.limits.with_store(&shared.metrics, |store| {
+            loaded.policy.decide(&request, store, now)
+        });
         let answer = loaded.policy.auth_answer(&decision, &request);
         shared.metrics.checked(&answer, false);
         if let Some(id) = &original.request_id {

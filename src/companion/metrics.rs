@@ -1,7 +1,7 @@
 //! The companion's Prometheus metrics (`/metrics`) and their JSON totals
 //! (`/stats`). They outlive policy reloads.
 
-use crate::config::ChallengeKind;
+use crate::config::{ChallengeKind, LimitsUnavailable};
 use crate::policy::AuthAnswer;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -33,6 +33,11 @@ struct CheckLabel {
     check: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModeLabel {
+    mode: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs to about 1.6 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
@@ -56,6 +61,7 @@ pub struct Metrics {
     render_seconds: Family<KindLabel, Histogram, fn() -> Histogram>,
     reloads: Family<FailureLabel, Counter>,
     checks: Family<CheckLabel, Counter>,
+    limit_fallbacks: Family<ModeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -79,6 +85,7 @@ impl Metrics {
             render_seconds: Family::new_with_constructor(latency_histogram),
             reloads: Family::default(),
             checks: Family::default(),
+            limit_fallbacks: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -135,6 +142,11 @@ impl Metrics {
             "checks",
             "nginx auth_request checks answered, by action and whether the request id was seen before",
             m.checks.clone(),
+        );
+        registry.register(
+            "limit_fallbacks",
+            "Rate-limit counts for /auth that Redis could not take, by what was done instead (companion.limits_unavailable: local, allow, deny)",
+            m.limit_fallbacks.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -194,6 +206,13 @@ impl Metrics {
             check: if repeat { "repeat" } else { "first" },
         };
         self.checks.get_or_create(&l).inc();
+    }
+
+    pub fn limit_fallback(&self, mode: LimitsUnavailable) {
+        let l = ModeLabel {
+            mode: mode.as_str(),
+        };
+        self.limit_fallbacks.get_or_create(&l).inc();
     }
 
     /// The Prometheus text exposition.

@@ -17,17 +17,20 @@
 
 mod input;
 mod internal;
+mod limits;
 mod metrics;
 mod public;
 mod verdicts;
 
 pub use input::{answer as parse_answer, challenge_query as parse_challenge_query, BadInput};
+pub use limits::CheckLimits;
+pub use metrics::Metrics;
 
 use crate::challenge::service::Assets;
 use crate::challenge::store::{self, Store, StoreError};
 use crate::challenge::DatasetError;
 use crate::policy::{Policy, ProcessEnv};
-use metrics::Metrics;
+use crate::redis_pool::PoolError;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -42,6 +45,8 @@ pub enum ServeError {
     Datasets(DatasetError),
     #[error("companion store: {0}")]
     Store(StoreError),
+    #[error("companion.limits: {0}")]
+    Limits(PoolError),
     #[error("companion.{field}: cannot listen on {addr}: {reason}")]
     Listen {
         field: &'static str,
@@ -57,9 +62,9 @@ pub struct Loaded {
     pub policy: Policy,
     pub assets: Assets,
     pub store: Arc<dyn Store>,
-    /// Rate limits for the nginx check, in memory and bounded like the
-    /// filter's table (a reload starts them afresh).
-    pub limits: std::sync::Mutex<crate::ratelimit::MemoryStore>,
+    /// Rate limits for the nginx check: in memory, bounded like the
+    /// filter's table, or in Redis (`companion.limits`).
+    pub limits: CheckLimits,
 }
 
 /// `$remote_addr`, as nginx tells the companion the connection address of
@@ -96,7 +101,8 @@ impl Shared {
 }
 
 /// Reads and compiles the policy at `path`, loads its datasets and opens
-/// its store (reusing `previous`'s store when its settings are unchanged).
+/// its store and limits (reusing `previous`'s store and Redis limiter when
+/// their settings are unchanged).
 pub fn load(path: &Path, previous: Option<&Loaded>) -> Result<Loaded, ServeError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ServeError::Config {
@@ -118,9 +124,8 @@ pub fn load(path: &Path, previous: Option<&Loaded>) -> Result<Loaded, ServeError
         }
         _ => Arc::from(store::open(c).map_err(ServeError::Store)?),
     };
-    let limits = std::sync::Mutex::new(crate::ratelimit::MemoryStore::new(
-        policy.rate_limit_buckets(),
-    ));
+    let limits = CheckLimits::new(c, policy.rate_limit_buckets(), previous.map(|p| &p.limits))
+        .map_err(ServeError::Limits)?;
     Ok(Loaded {
         policy,
         assets,
@@ -174,6 +179,7 @@ async fn run(config_path: PathBuf, loaded: Loaded) -> Result<(), ServeError> {
         public = %c.public,
         internal = %c.internal,
         store = shared.current().store.name(),
+        limits = shared.current().limits.name(),
         "palisade companion serving"
     );
     tokio::spawn(reload_on_sighup(shared.clone()));

@@ -80,6 +80,10 @@ pub struct CompanionConfig {
     pub redis_url: Option<String>,
     /// What the companion does when its store cannot be reached.
     pub store_unavailable: StoreUnavailable,
+    /// Where the companion's `/auth` check keeps its rate-limit state.
+    pub limits: LimitsStore,
+    /// What the `/auth` check does when Redis (`limits: redis`) cannot be reached.
+    pub limits_unavailable: LimitsUnavailable,
     /// Directory with `fonts/`, `images/` and `audio/`.
     pub datasets: String,
     /// How long a challenge may be answered.
@@ -106,6 +110,8 @@ impl Default for CompanionConfig {
             data_dir: "palisade-data".to_string(),
             redis_url: None,
             store_unavailable: StoreUnavailable::Unavailable,
+            limits: LimitsStore::Memory,
+            limits_unavailable: LimitsUnavailable::Local,
             datasets: "datasets".to_string(),
             ttl: Duration(180),
             retries: 3,
@@ -138,6 +144,42 @@ pub enum StoreUnavailable {
     Unavailable,
     /// New challenges become proof of work, which needs no state.
     Pow,
+}
+
+/// Where the companion's `/auth` check keeps its rate-limit state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitsStore {
+    /// The companion's own bounded table (`rate_limiting.buckets`): each
+    /// replica counts alone.
+    #[default]
+    Memory,
+    /// `companion.redis_url`, shared by every replica.
+    Redis,
+}
+
+/// What the `/auth` check does with a rate limit while Redis cannot be
+/// reached (`limits: redis`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitsUnavailable {
+    /// Count in the companion's own bounded table, as `limits: memory` does.
+    #[default]
+    Local,
+    /// Count nothing: the limit lets the request pass.
+    Allow,
+    /// Answer as rate limited, retry after 1 s.
+    Deny,
+}
+
+impl LimitsUnavailable {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitsUnavailable::Local => "local",
+            LimitsUnavailable::Allow => "allow",
+            LimitsUnavailable::Deny => "deny",
+        }
+    }
 }
 
 /// Where the client address comes from and how clients are grouped.

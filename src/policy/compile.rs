@@ -9,7 +9,7 @@ use super::{
 };
 use crate::config::{
     ChallengeSettings, ClientSource, CompanionConfig, Condition, Config, ConfigError,
-    FieldCondition, IpList, Patterns, RateLimitSettings, Route,
+    FieldCondition, IpList, LimitsStore, Patterns, RateLimitSettings, Route,
 };
 use crate::crawlers::{self, Anomalies, CrawlerSpec, Crawlers};
 use crate::net::{self, Cidr, ClientPrefix, IpSet, LabelTable};
@@ -602,6 +602,12 @@ fn check_companion(c: &CompanionConfig) -> Result<(), ConfigError> {
                 format!("`{url}` is not a Redis URL (redis://HOST:PORT/DB, rediss://... or unix://PATH)"),
             ));
         }
+    }
+    if c.limits == LimitsStore::Redis && c.redis_url.is_none() {
+        return Err(ConfigError::new(
+            "companion.limits",
+            "`redis` needs `companion.redis_url` (the server the replicas share)",
+        ));
     }
     for (field, name) in [
         ("cluster", &c.cluster),

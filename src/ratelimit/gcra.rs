@@ -65,21 +65,47 @@ impl Limit {
                 reset_ns: tat.saturating_sub(now_ns),
             };
         }
-        let interval = self.emission_interval_ns();
-        let tolerance = self.tolerance_ns();
-        let start = (*tat).max(now_ns);
-        let debt = start.saturating_sub(now_ns);
-        if debt > tolerance {
+        Gcra {
+            interval: self.emission_interval_ns(),
+            tolerance: self.tolerance_ns(),
+            end: u64::MAX,
+        }
+        .apply(tat, now_ns)
+    }
+}
+
+/// The arithmetic of [`Limit::apply`] in any unit of time, on a clock that
+/// ends at `end`: nanoseconds up to `u64::MAX` there, whole microseconds up
+/// to 2⁵³ − 1 for the Redis limiter, whose Lua twin of [`Gcra::apply`]
+/// computes in doubles. The [`Outcome`]'s times are in the same unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Gcra {
+    /// `T`, at least 1.
+    pub interval: u64,
+    /// `τ`.
+    pub tolerance: u64,
+    /// The last time the clock can show; a TAT past it is never stored.
+    pub end: u64,
+}
+
+impl Gcra {
+    pub fn apply(&self, tat: &mut u64, now: u64) -> Outcome {
+        let start = (*tat).max(now);
+        let debt = start - now;
+        if debt > self.tolerance {
             return Outcome {
                 allowed: false,
                 remaining: 0,
-                retry_after_ns: debt - tolerance,
+                retry_after_ns: debt - self.tolerance,
                 reset_ns: debt,
             };
         }
         // Denying instead of saturating keeps every admission worth exactly
         // `T`, which the window guarantee relies on.
-        let Some(next) = start.checked_add(interval) else {
+        let Some(next) = start
+            .checked_add(self.interval)
+            .filter(|&next| next <= self.end)
+        else {
             return Outcome {
                 allowed: false,
                 remaining: 0,
@@ -88,25 +114,25 @@ impl Limit {
             };
         };
         *tat = next;
-        let debt = next.saturating_sub(now_ns);
+        let debt = next - now;
         Outcome {
             allowed: true,
-            remaining: remaining(next, debt, interval, tolerance),
+            remaining: self.remaining(next, debt),
             retry_after_ns: 0,
             reset_ns: debt,
         }
     }
-}
 
-/// How many more requests would be admitted at once, from state `tat`
-/// with `debt = tat − now`.
-fn remaining(tat: u64, debt: u64, interval: u64, tolerance: u64) -> u32 {
-    if debt > tolerance || interval == 0 {
-        return 0;
+    /// How many more requests would be admitted at once, from state `tat`
+    /// (at most `end`) with `debt = tat − now`.
+    fn remaining(&self, tat: u64, debt: u64) -> u32 {
+        if debt > self.tolerance || self.interval == 0 {
+            return 0;
+        }
+        let by_tolerance = (self.tolerance - debt) / self.interval + 1;
+        let by_clock = (self.end - tat) / self.interval;
+        u32::try_from(by_tolerance.min(by_clock)).unwrap_or(u32::MAX)
     }
-    let by_tolerance = (tolerance - debt) / interval + 1;
-    let by_clock = (u64::MAX - tat) / interval;
-    u32::try_from(by_tolerance.min(by_clock)).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -83,6 +83,12 @@
 //! about 0.4% of buckets ever hold more than four active clients when
 //! `n = B`, and under 0.02% when `n = B / 2`; size the table accordingly.
 //!
+//! # Shared state: Redis
+//!
+//! Companion replicas behind nginx share one allowance per client through
+//! [`RedisLimiter`] (native builds only): the same rule, run atomically in
+//! Redis by a Lua script, one key per client that expires by itself.
+//!
 //! Invalid limits that the parser never produces are handled without
 //! panicking: `count == 0` admits nothing (`retry_after_ns == u64::MAX`),
 //! `period_ns == 0` is treated as 1 ns.
@@ -91,14 +97,19 @@ mod bucket;
 mod gcra;
 mod memory;
 mod rate;
+#[cfg(not(target_arch = "wasm32"))]
+mod redis;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use self::redis::RedisLimiter;
 pub use bucket::{bucket_index, tag, Bucket, Entry, BUCKET_BYTES, WAYS};
 pub use gcra::{Limit, Outcome};
 pub use memory::{MemoryStore, MAX_BUCKETS};
 pub use rate::{Rate, RateError};
 
 /// Where limiter state lives. Implementations: [`MemoryStore`] (one
-/// process) and the Envoy filter's shared-data store (all workers).
+/// process), the Envoy filter's shared-data store (all workers), and the
+/// companion's check limits (memory, or [`RedisLimiter`] with a fallback).
 pub trait RateLimitStore {
     /// Counts one request for `key` against `limit` at `now_ns`.
     fn acquire(&mut self, key: u64, limit: &Limit, now_ns: u64) -> Outcome;

@@ -1,7 +1,7 @@
-"""The companion's `/auth` check, the first step of nginx support (issue 8):
-the filter's decision for the request nginx describes, in the shapes
-`auth_request` allows, with an empty body. nginx itself comes next; these
-tests ask the check the way nginx's subrequest will."""
+"""The companion's `/auth` check on its own: the filter's decision for the
+request nginx describes, in the shapes `auth_request` allows, with an
+empty body. These tests ask the check the way nginx's subrequest does;
+test_nginx.py and test_parity.py go through real nginx."""
 import json
 
 import pytest
@@ -81,8 +81,62 @@ def test_the_same_decision_as_explain(companion, uri, ua):
     assert r.headers["x-palisade-action"] == explained["action"], explained
 
 
-def test_original_request_headers_are_trusted_only_from_loopback(companion):
-    """The check runs on loopback here, so this documents the rule through
-    its effect: without X-Original-URI the check describes `/`."""
+def test_without_x_original_uri_the_check_describes_the_root(companion):
     r = requests.get(companion.internal + "/auth", headers=BROWSER_HEADERS, timeout=10)
     assert r.status_code == 204 and r.content == b""
+
+
+def test_a_repeated_request_id_gets_the_first_answer_uncounted(companion):
+    ip = next_client_ip()
+    first = [check(companion, "/api/items", ip=ip, headers={"X-Request-Id": f"id-{ip}-{n}"}).status_code
+             for n in range(10)]
+    assert first == [204] * 10
+    # The same ids again: answered from their verdicts, not counted.
+    again = [check(companion, "/api/items", ip=ip, headers={"X-Request-Id": f"id-{ip}-{n}"}).status_code
+             for n in range(10)]
+    assert again == [204] * 10
+    assert check(companion, "/api/items", ip=ip).status_code == 403
+    # An id only answers its own request.
+    r = check(companion, "/admin/", ip=ip, headers={"X-Request-Id": f"id-{ip}-0"})
+    assert r.status_code == 403 and r.headers["x-palisade-action"] == "block"
+
+
+def test_the_reply_is_the_filters_response(companion):
+    ip = next_client_ip()
+    h = {"X-Request-Id": f"reply-{ip}", "Accept": "application/json"}
+    assert check(companion, "/admin/x", ip=ip, headers=h).status_code == 403
+    reply = requests.get(companion.internal + "/auth/reply", timeout=10, headers={
+        **BROWSER_HEADERS, **h, "X-Original-URI": "/admin/x", "X-Real-IP": "127.0.0.1",
+        "X-Forwarded-For": ip, "Host": "example.test"})
+    assert reply.status_code == 403
+    assert reply.json() == {"action": "block", "message": "The admin area is not reachable from the internet."}
+    unknown = requests.get(companion.internal + "/auth/reply", headers={"X-Request-Id": "never-seen"}, timeout=10)
+    assert unknown.status_code == 403 and unknown.text == "Forbidden\n"
+
+
+def test_replicas_share_rate_limits_in_redis():
+    """`companion.limits: redis`: two companions, one allowance per client;
+    with Redis gone, `limits_unavailable: local` counts in each one."""
+    from conftest import start_redis
+
+    p = policy_json()
+    p["companion"].update({"limits": "redis", "limits_unavailable": "local"})
+    redis = start_redis()
+    url = redis.__enter__()
+    try:
+        with start_companion(p, redis_url=url) as a, start_companion(p, redis_url=url) as b:
+            ip = next_client_ip()
+            statuses = [check(a if n % 2 else b, "/api/items", ip=ip).status_code for n in range(10)]
+            assert statuses == [204] * 10
+            assert check(a, "/api/items", ip=ip).status_code == 403
+            assert check(b, "/api/items", ip=ip).status_code == 403
+            redis.__exit__(None, None, None)
+            redis = None
+            ip = next_client_ip()
+            for replica in (a, b):
+                assert [check(replica, "/api/items", ip=ip).status_code for _ in range(10)] == [204] * 10
+                assert check(replica, "/api/items", ip=ip).status_code == 403
+            assert 'palisade_companion_limit_fallbacks_total{mode="local"}' in a.metrics()
+    finally:
+        if redis is not None:
+            redis.__exit__(None, None, None)

@@ -52,12 +52,18 @@ def render(out_dir, policy, listen_port, upstream_port, failure_mode="closed"):
     os.makedirs(docs, exist_ok=True)
     with open(os.path.join(docs, "index.html"), "w") as page:
         page.write("<!doctype html><title>API docs</title><h1>API docs, served by nginx</h1>\n")
+    unused = set(replacements)
     for name in SNIPPETS + ("nginx.conf",):
         text = open(os.path.join(NGINX_DIR, name)).read()
         for old, new in replacements.items():
-            text = text.replace(old, new)
+            if old in text:
+                unused.discard(old)
+                text = text.replace(old, new)
         with open(os.path.join(out_dir, name), "w") as out:
             out.write(text)
+    if unused:
+        # A snippet was edited and a setting would silently keep its default.
+        raise ValueError(f"nothing in nginx/ to replace for {sorted(unused)}")
 
 
 def main(out_dir, policy_json, listen_port, upstream_port, failure_mode="closed"):

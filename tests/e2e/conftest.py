@@ -518,6 +518,38 @@ def start_redis():
         stop(process)
 
 
+# wrk, counting every status it sees (the failover tests).
+
+WRK = shutil.which("wrk")
+WRK_SCRIPT = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) counts = {} end
+function response(status, headers, body) counts[status] = (counts[status] or 0) + 1 end
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for status, n in pairs(t:get("counts")) do total[status] = (total[status] or 0) + n end
+  end
+  for status, n in pairs(total) do io.write(string.format("status %d %d\\n", status, n)) end
+end
+"""
+
+
+def run_wrk(url, seconds, headers, out):
+    """wrk -t2 -c16 against `url` for `seconds`; puts {status: count} in
+    out["statuses"] and wrk's output in out["stdout"] (run it in a thread)."""
+    script = Path(tempfile.mkdtemp(prefix="palisade-wrk-")) / "count.lua"
+    script.write_text(WRK_SCRIPT)
+    args = [WRK, "-t2", "-c16", f"-d{seconds}s", "-s", str(script)]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    done = subprocess.run(args + [url], capture_output=True, text=True, timeout=seconds + 30)
+    out["statuses"] = {int(s): int(n) for _, s, n in
+                       (line.split() for line in done.stdout.splitlines() if line.startswith("status "))}
+    out["stdout"] = done.stdout
+
+
 # nginx (Debian's), with Palisade through auth_request.
 
 NGINX = "/usr/sbin/nginx"

@@ -4,35 +4,16 @@ restarted, and Envoy must answer as `companion.failure_mode` says, with no
 5xx beyond what the mode allows, and hand off again within a few seconds of
 the companion's return.
 """
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import (BROWSER_HEADERS, admin_stats, free_port, policy_json, start_companion,
-                      start_envoy_edited, without_upstream)
+from conftest import (BROWSER_HEADERS, WRK, admin_stats, free_port, policy_json, run_wrk,
+                      start_companion, start_envoy_edited, without_upstream)
 
-WRK = shutil.which("wrk")
 PATH = "/demo/text"
-# Counts every status wrk sees, across its threads.
-WRK_SCRIPT = """
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) counts = {} end
-function response(status, headers, body) counts[status] = (counts[status] or 0) + 1 end
-function done(summary, latency, requests)
-  local total = {}
-  for _, t in ipairs(threads) do
-    for status, n in pairs(t:get("counts")) do total[status] = (total[status] or 0) + n end
-  end
-  for status, n in pairs(total) do io.write(string.format("status %d %d\\n", status, n)) end
-end
-"""
 
 pytestmark = pytest.mark.skipif(WRK is None, reason="wrk not installed (scripts/install-system-deps.sh)")
 
@@ -57,18 +38,6 @@ def handed_off(status, location):
     return status == 303 and "/.palisade/challenge?kind=text" in location
 
 
-def run_wrk(envoy, seconds, out):
-    script = Path(tempfile.mkdtemp(prefix="palisade-wrk-")) / "count.lua"
-    script.write_text(WRK_SCRIPT)
-    args = [WRK, "-t2", "-c16", f"-d{seconds}s", "-s", str(script)]
-    for name, value in BROWSER_HEADERS.items():
-        args += ["-H", f"{name}: {value}"]
-    done = subprocess.run(args + [envoy.url + PATH], capture_output=True, text=True, timeout=seconds + 30)
-    out["statuses"] = {int(s): int(n) for _, s, n in
-                       (line.split() for line in done.stdout.splitlines() if line.startswith("status "))}
-    out["stdout"] = done.stdout
-
-
 @pytest.mark.parametrize("mode,down_status", [("pow", 403), ("fail_open", 200), ("fail_closed", 503)])
 def test_companion_killed_under_load(echo_upstream, mode, down_status):
     policy = policy_json()
@@ -82,7 +51,7 @@ def test_companion_killed_under_load(echo_upstream, mode, down_status):
         try:
             wait_for(envoy, handed_off, 10)
             result = {}
-            load = threading.Thread(target=run_wrk, args=(envoy, 10, result))
+            load = threading.Thread(target=run_wrk, args=(envoy.url + PATH, 10, BROWSER_HEADERS, result))
             load.start()
             time.sleep(2)
             first.__exit__(None, None, None)

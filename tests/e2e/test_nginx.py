@@ -3,18 +3,15 @@ challenges solved and their tokens accepted, request bodies intact, one
 count per request across internal redirects, the companion killed under
 load in each failure mode, and forged descriptions of the request ignored.
 The decisions themselves are compared with Envoy's in test_parity.py."""
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import (BROWSER_HEADERS, BROWSER_UA, cli, free_port, next_client_ip, policy_json,
-                      solve_pow, start_companion, start_nginx)
+from conftest import (BROWSER_HEADERS, BROWSER_UA, WRK, cli, free_port, next_client_ip, policy_json,
+                      run_wrk, solve_pow, start_companion, start_nginx)
 
 JSON = {"Accept": "application/json"}
 
@@ -140,34 +137,6 @@ def test_forged_descriptions_of_the_request_are_ignored(demo):
     assert "x-palisade-client-ip" not in seen
 
 
-WRK = shutil.which("wrk")
-WRK_SCRIPT = """
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) counts = {} end
-function response(status, headers, body) counts[status] = (counts[status] or 0) + 1 end
-function done(summary, latency, requests)
-  local total = {}
-  for _, t in ipairs(threads) do
-    for status, n in pairs(t:get("counts")) do total[status] = (total[status] or 0) + n end
-  end
-  for status, n in pairs(total) do io.write(string.format("status %d %d\\n", status, n)) end
-end
-"""
-
-
-def run_wrk(url, seconds, out):
-    script = Path(tempfile.mkdtemp(prefix="palisade-wrk-")) / "count.lua"
-    script.write_text(WRK_SCRIPT)
-    args = [WRK, "-t2", "-c16", f"-d{seconds}s", "-s", str(script)]
-    for name, value in {**BROWSER_HEADERS, "X-Forwarded-For": "10.99.0.1"}.items():
-        args += ["-H", f"{name}: {value}"]
-    done = subprocess.run(args + [url], capture_output=True, text=True, timeout=seconds + 30)
-    out["statuses"] = {int(s): int(n) for _, s, n in
-                       (line.split() for line in done.stdout.splitlines() if line.startswith("status "))}
-    out["stdout"] = done.stdout
-
-
 def wait_for_status(url, want, timeout, headers=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -188,7 +157,8 @@ def test_companion_killed_under_load(echo_upstream, mode, down_status):
     try:
         with start_nginx(companion, echo_upstream, failure_mode=mode) as nginx:
             result = {}
-            load = threading.Thread(target=run_wrk, args=(nginx.url + "/public/x", 8, result))
+            load = threading.Thread(target=run_wrk, args=(
+                nginx.url + "/public/x", 8, {**BROWSER_HEADERS, "X-Forwarded-For": "10.99.0.1"}, result))
             load.start()
             time.sleep(2)
             first.__exit__(None, None, None)

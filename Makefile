@@ -47,6 +47,7 @@ bench: deps build wasm
 	$(CARGO) bench --bench engine
 	bash scripts/bench-envoy.sh
 	bash scripts/bench-companion.sh
+	bash scripts/bench-nginx.sh
 
 clean:
 	$(CARGO) clean

@@ -139,41 +139,15 @@ async fn auth(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let answer = tokio::task::spawn_blocking(move || {
-        let loaded = shared.current();
-        let Some(original) = Original::read(&loaded, peer.ip(), &headers) else {
-            return untrusted(peer.ip());
-        };
-        let asked = original.asked();
-        let now = now_ns();
-        if let Some(id) = &original.request_id {
-            if let Some(verdict) = shared.verdicts.get(id, &asked, now) {
-                shared.metrics.checked(&verdict.answer, true);
-                return verdict.answer;
-            }
+    // The decision is a few microseconds of CPU: run it here, unless the
+    // rate limits wait on Redis, which must not hold up this runtime thread.
+    let answer = if shared.current().limits.waits_on_network() {
+        match tokio::task::spawn_blocking(move || check(&shared, peer.ip(), &headers)).await {
+            Ok(answer) => answer,
+            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         }
-        let request = original.request();
-        let decision = loaded.limits.with_store(&shared.metrics, |store| {
-            loaded.policy.decide(&request, store, now)
-        });
-        let answer = loaded.policy.auth_answer(&decision, &request);
-        shared.metrics.checked(&answer, false);
-        if let Some(id) = &original.request_id {
-            let response = loaded
-                .policy
-                .respond(&decision, &request, || CompanionHealth::Up, now)
-                .response;
-            let verdict = Verdict {
-                answer: answer.clone(),
-                response,
-            };
-            shared.verdicts.insert(id, asked, verdict, now);
-        }
-        answer
-    })
-    .await;
-    let Ok(answer) = answer else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    } else {
+        check(&shared, peer.ip(), &headers)
     };
     let mut response = status(answer.status).into_response();
     for (name, value) in answer.headers {
@@ -182,6 +156,40 @@ async fn auth(
         }
     }
     response
+}
+
+/// The check's answer for the request `headers` describe.
+fn check(shared: &Shared, peer: IpAddr, headers: &HeaderMap) -> AuthAnswer {
+    let loaded = shared.current();
+    let Some(original) = Original::read(&loaded, peer, headers) else {
+        return untrusted(peer);
+    };
+    let asked = original.asked();
+    let now = now_ns();
+    if let Some(id) = &original.request_id {
+        if let Some(verdict) = shared.verdicts.get(id, &asked, now) {
+            shared.metrics.checked(&verdict.answer, true);
+            return verdict.answer;
+        }
+    }
+    let request = original.request();
+    let decision = loaded.limits.with_store(&shared.metrics, |store| {
+        loaded.policy.decide(&request, store, now)
+    });
+    let answer = loaded.policy.auth_answer(&decision, &request);
+    shared.metrics.checked(&answer, false);
+    if let Some(id) = &original.request_id {
+        let response = loaded
+            .policy
+            .respond(&decision, &request, || CompanionHealth::Up, now)
+            .response;
+        let verdict = Verdict {
+            answer: answer.clone(),
+            response,
+        };
+        shared.verdicts.insert(id, asked, verdict, now);
+    }
+    answer
 }
 
 /// `/auth/reply`: what nginx's `error_page` for a refused check sends the

@@ -76,6 +76,12 @@ impl CheckLimits {
         }
     }
 
+    /// Whether counting may wait on the network (Redis): the caller then
+    /// runs it where blocking is allowed.
+    pub fn waits_on_network(&self) -> bool {
+        self.remote.is_some()
+    }
+
     /// Runs `decide` with the store the check counts in, such as
     /// `policy.decide(&request, store, now)`. Requests that could not be
     /// counted in Redis are counted in `metrics` by fallback.

@@ -53,6 +53,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 log() { echo "bench-nginx: $*" >&2; }
+# shellcheck source=scripts/bench-cleanup.sh
+. scripts/bench-cleanup.sh
 
 DURATION=${BENCH_DURATION:-8s}
 WARMUP=${BENCH_WARMUP:-2s}
@@ -87,22 +89,11 @@ SAMPLER_PID=
 
 # shellcheck disable=SC2317  # called by the EXIT trap only
 cleanup() {
-  local rc=$? pid
+  local rc=$?
   trap - EXIT INT TERM
-  for pid in $WRK_PID $SAMPLER_PID; do kill "$pid" 2>/dev/null || true; done
-  # nginx: SIGTERM is its fast stop; the companion stops on SIGTERM too.
-  for pid in "${PID[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PID[@]}" $WRK_PID $SAMPLER_PID; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [ "$rc" -ne 0 ] || [ "${BENCH_KEEP:-0}" = 1 ]; then
-    log "work directory kept: $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
+  # shellcheck disable=SC2086  # the wrk and sampler PIDs may be unset
+  stop_processes $WRK_PID $SAMPLER_PID "${PID[@]}"
+  finish_work "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT

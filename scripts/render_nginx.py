@@ -9,8 +9,10 @@ POLICY_JSON is `palisade policy-json POLICY`; the companion's listeners
 (challenge.path_prefix) come from it. FAILURE_MODE is `closed` (default) or
 `open`: what nginx does when the companion cannot answer.
 """
+import grp
 import json
 import os
+import pwd
 import sys
 
 SNIPPETS = ("palisade-http.conf", "palisade.conf", "palisade-headers.conf")
@@ -23,11 +25,7 @@ def current_user():
     Started by anyone else, nginx cannot switch users, and the line is empty."""
     if os.geteuid() != 0:
         return ""
-    import pwd
-
     entry = pwd.getpwuid(os.geteuid())
-    import grp
-
     return f"user {entry.pw_name} {grp.getgrgid(entry.pw_gid).gr_name};"
 
 

@@ -141,13 +141,15 @@ async fn auth(
 ) -> Response {
     // The decision is a few microseconds of CPU: run it here, unless the
     // rate limits wait on Redis, which must not hold up this runtime thread.
-    let answer = if shared.current().limits.waits_on_network() {
-        match tokio::task::spawn_blocking(move || check(&shared, peer.ip(), &headers)).await {
+    let loaded = shared.current();
+    let answer = if loaded.limits.waits_on_network() {
+        let blocking = move || check(&shared, &loaded, peer.ip(), &headers);
+        match tokio::task::spawn_blocking(blocking).await {
             Ok(answer) => answer,
             Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         }
     } else {
-        check(&shared, peer.ip(), &headers)
+        check(&shared, &loaded, peer.ip(), &headers)
     };
     let mut response = status(answer.status).into_response();
     for (name, value) in answer.headers {
@@ -158,10 +160,9 @@ async fn auth(
     response
 }
 
-/// The check's answer for the request `headers` describe.
-fn check(shared: &Shared, peer: IpAddr, headers: &HeaderMap) -> AuthAnswer {
-    let loaded = shared.current();
-    let Some(original) = Original::read(&loaded, peer, headers) else {
+/// The check's answer for the request `headers` describe, under `loaded`.
+fn check(shared: &Shared, loaded: &Loaded, peer: IpAddr, headers: &HeaderMap) -> AuthAnswer {
+    let Some(original) = Original::read(loaded, peer, headers) else {
         return untrusted(peer);
     };
     let asked = original.asked();

@@ -12,6 +12,7 @@
 //! - [`net`]: CIDRs, the compiled IP range table, and client identity.
 //! - [`crawlers`]: user-agent classes and verified-crawler checks (datasets).
 //! - [`ratelimit`]: rate syntax, GCRA and the bounded slot table.
+//! - [`scoring`]: behaviour features, interaction signals and bot-score models.
 //! - [`token`]: HMAC-sealed pass tokens and challenge tickets.
 //! - [`challenge`]: proof of work, and the companion's kinds, state and pages.
 //! - `companion` (native only): `palisade serve`, the companion's HTTP glue.
@@ -25,6 +26,7 @@ pub mod glob;
 pub mod net;
 pub mod policy;
 pub mod ratelimit;
+pub mod scoring;
 pub mod token;
 
 #[cfg(not(target_arch = "wasm32"))]

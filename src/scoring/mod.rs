@@ -1,0 +1,26 @@
+//! Learned bot scores: what a client's behaviour looks like as numbers,
+//! and the models that turn those numbers into a score from 0 (surely
+//! human) to 100 (surely bot).
+//!
+//! - [`state`]: one client's decayed counters and path sketch, in fixed
+//!   bytes any host can store (the filter's shared data, the companion's
+//!   memory, a log replay).
+//! - [`features`]: the named features, normalised to `[0, 1]`, and the
+//!   schemas (request, access log) that order them for a model.
+//! - [`interaction`]: what a challenge page records about how it was
+//!   solved, and its additive baseline score.
+//! - [`model`]: model files (MLP or logistic), checked at load, and
+//!   inference.
+//!
+//! The score feeds the same thresholds as rule weights; how the two
+//! combine is in [`crate::policy`] and `docs/scoring.md`.
+
+pub mod features;
+pub mod interaction;
+pub mod model;
+pub mod state;
+
+pub use features::{RequestFacts, Schema, Vector, ACCESS_LOG, REQUEST};
+pub use interaction::{Interaction, INTERACTION};
+pub use model::{Contribution, Model, ModelError, ModelFile};
+pub use state::{ClientState, Observation, STATE_BYTES};

@@ -8,7 +8,7 @@
 use palisade::challenge::{self, Passed};
 use palisade::config::{
     ActionName, ChallengeKind, Config, ConfigError, FailureMode, LimitsStore, LimitsUnavailable,
-    RateScope,
+    RateScope, ScoreUse,
 };
 use palisade::crawlers::{ClientClass, Verification};
 use palisade::policy::{
@@ -17,6 +17,7 @@ use palisade::policy::{
     MAX_VERIFY_BODY, STALE_AFTER,
 };
 use palisade::ratelimit::MemoryStore;
+use palisade::scoring::{Scored, TopFeatures};
 use palisade::token::TokenError;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -3811,5 +3812,105 @@ fn the_companion_limit_settings_are_checked() {
             "`allow`",
             "`deny`",
         ],
+    );
+}
+
+// --- Learned scores -----------------------------------------------------
+
+fn decide_scored<'p>(p: &'p Policy, r: &Req, points: u8) -> Decision<'p> {
+    let mut store = MemoryStore::new(64);
+    let scored = Scored {
+        points,
+        top: TopFeatures::of(["timing_cv", "asset_share"]),
+    };
+    p.decide_scored(&r.request(), &mut store, NOW, Some(scored))
+}
+
+const SCORED: &str = "scoring:\n  enabled: true\nrules:\n  - name: suspicious\n    when: {user_agent: curl}\n    weight: 30\n  - name: trusted\n    when: {ip_in: [office]}\n    weight: -40\nlists:\n  office: {cidrs: [198.51.100.0/24]}\nroutes:\n  - name: static\n    match: {path: /static/**}\n    score: off\n  - name: login\n    match: {path: /login}\n    score: blocking\n    login: true\n";
+
+#[test]
+fn a_learned_score_stands_in_for_the_rules_when_higher_and_trust_still_counts() {
+    let p = policy(SCORED);
+    let d = decide_scored(&p, &Req::get("/"), 75);
+    assert_eq!(
+        (d.score, d.rule_score, d.action),
+        (75, 0, Action::Challenge)
+    );
+    assert!(d.model.unwrap().enforced);
+    // The higher of the rules' 30 and the model's 20 counts.
+    let d = decide_scored(&p, &Req::get("/").ua("curl/8"), 20);
+    assert_eq!((d.score, d.rule_score), (30, 30));
+    // Trust from a negative weight lowers a learned 75 to 35.
+    let d = decide_scored(&p, &Req::get("/").ip("198.51.100.7"), 75);
+    assert_eq!((d.score, d.action), (35, Action::Allow));
+    // Rules only without a score.
+    let d = decide(&p, &Req::get("/"));
+    assert_eq!((d.score, d.model), (0, None));
+}
+
+#[test]
+fn routes_choose_how_the_score_is_used_and_shadow_mode_never_enforces() {
+    let p = policy(SCORED);
+    let d = decide_scored(&p, &Req::get("/static/app.css"), 95);
+    assert_eq!((d.score, d.model, d.action), (0, None, Action::Allow));
+    assert_eq!(
+        p.score_use(&Req::get("/static/a.css").request()),
+        ScoreUse::Off
+    );
+    assert_eq!(
+        p.score_use(&Req::get("/login").request()),
+        ScoreUse::Blocking
+    );
+    assert_eq!(p.score_use(&Req::get("/x").request()), ScoreUse::Cached);
+    assert!(decide(&p, &Req::get("/login")).login);
+    assert!(!decide(&p, &Req::get("/x")).login);
+
+    let shadow = policy(&SCORED.replace("enabled: true", "enabled: true\n  shadow: true"));
+    let d = decide_scored(&shadow, &Req::get("/"), 95);
+    assert_eq!((d.score, d.action), (0, Action::Allow));
+    assert!(!d.model.unwrap().enforced);
+    let headers = shadow.upstream_headers(&d);
+    let score = headers
+        .iter()
+        .find(|(n, _)| *n == "x-palisade-score")
+        .unwrap();
+    assert_eq!(
+        score.1,
+        "0; rules=0; model=95 shadow; top=timing_cv,asset_share"
+    );
+    // Without scoring the route ignores it, and the header is the number.
+    let off = policy("routes: []");
+    assert_eq!(off.score_use(&Req::get("/").request()), ScoreUse::Off);
+    let d = decide_scored(&off, &Req::get("/"), 95);
+    let headers = off.upstream_headers(&d);
+    assert!(headers.contains(&("x-palisade-score", "0".to_string())));
+}
+
+#[test]
+fn scoring_settings_out_of_range_or_without_scoring_are_errors() {
+    let env = FakeEnv::default();
+    assert_error_in(
+        "routes:\n  - match: {path: /login}\n    score: blocking\n",
+        &env,
+        "routes[0].score",
+        &["scoring.enabled"],
+    );
+    assert_error_in(
+        "scoring:\n  enabled: true\n  slots: 4\n",
+        &env,
+        "scoring.slots",
+        &["16", "not 4"],
+    );
+    assert_error_in(
+        "scoring:\n  report_interval_ms: 5\n",
+        &env,
+        "scoring.report_interval_ms",
+        &["100"],
+    );
+    assert_error_in(
+        "scoring:\n  enabled: true\n  modle: x\n",
+        &env,
+        "scoring.modle",
+        &["unknown field"],
     );
 }

@@ -51,6 +51,64 @@ pub struct Config {
     /// The companion service (`palisade serve`) and how the filter uses it.
     #[serde(default)]
     pub companion: CompanionConfig,
+    /// Learned bot scores (`docs/scoring.md`).
+    #[serde(default)]
+    pub scoring: ScoringConfig,
+}
+
+/// Learned bot scores: whether they are used, where the companion finds
+/// its models, and how the filter reports features and caches scores.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoringConfig {
+    /// Track behaviour features and use the companion's scores.
+    pub enabled: bool,
+    /// Scores are computed, logged and shown in `x-palisade-score`, but
+    /// not enforced: how a new model is tried before it decides anything.
+    pub shadow: bool,
+    /// The request-behaviour model the companion serves (schema `request-v1`).
+    pub model: String,
+    /// Per-client feature slots (the filter's shared data; the companion's
+    /// check table). Memory is fixed: `slots × 128` bytes.
+    pub slots: u32,
+    /// How long a score sent back by the companion applies to its client.
+    pub cache_ttl: Duration,
+    /// How often each filter worker sends its queued features to `/score`.
+    pub report_interval_ms: u64,
+    /// The most clients one report carries.
+    pub report_batch: u32,
+    /// How long a request on a `score: blocking` route waits for `/score`.
+    pub blocking_timeout_ms: u64,
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        ScoringConfig {
+            enabled: false,
+            shadow: false,
+            model: "datasets/models/request.json".to_string(),
+            slots: 8192,
+            cache_ttl: Duration(60),
+            report_interval_ms: 1000,
+            report_batch: 128,
+            blocking_timeout_ms: 250,
+        }
+    }
+}
+
+/// How a route uses the learned score.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreUse {
+    /// The route ignores the score (rules only).
+    Off,
+    /// The client's cached score applies from its next request; a request
+    /// never waits for the companion.
+    #[default]
+    Cached,
+    /// Without a fresh cached score the request waits (up to
+    /// `scoring.blocking_timeout_ms`) for the companion to score it.
+    Blocking,
 }
 
 /// The companion service: its listeners, state and challenge settings, and
@@ -535,6 +593,11 @@ pub struct Route {
     pub challenge: Option<ChallengeSettings>,
     pub rate_limit: Option<RateLimitSettings>,
     pub block: Option<BlockSettings>,
+    /// How the learned score applies here (with `scoring.enabled`).
+    pub score: Option<ScoreUse>,
+    /// A login endpoint: its 401 and 403 answers count as failed logins.
+    #[serde(default)]
+    pub login: bool,
 }
 
 /// Which requests a route matches; every given test must hold.

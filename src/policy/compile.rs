@@ -9,7 +9,8 @@ use super::{
 };
 use crate::config::{
     ChallengeSettings, ClientSource, CompanionConfig, Condition, Config, ConfigError,
-    FieldCondition, IpList, LimitsStore, Patterns, RateLimitSettings, Route,
+    FieldCondition, IpList, LimitsStore, Patterns, RateLimitSettings, Route, ScoreUse,
+    ScoringConfig,
 };
 use crate::crawlers::{self, Anomalies, CrawlerSpec, Crawlers};
 use crate::net::{self, Cidr, ClientPrefix, IpSet, LabelTable};
@@ -369,6 +370,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         challenge_path: format!("{}challenge", challenge.path_prefix),
         challenge: challenge.clone(),
         companion: config.companion.clone(),
+        scoring: compile_scoring(config)?,
         trusted_peers,
         annotate: config.annotate.upstream_headers,
         rate_buckets: config.rate_limiting.buckets,
@@ -694,7 +696,45 @@ fn compile_route(
             status,
             body: block.body.unwrap_or_else(|| config.block.body.clone()),
         },
+        score: match (config.scoring.enabled, route.score) {
+            (true, score) => score.unwrap_or_default(),
+            (false, None | Some(ScoreUse::Off)) => ScoreUse::Off,
+            (false, Some(_)) => {
+                return Err(ConfigError::new(
+                    format!("{at}.score"),
+                    "the route asks for the learned score, but `scoring.enabled` is false",
+                ))
+            }
+        },
+        login: route.login,
     })
+}
+
+/// Checks the scoring settings' ranges.
+fn compile_scoring(config: &Config) -> Result<ScoringConfig, ConfigError> {
+    let s = &config.scoring;
+    let check = |field: &str, value: u64, low: u64, high: u64| {
+        if (low..=high).contains(&value) {
+            Ok(())
+        } else {
+            Err(ConfigError::new(
+                format!("scoring.{field}"),
+                format!("must be {low} to {high}, not {value}"),
+            ))
+        }
+    };
+    check("slots", u64::from(s.slots), 16, 1 << 20)?;
+    check("report_interval_ms", s.report_interval_ms, 100, 60_000)?;
+    check("report_batch", u64::from(s.report_batch), 1, 1024)?;
+    check("blocking_timeout_ms", s.blocking_timeout_ms, 10, 5_000)?;
+    check("cache_ttl", s.cache_ttl.0, 1, 86_400)?;
+    if s.enabled && s.model.trim().is_empty() {
+        return Err(ConfigError::new(
+            "scoring.model",
+            "give the model file's path",
+        ));
+    }
+    Ok(s.clone())
 }
 
 fn compile_limit(

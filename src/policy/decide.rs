@@ -2,14 +2,15 @@
 
 use super::condition::Facts;
 use super::{
-    Action, ChallengeSpec, Client, CompiledRoute, Decision, FiredRule, Policy, RateLimitResult,
-    Reason, Request, TokenState,
+    Action, ChallengeSpec, Client, CompiledRoute, Decision, FiredRule, ModelUse, Policy,
+    RateLimitResult, Reason, Request, TokenState,
 };
 use crate::challenge::Passed;
-use crate::config::{ActionName, RateScope};
+use crate::config::{ActionName, RateScope, ScoreUse};
 use crate::crawlers::{Anomalies, ClientClass, Verification};
 use crate::net::MAX_LABELS;
 use crate::ratelimit::RateLimitStore;
+use crate::scoring::Scored;
 use crate::token::TokenError;
 use regex::SetMatches;
 use std::cell::OnceCell;
@@ -96,12 +97,28 @@ fn severity(a: ActionName) -> u8 {
 
 impl Policy {
     /// Decides `request` at `now_ns` (nanoseconds since the Unix epoch),
-    /// counting it against rate limits in `store`.
+    /// counting it against rate limits in `store`, on rules alone.
     pub fn decide<'p>(
         &'p self,
         request: &Request,
         store: &mut dyn RateLimitStore,
         now_ns: u64,
+    ) -> Decision<'p> {
+        self.decide_scored(request, store, now_ns, None)
+    }
+
+    /// [`Policy::decide`] with the client's learned score, when the host
+    /// has one. Where the route uses it (and not in shadow mode), the
+    /// score is `max(positive weights, learned) + negative weights`,
+    /// clamped to 0–100: the learned score stands in for the rules'
+    /// suspicion when it is higher, and trust the rules grant (negative
+    /// weights, a verified crawler say) still counts against it.
+    pub fn decide_scored<'p>(
+        &'p self,
+        request: &Request,
+        store: &mut dyn RateLimitStore,
+        now_ns: u64,
+        scored: Option<Scored>,
     ) -> Decision<'p> {
         let ip = self.client_ip(request);
         let prefix = ip.map(|ip| self.client.prefix.of(ip));
@@ -123,10 +140,14 @@ impl Policy {
         let route = &self.routes[route_index];
 
         let mut fired = Vec::with_capacity(8);
-        let mut score: i64 = 0;
+        let (mut suspicion, mut trust): (i64, i64) = (0, 0);
         for (index, rule) in self.rules.iter().enumerate() {
             if rule.when.holds(&facts) {
-                score += i64::from(rule.weight);
+                if rule.weight >= 0 {
+                    suspicion += i64::from(rule.weight);
+                } else {
+                    trust += i64::from(rule.weight);
+                }
                 fired.push(FiredRule {
                     index,
                     name: &rule.name,
@@ -135,7 +156,20 @@ impl Policy {
                 });
             }
         }
-        let score = score.clamp(0, 100) as u8;
+        let rule_score = (suspicion + trust).clamp(0, 100) as u8;
+        let model = match route.score {
+            ScoreUse::Off => None,
+            ScoreUse::Cached | ScoreUse::Blocking => scored.map(|scored| ModelUse {
+                scored,
+                enforced: !self.scoring.shadow,
+            }),
+        };
+        let score = match model {
+            Some(m) if m.enforced => {
+                (suspicion.max(i64::from(m.scored.points)) + trust).clamp(0, 100) as u8
+            }
+            _ => rule_score,
+        };
         let score_action = self.score_action(score);
 
         let from_route = combine(route.action, score_action);
@@ -207,6 +241,9 @@ impl Policy {
             route_action: route.action,
             rules: fired,
             score,
+            rule_score,
+            model,
+            login: route.login,
             score_action,
             client: Client {
                 ip,
@@ -221,6 +258,15 @@ impl Policy {
             block: (action == Action::Block)
                 .then_some((route.block.status, route.block.body.as_str())),
         }
+    }
+
+    /// How the route `request` matches uses the learned score: whether the
+    /// host should wait for one (`Blocking`) or use what it has cached.
+    pub fn score_use(&self, request: &Request) -> ScoreUse {
+        if !self.scoring.enabled {
+            return ScoreUse::Off;
+        }
+        self.routes[self.match_route(request)].score
     }
 
     /// The index of the first matching route; the default route when none.

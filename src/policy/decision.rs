@@ -5,6 +5,7 @@ use crate::config::{ActionName, ChallengeKind, RateScope};
 use crate::crawlers::{ClientClass, Verification};
 use crate::net::Cidr;
 use crate::ratelimit::{Limit, Outcome};
+use crate::scoring::Scored;
 use crate::token::TokenError;
 use std::net::IpAddr;
 
@@ -108,6 +109,14 @@ impl RateLimitResult<'_> {
     }
 }
 
+/// A learned score and whether it counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelUse {
+    pub scored: Scored,
+    /// False in shadow mode: shown and logged, not enforced.
+    pub enforced: bool,
+}
+
 /// Why the final action is what it is (for `explain` and logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason<'p> {
@@ -133,8 +142,15 @@ pub struct Decision<'p> {
     pub route_index: Option<usize>,
     pub route_action: Option<ActionName>,
     pub rules: Vec<FiredRule<'p>>,
-    /// The suspicion score, 0–100.
+    /// The suspicion score, 0–100: the rules' weights, and the learned
+    /// score where the route uses it (see [`Decision::model`]).
     pub score: u8,
+    /// The rules' weights alone, clamped to 0–100.
+    pub rule_score: u8,
+    /// The learned score the host supplied, when the route uses it.
+    pub model: Option<ModelUse>,
+    /// The route is marked `login`.
+    pub login: bool,
     /// What the thresholds alone make of the score.
     pub score_action: ActionName,
     pub client: Client<'p>,

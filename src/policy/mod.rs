@@ -37,7 +37,8 @@ mod respond;
 pub use auth::AuthAnswer;
 pub use compile::{CompileEnv, ProcessEnv};
 pub use decision::{
-    Action, ChallengeSpec, Client, Decision, FiredRule, RateLimitResult, Reason, TokenState,
+    Action, ChallengeSpec, Client, Decision, FiredRule, ModelUse, RateLimitResult, Reason,
+    TokenState,
 };
 pub use handoff::OwnReply;
 pub use health::{CompanionHealth, HealthRecord, DOWN_AFTER, HEALTH_KEY, STALE_AFTER};
@@ -54,7 +55,7 @@ pub use respond::{
 use crate::challenge::Passed;
 use crate::config::{
     ActionName, ChallengeConfig, ChallengeSettings, CompanionConfig, Config, ConfigError,
-    CookieConfig, RateScope, Thresholds,
+    CookieConfig, RateScope, ScoreUse, ScoringConfig, Thresholds,
 };
 use crate::crawlers::{Anomalies, ClientClass, Crawlers};
 use crate::net::{Cidr, ClientPrefix, IpSet, LabelTable};
@@ -73,6 +74,7 @@ pub struct Policy {
     thresholds: Thresholds,
     challenge: ChallengeConfig,
     companion: CompanionConfig,
+    scoring: ScoringConfig,
     /// `companion.trusted_peers`, parsed.
     trusted_peers: Vec<Cidr>,
     /// `<challenge.path_prefix>verify`, made once.
@@ -135,6 +137,9 @@ struct CompiledRoute {
     challenge: ChallengeSpec,
     rate_limit: Option<CompiledLimit>,
     block: BlockSpec,
+    /// `Off` whenever scoring is disabled.
+    score: ScoreUse,
+    login: bool,
 }
 
 #[derive(Debug)]
@@ -297,6 +302,10 @@ impl Policy {
     /// The companion section, validated.
     pub fn companion(&self) -> &CompanionConfig {
         &self.companion
+    }
+
+    pub fn scoring(&self) -> &ScoringConfig {
+        &self.scoring
     }
 
     /// Whether a check from `peer` may describe the original request

@@ -381,10 +381,29 @@ impl Policy {
         }
         vec![
             (ANNOTATION_HEADERS[0], decision.action.as_str().to_string()),
-            (ANNOTATION_HEADERS[1], decision.score.to_string()),
+            (ANNOTATION_HEADERS[1], score_annotation(decision)),
             (ANNOTATION_HEADERS[2], client),
         ]
     }
+}
+
+/// `x-palisade-score`: the score, then, when a learned score was supplied,
+/// the rules' part, the learned part and what drove it
+/// (`72; rules=30; model=72; top=rate_short,timing_cv`). A shadow score
+/// is marked `shadow` and does not count in the first number.
+fn score_annotation(decision: &Decision) -> String {
+    let Some(m) = decision.model else {
+        return decision.score.to_string();
+    };
+    let top: Vec<&str> = m.scored.top.names().collect();
+    format!(
+        "{}; rules={}; model={}{}; top={}",
+        decision.score,
+        decision.rule_score,
+        m.scored.points,
+        if m.enforced { "" } else { " shadow" },
+        top.join(",")
+    )
 }
 
 fn parse_form(body: &[u8]) -> Option<(String, String)> {

@@ -34,7 +34,7 @@ pub enum Feature {
     /// Share of asset requests (`.css`, `.js`, images, fonts, media) in the
     /// long window. Browsers fetch assets after each page; scrapers rarely do.
     AssetShare,
-    /// Share of 4xx answers in the long window.
+    /// Share of requests answered 4xx in the long window.
     ErrorShare,
     /// 401 and 403 answers on login routes in the long window:
     /// `ln(1 + n) / ln(1 + 20)`, clamped.
@@ -240,7 +240,7 @@ impl Feature {
             Feature::TimingCv => state.timing_cv().map_or(1.0 / 3.0, |cv| cv.min(3.0) / 3.0),
             Feature::PathEntropy => state.path_entropy(),
             Feature::AssetShare => share(c.assets, c.long),
-            Feature::ErrorShare => share(c.errors, c.responses),
+            Feature::ErrorShare => share(c.errors, c.long),
             Feature::FailedLogins => log_scale(c.failed_logins, 20.0),
             Feature::ChallengesFailed => log_scale(c.challenges_failed, 10.0),
             Feature::ChallengesPassed => log_scale(c.challenges_passed, 10.0),

@@ -11,6 +11,7 @@
 //!   solved, and its additive baseline score.
 //! - [`model`]: model files (MLP or logistic), checked at load, and
 //!   inference.
+//! - [`Scored`]: a score as hosts hand it to [`crate::policy::Policy`].
 //!
 //! The score feeds the same thresholds as rule weights; how the two
 //! combine is in [`crate::policy`] and `docs/scoring.md`.
@@ -18,9 +19,11 @@
 pub mod features;
 pub mod interaction;
 pub mod model;
+mod scored;
 pub mod state;
 
 pub use features::{RequestFacts, Schema, Vector, ACCESS_LOG, REQUEST};
 pub use interaction::{Interaction, INTERACTION};
 pub use model::{Contribution, Model, ModelError, ModelFile};
+pub use scored::{Scored, TopFeatures};
 pub use state::{ClientState, Observation, STATE_BYTES};

@@ -22,7 +22,7 @@ const SKETCH: usize = 16;
 
 /// Size of a serialized [`ClientState`].
 pub const STATE_BYTES: usize = 8 + 8 + 4 + 4 * COUNTERS + SKETCH;
-const COUNTERS: usize = 16;
+const COUNTERS: usize = 15;
 
 /// Extensions of what a browser fetches after a page.
 const ASSET_EXTENSIONS: &[&str] = &[
@@ -40,7 +40,6 @@ pub struct Counters {
     /// The highest `short` reached, decaying with the long window.
     pub peak: f32,
     pub assets: f32,
-    pub responses: f32,
     pub errors: f32,
     pub failed_logins: f32,
     pub challenges_failed: f32,
@@ -63,7 +62,6 @@ impl Counters {
             self.long,
             self.peak,
             self.assets,
-            self.responses,
             self.errors,
             self.failed_logins,
             self.challenges_failed,
@@ -79,14 +77,13 @@ impl Counters {
     }
 
     fn from_array(a: [f32; COUNTERS]) -> Counters {
-        let [short, long, peak, assets, responses, errors, failed_logins, challenges_failed, challenges_passed, heads, robots, referrers, logins, mean_gap, mean_gap_sq, gaps] =
+        let [short, long, peak, assets, errors, failed_logins, challenges_failed, challenges_passed, heads, robots, referrers, logins, mean_gap, mean_gap_sq, gaps] =
             a;
         Counters {
             short,
             long,
             peak,
             assets,
-            responses,
             errors,
             failed_logins,
             challenges_failed,
@@ -110,7 +107,6 @@ impl Counters {
             &mut self.long,
             &mut self.peak,
             &mut self.assets,
-            &mut self.responses,
             &mut self.errors,
             &mut self.failed_logins,
             &mut self.challenges_failed,
@@ -242,17 +238,20 @@ impl ClientState {
         self.last_ns = self.last_ns.max(now_ns);
     }
 
-    /// Counts the answer to a request: its status, and whether it was a
-    /// failed login (401 or 403 on a login route).
-    pub fn observe_response(&mut self, status: u16, login: bool) {
-        let c = &mut self.counters;
-        c.responses += 1.0;
-        if (400..500).contains(&status) {
-            c.errors += 1.0;
+    /// Counts the answer to a request on a login route or not. Only 4xx
+    /// answers change anything (errors, and failed logins: 401 or 403 on a
+    /// login route); the return says whether this one did, so a host can
+    /// skip storing the state again for the ordinary answer.
+    pub fn observe_response(&mut self, status: u16, login: bool) -> bool {
+        if !(400..500).contains(&status) {
+            return false;
         }
+        let c = &mut self.counters;
+        c.errors += 1.0;
         if login && (status == 401 || status == 403) {
             c.failed_logins += 1.0;
         }
+        true
     }
 
     /// Counts a challenge outcome.
@@ -467,13 +466,12 @@ mod tests {
     #[test]
     fn failed_logins_count_only_401_and_403_on_login_routes() {
         let mut s = ClientState::new(1);
-        s.observe_response(401, true);
-        s.observe_response(403, true);
-        s.observe_response(401, false);
-        s.observe_response(200, true);
+        assert!(s.observe_response(401, true));
+        assert!(s.observe_response(403, true));
+        assert!(s.observe_response(401, false));
+        assert!(!s.observe_response(200, true));
         let c = s.decayed(0);
         assert_eq!(c.failed_logins, 2.0);
         assert_eq!(c.errors, 3.0);
-        assert_eq!(c.responses, 4.0);
     }
 }

@@ -11,6 +11,7 @@
 //!   solved, and its additive baseline score.
 //! - [`model`]: model files (MLP or logistic), checked at load, and
 //!   inference.
+//! - [`wire`]: the JSON of `POST /score`, shared by the filter and the companion.
 //! - [`Scored`]: a score as hosts hand it to [`crate::policy::Policy`].
 //!
 //! The score feeds the same thresholds as rule weights; how the two
@@ -21,6 +22,7 @@ pub mod interaction;
 pub mod model;
 mod scored;
 pub mod state;
+pub mod wire;
 
 pub use features::{RequestFacts, Schema, Vector, ACCESS_LOG, REQUEST};
 pub use interaction::{Interaction, INTERACTION};

@@ -24,6 +24,8 @@ pub mod pages;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod pictures;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod second_look;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod service;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod store;

@@ -23,6 +23,8 @@ pub enum Notice {
     Expired,
     Used,
     Unknown,
+    /// The answer was right, but the way it was given looked automated.
+    AskAgain,
 }
 
 fn notice_text(notice: Notice, s: &Strings) -> &'static str {
@@ -31,15 +33,25 @@ fn notice_text(notice: Notice, s: &Strings) -> &'static str {
         Notice::Expired => s.expired,
         Notice::Used => s.used,
         Notice::Unknown => s.unknown,
+        Notice::AskAgain => s.ask_again,
     }
 }
 
-fn document(lang: Lang, columns: usize, body: &str) -> String {
+/// The interaction recorder (`pages/interaction.js`): on challenge pages
+/// only, so what it records is sent with an answer and nowhere else.
+const RECORDER: &str = concat!(
+    "<script>\n",
+    include_str!("pages/interaction.js"),
+    "</script>"
+);
+
+fn document(lang: Lang, columns: usize, body: &str, script: &str) -> String {
     include_str!("pages/challenge.html")
         .replace("{{LANG}}", lang.code())
         .replace("{{TITLE}}", &escape_html(Strings::of(lang).title))
         .replace("{{COLUMNS}}", &columns.max(1).to_string())
         .replace("{{BODY}}", body)
+        .replace("{{SCRIPT}}", script)
 }
 
 /// The page for a stored challenge (`Issued::Stored`); `None` for `pow`.
@@ -157,7 +169,7 @@ pub fn challenge_page(
         ));
     }
     body.push_str("</div>\n");
-    Some(document(context.lang, columns, &body))
+    Some(document(context.lang, columns, &body, RECORDER))
 }
 
 /// The page for a client that cannot be challenged now: locked out, or the
@@ -169,5 +181,6 @@ pub fn message_page(lang: Lang, locked: bool) -> String {
         lang,
         1,
         &format!("<p role=\"alert\">{}</p>\n", escape_html(text)),
+        "",
     )
 }

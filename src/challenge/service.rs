@@ -20,7 +20,7 @@ use super::store::{Store, StoreError};
 use super::text::{self, TextRenderer};
 use super::{DatasetError, Lang, Passed};
 use crate::config::ChallengeKind;
-use crate::policy::Policy;
+use crate::policy::{ChallengeSpec, Policy};
 use crate::token::Binding;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -114,6 +114,7 @@ pub struct Verified {
     pub expires_at: u64,
     pub return_path: String,
     pub passed: Passed,
+    pub lang: Lang,
     /// Seconds from issue to the right answer.
     pub solve_s: u64,
 }
@@ -139,6 +140,17 @@ pub enum ChallengeFailure {
     Store(#[from] StoreError),
     #[error("no randomness from the system: {0}")]
     Random(getrandom::Error),
+    /// A right answer given the way a script gives it: ask `next`.
+    #[error("the answer was right, but the page was solved like a script")]
+    AskAgain(AskAgain),
+}
+
+/// The challenge a second look asks for, and where the first one was going.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AskAgain {
+    pub next: ChallengeSpec,
+    pub lang: Lang,
+    pub return_path: String,
 }
 
 impl ChallengeFailure {
@@ -151,6 +163,7 @@ impl ChallengeFailure {
             ChallengeFailure::Unknown | ChallengeFailure::NoSuchMedia => "unknown",
             ChallengeFailure::Locked { .. } => "locked",
             ChallengeFailure::Store(_) | ChallengeFailure::Random(_) => "unavailable",
+            ChallengeFailure::AskAgain(_) => "ask_again",
         }
     }
 }
@@ -399,6 +412,7 @@ impl Challenges<'_> {
             expires_at: now.saturating_add(self.policy.tokens().ttl_s),
             return_path: ctx.return_path,
             passed: ctx.passed,
+            lang: ctx.lang,
             solve_s: now.saturating_sub(ctx.issued_at),
         })
     }

@@ -31,6 +31,7 @@ pub struct Strings {
     pub expired: &'static str,
     pub used: &'static str,
     pub unknown: &'static str,
+    pub ask_again: &'static str,
     pub locked: &'static str,
     pub unavailable: &'static str,
 }
@@ -80,6 +81,7 @@ static EN: Strings = Strings {
     expired: "That challenge expired. Please try this new one.",
     used: "That challenge was already answered. Please try this new one.",
     unknown: "That challenge is not known. Please try this new one.",
+    ask_again: "Thanks. Please solve one more challenge to continue.",
     locked: "Too many wrong answers. Please wait a few minutes and try again.",
     unavailable: "Challenges are not available right now. Please try again in a moment.",
 };
@@ -104,6 +106,7 @@ static DE: Strings = Strings {
     expired: "Die Aufgabe ist abgelaufen. Bitte versuchen Sie diese neue.",
     used: "Diese Aufgabe wurde bereits beantwortet. Bitte versuchen Sie diese neue.",
     unknown: "Diese Aufgabe ist unbekannt. Bitte versuchen Sie diese neue.",
+    ask_again: "Danke. Bitte lösen Sie noch eine Aufgabe, um fortzufahren.",
     locked: "Zu viele falsche Antworten. Bitte warten Sie einige Minuten und versuchen Sie es erneut.",
     unavailable: "Aufgaben sind gerade nicht verfügbar. Bitte versuchen Sie es gleich noch einmal.",
 };
@@ -128,6 +131,7 @@ static FR: Strings = Strings {
     expired: "Ce défi a expiré. Essayez ce nouveau défi.",
     used: "Ce défi a déjà reçu une réponse. Essayez ce nouveau défi.",
     unknown: "Ce défi est inconnu. Essayez ce nouveau défi.",
+    ask_again: "Merci. Veuillez résoudre encore un défi pour continuer.",
     locked: "Trop de mauvaises réponses. Attendez quelques minutes puis réessayez.",
     unavailable: "Les défis ne sont pas disponibles pour le moment. Réessayez dans un instant.",
 };
@@ -152,6 +156,7 @@ static ES: Strings = Strings {
     expired: "El desafío caducó. Pruebe este nuevo.",
     used: "Ese desafío ya se respondió. Pruebe este nuevo.",
     unknown: "Ese desafío no se conoce. Pruebe este nuevo.",
+    ask_again: "Gracias. Resuelva un desafío más para continuar.",
     locked: "Demasiadas respuestas incorrectas. Espere unos minutos y vuelva a intentarlo.",
     unavailable: "Los desafíos no están disponibles ahora. Vuelva a intentarlo en un momento.",
 };

@@ -7,6 +7,7 @@ use crate::challenge::service::Answer;
 use crate::challenge::{safe_return_path, Lang};
 use crate::config::ChallengeKind;
 use crate::policy::form_pairs as pairs;
+use crate::scoring::Interaction;
 
 /// The largest answer body read, in bytes.
 pub const MAX_BODY: usize = 8 * 1024;
@@ -112,6 +113,28 @@ pub fn answer(content_type: &str, body: &[u8]) -> Result<Answer, BadInput> {
     }
 }
 
+/// The page's interaction record sent with an answer: the `interaction`
+/// form field (JSON text) or JSON member. Anything unreadable reads as no
+/// record, which is neutral: a client that sends garbage is judged like
+/// one with JavaScript off, by its answer alone.
+pub fn interaction(content_type: &str, body: &[u8]) -> Option<Interaction> {
+    if body.len() > MAX_BODY {
+        return None;
+    }
+    let mut record: Interaction = if content_type.starts_with("application/json") {
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        serde_json::from_value(value.get("interaction")?.clone()).ok()?
+    } else {
+        let text = std::str::from_utf8(body).ok()?;
+        let (_, json) = pairs(text).into_iter().find(|(k, _)| k == "interaction")?;
+        serde_json::from_str(&json).ok()?
+    };
+    // The page sends at most these; more is not a person's record.
+    record.key_intervals_ms.truncate(64);
+    record.tells.truncate(16);
+    Some(record)
+}
+
 fn json_answer(body: &[u8]) -> Result<Answer, BadInput> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| BadInput::Body(format!("the body is not JSON: {e}")))?;
@@ -213,6 +236,37 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn interaction_records_come_from_the_form_or_json_and_garbage_is_none() {
+        let form = "application/x-www-form-urlencoded";
+        let r = interaction(
+            form,
+            b"answer=AB&interaction=%7B%22solve_ms%22%3A900%2C%22webdriver%22%3Atrue%7D",
+        )
+        .unwrap();
+        assert_eq!((r.solve_ms, r.webdriver), (Some(900.0), true));
+        let json = "application/json";
+        let r = interaction(
+            json,
+            br#"{"answer":"x","interaction":{"clicks":2,"new":1}}"#,
+        );
+        assert_eq!(r.unwrap().clicks, 2);
+        assert_eq!(interaction(form, b"answer=AB"), None);
+        assert_eq!(interaction(form, b"interaction=%7Bnot+json"), None);
+        assert_eq!(interaction(json, br#"{"interaction":{"clicks":-1}}"#), None);
+        let many = format!(
+            r#"{{"interaction":{{"key_intervals_ms":[{}]}}}}"#,
+            ["1"; 200].join(",")
+        );
+        assert_eq!(
+            interaction(json, many.as_bytes())
+                .unwrap()
+                .key_intervals_ms
+                .len(),
+            64
+        );
     }
 
     #[test]

@@ -38,6 +38,11 @@ struct ModeLabel {
     mode: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabel {
+    verdict: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs to about 1.6 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
@@ -62,6 +67,7 @@ pub struct Metrics {
     reloads: Family<FailureLabel, Counter>,
     checks: Family<CheckLabel, Counter>,
     limit_fallbacks: Family<ModeLabel, Counter>,
+    interactions: Family<VerdictLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -86,6 +92,7 @@ impl Metrics {
             reloads: Family::default(),
             checks: Family::default(),
             limit_fallbacks: Family::default(),
+            interactions: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -148,7 +155,18 @@ impl Metrics {
             "Rate-limit counts for /auth that Redis could not take, by what was done instead (companion.limits_unavailable: local, allow, deny)",
             m.limit_fallbacks.clone(),
         );
+        registry.register(
+            "interactions",
+            "Right answers by how the page was solved: person, bot (asked again) or none (no record, neutral)",
+            m.interactions.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    pub fn interaction(&self, verdict: &'static str) {
+        self.interactions
+            .get_or_create(&VerdictLabel { verdict })
+            .inc();
     }
 
     pub fn issued(&self, kind: ChallengeKind) {

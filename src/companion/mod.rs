@@ -26,6 +26,7 @@ pub use input::{answer as parse_answer, challenge_query as parse_challenge_query
 pub use limits::CheckLimits;
 pub use metrics::Metrics;
 
+use crate::challenge::second_look::SecondLook;
 use crate::challenge::service::Assets;
 use crate::challenge::store::{self, Store, StoreError};
 use crate::challenge::DatasetError;
@@ -65,6 +66,8 @@ pub struct Loaded {
     /// Rate limits for the nginx check: in memory, bounded like the
     /// filter's table, or in Redis (`companion.limits`).
     pub limits: CheckLimits,
+    /// How right answers' interaction records are judged.
+    pub second_look: SecondLook,
 }
 
 /// `$remote_addr`, as nginx tells the companion the connection address of
@@ -126,11 +129,20 @@ pub fn load(path: &Path, previous: Option<&Loaded>) -> Result<Loaded, ServeError
     };
     let limits = CheckLimits::new(c, policy.rate_limit_buckets(), previous.map(|p| &p.limits))
         .map_err(ServeError::Limits)?;
+    let (second_look, problem) = SecondLook::load(&policy.scoring().interaction);
+    if let (Some(problem), true) = (problem, policy.scoring().enabled) {
+        tracing::warn!(
+            event = "interaction_model",
+            problem,
+            "scoring.interaction.model not loaded; the additive baseline judges alone"
+        );
+    }
     Ok(Loaded {
         policy,
         assets,
         store,
         limits,
+        second_look,
     })
 }
 

@@ -6,8 +6,10 @@
 use super::input::{self, BadInput, MAX_BODY};
 use super::{headers_as_text, now_ns, Loaded, Shared, REAL_IP};
 use crate::challenge::pages::{self, Notice};
+use crate::challenge::second_look::Judgement;
 use crate::challenge::service::{
-    ChallengeFailure, Challenges, Client, Issued, Media, Refused, Request as Ask,
+    AskAgain, ChallengeFailure, Challenges, Client, Issued, Media, Refused, Request as Ask,
+    Verified,
 };
 use crate::challenge::urls::Urls;
 use crate::challenge::{self, Lang};
@@ -430,7 +432,10 @@ fn verify(
     let c = challenges(loaded);
     let client_key = c.client_key(&client);
     let policy = &loaded.policy;
-    match c.verify(id, &answer, &client, now) {
+    let verified = c
+        .verify(id, &answer, &client, now)
+        .and_then(|v| second_look(shared, loaded, &v, content_type, body, &client_key).map(|()| v));
+    match verified {
         Ok(v) => {
             shared.metrics.solved(v.passed.kind, v.solve_s);
             tracing::info!(
@@ -461,7 +466,10 @@ fn verify(
         }
         Err(Refused { failure, challenge }) => {
             let kind = challenge.as_ref().map(|c| c.passed.kind);
-            record_refusal(shared, loaded, &failure, kind, &client_key);
+            // A second look counts and logs its own verdict.
+            if !matches!(failure, ChallengeFailure::AskAgain(_)) {
+                record_refusal(shared, loaded, &failure, kind, &client_key);
+            }
             if matches!(
                 failure,
                 ChallengeFailure::Locked { .. } | ChallengeFailure::Store(_)
@@ -494,7 +502,17 @@ fn verify(
                     }),
                 );
             }
+            let ask = match &failure {
+                ChallengeFailure::AskAgain(again) => Ask {
+                    kind: again.next.kind,
+                    difficulty: again.next.difficulty,
+                    lang: again.lang,
+                    return_path: again.return_path.clone(),
+                },
+                _ => ask,
+            };
             let notice = match failure {
+                ChallengeFailure::AskAgain(_) => Notice::AskAgain,
                 ChallengeFailure::Expired => Notice::Expired,
                 ChallengeFailure::Used => Notice::Used,
                 ChallengeFailure::WrongAnswer => Notice::WrongAnswer,
@@ -504,6 +522,51 @@ fn verify(
                 Ok(issued) => challenge_reply(loaded, &issued, false, 403, Some(notice)),
                 Err(e) => failure_reply(shared, loaded, &e, ask.lang, false),
             }
+        }
+    }
+}
+
+/// The second look at a right answer (see
+/// [`crate::challenge::second_look`]): `Err` with
+/// the challenge to ask next when the page was solved like a script.
+fn second_look(
+    shared: &Shared,
+    loaded: &Loaded,
+    verified: &Verified,
+    content_type: &str,
+    body: &[u8],
+    client: &str,
+) -> Result<(), Refused> {
+    if !loaded.policy.scoring().enabled {
+        return Ok(());
+    }
+    let record = input::interaction(content_type, body);
+    match loaded.second_look.judge(verified.passed, record.as_ref()) {
+        Judgement::Pass { score } => {
+            shared
+                .metrics
+                .interaction(if score.is_some() { "person" } else { "none" });
+            Ok(())
+        }
+        Judgement::AskAgain { next, score } => {
+            shared.metrics.interaction("bot");
+            tracing::info!(
+                event = "interaction",
+                outcome = "ask_again",
+                score,
+                kind = verified.passed.kind.as_str(),
+                next = next.kind.as_str(),
+                difficulty = next.difficulty,
+                client,
+            );
+            Err(Refused {
+                failure: ChallengeFailure::AskAgain(AskAgain {
+                    next,
+                    lang: verified.lang,
+                    return_path: verified.return_path.clone(),
+                }),
+                challenge: None,
+            })
         }
     }
 }

@@ -79,6 +79,50 @@ pub struct ScoringConfig {
     pub report_batch: u32,
     /// How long a request on a `score: blocking` route waits for `/score`.
     pub blocking_timeout_ms: u64,
+    /// How the companion judges the way a challenge page was solved.
+    pub interaction: InteractionConfig,
+}
+
+/// Interaction signals on the companion's challenge pages (pointer, keys,
+/// timing, automation tells), checked when `scoring.enabled`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InteractionConfig {
+    /// The interaction model (schema `interaction-v1`); the additive
+    /// baseline alone when the file is missing.
+    pub model: String,
+    /// An interaction score at or above this counts as bot-like.
+    pub threshold: u8,
+    /// What a right answer with bot-like interaction gets.
+    pub on_bot: OnBotInteraction,
+    /// The harder challenge an escalation asks for.
+    pub escalate_to: ChallengeSettings,
+}
+
+impl Default for InteractionConfig {
+    fn default() -> Self {
+        InteractionConfig {
+            model: "datasets/models/interaction.json".to_string(),
+            threshold: 70,
+            on_bot: OnBotInteraction::Escalate,
+            escalate_to: ChallengeSettings {
+                kind: Some(ChallengeKind::Grid),
+                difficulty: Some(4),
+            },
+        }
+    }
+}
+
+/// What a right answer with bot-like interaction gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBotInteraction {
+    /// A harder challenge (`escalate_to`); a bot-like answer to that one
+    /// is rejected.
+    #[default]
+    Escalate,
+    /// A new challenge of the same kind, as for a wrong answer.
+    Reject,
 }
 
 impl Default for ScoringConfig {
@@ -92,6 +136,7 @@ impl Default for ScoringConfig {
             report_interval_ms: 1000,
             report_batch: 128,
             blocking_timeout_ms: 250,
+            interaction: InteractionConfig::default(),
         }
     }
 }

@@ -728,6 +728,13 @@ fn compile_scoring(config: &Config) -> Result<ScoringConfig, ConfigError> {
     check("report_batch", u64::from(s.report_batch), 1, 1024)?;
     check("blocking_timeout_ms", s.blocking_timeout_ms, 10, 5_000)?;
     check("cache_ttl", s.cache_ttl.0, 1, 86_400)?;
+    check(
+        "interaction.threshold",
+        u64::from(s.interaction.threshold),
+        1,
+        100,
+    )?;
+    check_challenge_settings(s.interaction.escalate_to, "scoring.interaction.escalate_to")?;
     if s.enabled && s.model.trim().is_empty() {
         return Err(ConfigError::new(
             "scoring.model",

@@ -21,10 +21,12 @@ pub struct Interaction {
     pub pointer_path_px: f32,
     /// Straight-line distance from the first to the last pointer position.
     pub pointer_span_px: f32,
-    /// Clicks or taps on the page.
+    /// Mouse or pen clicks on the page (touch taps are not clicks: a
+    /// finger arrives without moving across the page).
     pub clicks: u32,
-    /// Clicks with no pointer movement at all before them.
-    pub clicks_without_moves: u32,
+    /// Clicks with fewer than three pointer moves before them: the pointer
+    /// jumped to its target, as a script's pointer does.
+    pub jump_clicks: u32,
     /// From page load to the first pointer, key or touch event.
     pub first_interaction_ms: Option<f32>,
     /// From page load to submitting the answer.
@@ -51,7 +53,7 @@ pub const INTERACTION: Schema = Schema {
 pub const INTERACTION_FEATURES: [&str; 10] = [
     "pointer_moves",
     "pointer_straightness",
-    "clicks_without_moves",
+    "jump_clicks",
     "first_interaction",
     "solve_time",
     "key_regularity",
@@ -93,15 +95,15 @@ impl Interaction {
         } else {
             0.5
         };
-        let without_moves = if self.clicks == 0 {
+        let jumps = if self.clicks == 0 {
             0.0
         } else {
-            (self.clicks_without_moves as f32 / self.clicks as f32).clamp(0.0, 1.0)
+            (self.jump_clicks as f32 / self.clicks as f32).clamp(0.0, 1.0)
         };
         [
             log_scale(self.pointer_moves as f32, 500.0),
             straightness,
-            without_moves,
+            jumps,
             log_scale(self.first_interaction_ms.unwrap_or(2000.0) / 1000.0, 60.0),
             log_scale(self.solve_ms.unwrap_or(10_000.0) / 1000.0, 300.0),
             // 1 is machine-regular typing; 1/3 when there is too little to say.
@@ -124,14 +126,14 @@ impl Interaction {
             score += 60.0;
         }
         score += 25.0 * (self.tells.len().min(2) as f32);
-        // A click that arrives without the pointer ever moving: scripts
-        // dispatch clicks at coordinates; a mouse or finger gets there.
-        if self.clicks > 0 && self.clicks_without_moves == self.clicks && self.pointer_moves == 0 {
+        // Every click arrived with the pointer jumping to it: scripts put
+        // the pointer on their target; a hand moves it there.
+        if self.clicks > 0 && self.jump_clicks == self.clicks {
             score += 35.0;
         }
         // Answered faster than a person can read the question.
         if self.solve_ms.is_some_and(|ms| ms < 800.0) {
-            score += 30.0;
+            score += 40.0;
         }
         // Typing with clockwork intervals.
         if self.key_cv().is_some_and(|cv| cv < 0.08) {
@@ -183,7 +185,7 @@ mod tests {
     fn a_pointer_that_jumps_to_the_answer_and_a_fast_solve_score_high() {
         let script = Interaction {
             clicks: 1,
-            clicks_without_moves: 1,
+            jump_clicks: 1,
             solve_ms: Some(300.0),
             ..Interaction::default()
         };

@@ -621,10 +621,12 @@ def ordinary_ua():
 @pytest.fixture
 def launch():
     """Starts headless Chromium (optionally with another User-Agent, without
-    JavaScript, or another language), each with a fresh profile; quits them and removes the profiles afterwards."""
+    JavaScript, or another language), each with a fresh profile; quits them and removes the profiles afterwards.
+    With `automation=False` Chromium does not announce that it is driven
+    (`navigator.webdriver` is false), as an ordinary browser does."""
     started = []
 
-    def start(user_agent=None, javascript=True, lang="en-US"):
+    def start(user_agent=None, javascript=True, lang="en-US", automation=True):
         profile = tempfile.mkdtemp(prefix="palisade-chromium-")
         started.append((None, profile))
         options = webdriver.ChromeOptions()
@@ -636,6 +638,9 @@ def launch():
             options.add_argument(arg)
         if user_agent:
             options.add_argument(f"--user-agent={user_agent}")
+        if not automation:
+            options.add_argument("--disable-blink-features=AutomationControlled")
+            options.add_experimental_option("excludeSwitches", ["enable-automation"])
         # --lang sets the UI; Accept-Language comes from this preference.
         prefs = {"intl.accept_languages": lang}
         if not javascript:

@@ -642,3 +642,95 @@ fn temp_files_are_removed() {
     }
     assert!(!Path::new(&path).exists());
 }
+
+/// A logistic model over the request schema that weighs only `timing_cv`
+/// (low = machine-regular = bot) and `user_agent`.
+fn timing_model() -> String {
+    use palisade::scoring::REQUEST;
+    let names: Vec<&str> = REQUEST.names().collect();
+    let weights: Vec<f32> = names
+        .iter()
+        .map(|n| match *n {
+            "timing_cv" => -12.0,
+            "user_agent" => 4.0,
+            _ => 0.0,
+        })
+        .collect();
+    serde_json::json!({
+        "format": "palisade-model", "version": 1, "kind": "logistic",
+        "schema": {"name": REQUEST.name, "hash": REQUEST.hash(), "features": names},
+        "scaling": {"mean": vec![0.0; names.len()], "std": vec![1.0; names.len()]},
+        "layers": [{"inputs": names.len(), "outputs": 1, "weights": weights, "bias": [2.0],
+                    "activation": "linear"}],
+        "calibration": {"a": 1.0, "b": 0.0},
+        "metadata": {"version": "test-timing"}
+    })
+    .to_string()
+}
+
+#[test]
+fn explain_shows_the_learned_score_its_features_and_what_drove_it() {
+    let model = TempFile::new("model.json", &timing_model());
+    let base = [
+        "explain",
+        "--config",
+        DEMO,
+        "--path",
+        "/",
+        "--ip",
+        "192.0.2.9",
+    ];
+    let with = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(&["--model", model.path()]);
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    // A clockwork client: timing_cv 0 -> logit 2 + 4 (curl) = 6 -> ~100.
+    let o = with(&[
+        "--features",
+        "--feature",
+        "timing_cv=0",
+        "-H",
+        "User-Agent: curl/8.5",
+        "--json",
+    ]);
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["learned"]["model"], "test-timing");
+    assert!(v["learned"]["score"].as_u64().unwrap() >= 99, "{v}");
+    assert_eq!(v["learned"]["features"]["timing_cv"], 0.0);
+    assert_eq!(v["learned"]["top_features"][0]["feature"], "user_agent");
+    // The demo policy's rules block curl anyway; the learned part shows.
+    assert!(v["rule_score"].as_u64().is_some());
+    // An irregular browser: timing_cv 1 -> logit -10 -> ~0.
+    let o = with(&["--features", "--feature", "timing_cv=1"]);
+    let text = stdout(&o);
+    assert!(
+        text.contains("learned    0 from model test-timing"),
+        "{text}"
+    );
+    assert!(text.contains("  timing_cv            1.000"), "{text}");
+    // Bad overrides and models are errors with the reason.
+    let o = with(&["--feature", "speed=1"]);
+    assert_eq!(code(&o), Some(1));
+    assert!(stderr(&o).contains("no feature `speed`"), "{}", stderr(&o));
+    let o = with(&["--feature", "timing_cv=7"]);
+    assert!(stderr(&o).contains("from 0 to 1"), "{}", stderr(&o));
+    let bad = TempFile::new("bad-model.json", "{\"format\": \"x\"}");
+    let o = run(&[
+        "explain",
+        "--config",
+        DEMO,
+        "--path",
+        "/",
+        "--model",
+        bad.path(),
+    ]);
+    assert_eq!(code(&o), Some(0));
+    assert!(
+        stdout(&o).contains("learned    absent, rules only"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -2,8 +2,10 @@
 
 use super::{load_policy, now_ns, print};
 use clap::Args;
-use palisade::policy::{action_name, scope_name, Action, Decision, Request, TokenState};
+use palisade::policy::{action_name, scope_name, Action, Decision, Policy, Request, TokenState};
 use palisade::ratelimit::MemoryStore;
+use palisade::scoring::{ClientState, Contribution, Model, Scored, TopFeatures, Vector, REQUEST};
+use serde_json::json;
 use std::net::IpAddr;
 use std::process::ExitCode;
 
@@ -34,6 +36,91 @@ pub struct ExplainArgs {
     /// Print the decision as JSON.
     #[arg(long)]
     json: bool,
+    /// Show the learned score's inputs: every feature of a client whose
+    /// only request is this one (with `--feature` overrides), and what the
+    /// model makes of them.
+    #[arg(long)]
+    features: bool,
+    /// A feature value, `name=value` (repeatable): what the client's
+    /// history would have made it. Implies `--features`.
+    #[arg(long = "feature", value_name = "NAME=VALUE")]
+    feature_values: Vec<String>,
+    /// The request-behaviour model; default: the policy's `scoring.model`
+    /// when `scoring.enabled`.
+    #[arg(long)]
+    model: Option<String>,
+}
+
+/// The learned score explain computed, or why there is none.
+struct Learned {
+    names: Vec<&'static str>,
+    values: Vec<f32>,
+    outcome: Result<(String, Vec<Contribution>, Scored), String>,
+}
+
+/// Scores a client whose only request is `request` (plus `overrides`).
+fn learn(
+    policy: &Policy,
+    args: &ExplainArgs,
+    request: &Request,
+    decision: &Decision,
+    now: u64,
+) -> Result<Option<Learned>, String> {
+    let wanted = args.features || !args.feature_values.is_empty() || args.model.is_some();
+    let path = match &args.model {
+        Some(path) => path.clone(),
+        None if policy.scoring().enabled => policy.scoring().model.clone(),
+        None if wanted => {
+            return Err("--features: `scoring.enabled` is false; give a model with --model".into())
+        }
+        None => return Ok(None),
+    };
+    let (observation, facts) = policy.observe(request, decision);
+    let mut state = ClientState::new(1);
+    state.observe(&observation, now);
+    let mut values = Vector::of(&REQUEST, &state, &facts, now)
+        .as_slice()
+        .to_vec();
+    let names: Vec<&'static str> = REQUEST.names().collect();
+    for given in &args.feature_values {
+        let (name, value) = given
+            .split_once('=')
+            .ok_or_else(|| format!("--feature `{given}`: expected NAME=VALUE"))?;
+        let index = names
+            .iter()
+            .position(|n| *n == name.trim())
+            .ok_or_else(|| {
+                format!(
+                    "--feature `{given}`: no feature `{name}` (features: {})",
+                    names.join(", ")
+                )
+            })?;
+        let value: f32 = value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|v: &f32| (0.0..=1.0).contains(v))
+            .ok_or_else(|| {
+                format!("--feature `{given}`: the value must be a number from 0 to 1")
+            })?;
+        values[index] = value;
+    }
+    let outcome = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{path}: {e}"))
+        .and_then(|text| Model::from_json(&text, &REQUEST).map_err(|e| format!("{path}: {e}")))
+        .map(|model| {
+            let top = model.top_features(&values, 3);
+            let scored = Scored {
+                points: model.score(&values).round().clamp(0.0, 100.0) as u8,
+                top: TopFeatures::of(top.iter().filter(|c| c.points > 0.0).map(|c| c.feature)),
+            };
+            (model.version(), top, scored)
+        });
+    Ok(Some(Learned {
+        names,
+        values,
+        outcome,
+    }))
 }
 
 pub fn run(args: ExplainArgs) -> Result<ExitCode, String> {
@@ -49,8 +136,14 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode, String> {
         .collect::<Result<Vec<_>, _>>()?;
     headers.push((":scheme".to_string(), args.scheme.clone()));
     let request = Request::new(&args.method, &args.path, &args.host, &headers, args.ip);
-    let mut store = MemoryStore::new(1);
-    let decision = policy.decide(&request, &mut store, now_ns());
+    let now = now_ns();
+    let rules_only = policy.decide(&request, &mut MemoryStore::new(1), now);
+    let learned = learn(&policy, &args, &request, &rules_only, now)?;
+    let scored = learned
+        .as_ref()
+        .and_then(|l| l.outcome.as_ref().ok())
+        .map(|(_, _, s)| *s);
+    let decision = policy.decide_scored(&request, &mut MemoryStore::new(1), now, scored);
     let status = decision.status(policy.challenge_config().status);
     let secure = policy.is_secure(&request);
     let anomalies = policy.header_anomalies(&request, decision.client.class);
@@ -59,6 +152,9 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode, String> {
         value["status"] = status.into();
         value["client"]["secure"] = secure.into();
         value["client"]["header_anomalies"] = anomalies.iter().map(|a| a.as_str()).collect();
+        if let Some(l) = &learned {
+            value["learned"] = learned_json(l);
+        }
         print(&format!("{value}\n"))?;
     } else {
         let mut text = narrate(&decision, status, policy.thresholds());
@@ -75,9 +171,56 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode, String> {
         // Right after the client line, which it qualifies.
         let at = text.find('\n').map_or(text.len(), |i| i + 1);
         text.insert_str(at, &headers);
+        if let Some(l) = &learned {
+            text.push_str(&narrate_learned(
+                l,
+                args.features || !args.feature_values.is_empty(),
+            ));
+        }
         print(&text)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn learned_json(l: &Learned) -> serde_json::Value {
+    let features: serde_json::Map<String, serde_json::Value> = l
+        .names
+        .iter()
+        .zip(&l.values)
+        .map(|(n, v)| (n.to_string(), json!(v)))
+        .collect();
+    match &l.outcome {
+        Ok((model, top, scored)) => json!({
+            "score": scored.points,
+            "model": model,
+            "features": features,
+            "top_features": top,
+        }),
+        Err(reason) => json!({"score": null, "error": reason, "features": features}),
+    }
+}
+
+fn narrate_learned(l: &Learned, all_features: bool) -> String {
+    let mut out = match &l.outcome {
+        Ok((model, top, scored)) => {
+            let top: Vec<String> = top
+                .iter()
+                .map(|c| format!("{} {:+.1}", c.feature, c.points))
+                .collect();
+            format!(
+                "learned    {} from model {model}; top: {}\n",
+                scored.points,
+                top.join(", ")
+            )
+        }
+        Err(reason) => format!("learned    absent, rules only ({reason})\n"),
+    };
+    if all_features {
+        for (name, value) in l.names.iter().zip(&l.values) {
+            out.push_str(&format!("  {name:<20} {value:.3}\n"));
+        }
+    }
+    out
 }
 
 fn narrate(d: &Decision, status: Option<u16>, t: palisade::config::Thresholds) -> String {
@@ -116,8 +259,13 @@ fn narrate(d: &Decision, status: Option<u16>, t: palisade::config::Thresholds) -
                 .map_or(String::new(), |a| format!(", action {}", action_name(a))),
         ));
     }
+    let parts = match d.model {
+        Some(m) if m.enforced => format!(" (rules {}, learned {})", d.rule_score, m.scored.points),
+        Some(m) => format!(" (learned {} in shadow mode: not counted)", m.scored.points),
+        None => String::new(),
+    };
     line(format!(
-        "score      {} -> {} (thresholds: monitor {}, challenge {}, block {})",
+        "score      {}{parts} -> {} (thresholds: monitor {}, challenge {}, block {})",
         d.score,
         action_name(d.score_action),
         t.monitor,

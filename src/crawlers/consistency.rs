@@ -91,6 +91,10 @@ impl Anomalies {
         self.0 == 0
     }
 
+    pub fn len(&self) -> u8 {
+        self.0.count_ones() as u8
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = HeaderAnomaly> + '_ {
         HeaderAnomaly::ALL.into_iter().filter(|a| self.contains(*a))
     }

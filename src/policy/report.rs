@@ -75,6 +75,12 @@ impl Decision<'_> {
                 "action": r.action.map(action_name),
             })).collect::<Vec<_>>(),
             "score": self.score,
+            "rule_score": self.rule_score,
+            "learned": self.model.map(|m| json!({
+                "score": m.scored.points,
+                "enforced": m.enforced,
+                "top_features": m.scored.top.names().collect::<Vec<_>>(),
+            })),
             "score_action": action_name(self.score_action),
             "client": {
                 "ip": client.ip.map(|ip| ip.to_string()),

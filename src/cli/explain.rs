@@ -66,14 +66,17 @@ fn learn(
     decision: &Decision,
     now: u64,
 ) -> Result<Option<Learned>, String> {
-    let wanted = args.features || !args.feature_values.is_empty() || args.model.is_some();
+    // Without these, explain decides as a host does on a client's first
+    // request: on rules alone, since a cached score applies from the next.
+    if !(args.features || !args.feature_values.is_empty() || args.model.is_some()) {
+        return Ok(None);
+    }
     let path = match &args.model {
         Some(path) => path.clone(),
         None if policy.scoring().enabled => policy.scoring().model.clone(),
-        None if wanted => {
+        None => {
             return Err("--features: `scoring.enabled` is false; give a model with --model".into())
         }
-        None => return Ok(None),
     };
     let (observation, facts) = policy.observe(request, decision);
     let mut state = ClientState::new(1);

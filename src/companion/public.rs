@@ -433,6 +433,7 @@ fn verify(
     match c.verify(id, &answer, &client, now) {
         Ok(v) => {
             shared.metrics.solved(v.passed.kind, v.solve_s);
+            challenge_outcome(shared, loaded, client.ip, true);
             tracing::info!(
                 event = "verify",
                 outcome = "solved",
@@ -462,6 +463,9 @@ fn verify(
         Err(Refused { failure, challenge }) => {
             let kind = challenge.as_ref().map(|c| c.passed.kind);
             record_refusal(shared, loaded, &failure, kind, &client_key);
+            if matches!(failure, ChallengeFailure::WrongAnswer) {
+                challenge_outcome(shared, loaded, client.ip, false);
+            }
             if matches!(
                 failure,
                 ChallengeFailure::Locked { .. } | ChallengeFailure::Store(_)
@@ -506,6 +510,14 @@ fn verify(
             }
         }
     }
+}
+
+/// A challenge outcome into the client's behaviour, reputation and (capped)
+/// labels: see [`super::scoring::Scoring::challenge_outcome`].
+fn challenge_outcome(shared: &Shared, loaded: &Loaded, ip: Option<IpAddr>, passed: bool) {
+    shared
+        .scoring
+        .challenge_outcome(&loaded.policy, ip, passed, &shared.metrics, now_ns());
 }
 
 /// Counts and logs a refused answer.
@@ -557,10 +569,12 @@ fn verify_pow(shared: &Shared, loaded: &Loaded, incoming: &Incoming, body: &[u8]
     match outcome {
         VerifyOutcome::Passed => {
             shared.metrics.solved(ChallengeKind::Pow, 0);
+            challenge_outcome(shared, loaded, client.ip, true);
             tracing::info!(event = "verify", outcome = "solved", kind = "pow");
         }
         VerifyOutcome::Failed(e) => {
             shared.metrics.failed(ChallengeKind::Pow, e.label());
+            challenge_outcome(shared, loaded, client.ip, false);
             tracing::info!(event = "verify", outcome = e.label(), kind = "pow");
         }
         VerifyOutcome::BadRequest => {}

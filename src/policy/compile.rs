@@ -728,6 +728,43 @@ fn compile_scoring(config: &Config) -> Result<ScoringConfig, ConfigError> {
     check("report_batch", u64::from(s.report_batch), 1, 1024)?;
     check("blocking_timeout_ms", s.blocking_timeout_ms, 10, 5_000)?;
     check("cache_ttl", s.cache_ttl.0, 1, 86_400)?;
+    check(
+        "feedback.per_client",
+        u64::from(s.feedback.per_client),
+        0,
+        1_000_000,
+    )?;
+    check("records.queue", u64::from(s.records.queue), 16, 1 << 20)?;
+    check(
+        "training.min_labels",
+        u64::from(s.training.min_labels),
+        1,
+        1 << 24,
+    )?;
+    let share = |field: &str, value: f64| {
+        if (0.0..=1.0).contains(&value) {
+            Ok(())
+        } else {
+            Err(ConfigError::new(
+                format!("scoring.{field}"),
+                format!("must be 0 to 1, not {value}"),
+            ))
+        }
+    };
+    share("records.sample", s.records.sample)?;
+    share(
+        "training.max_label_share",
+        f64::from(s.training.max_label_share),
+    )?;
+    share("training.max_auc_drop", f64::from(s.training.max_auc_drop))?;
+    share(
+        "training.max_challenged_rise",
+        f64::from(s.training.max_challenged_rise),
+    )?;
+    share(
+        "training.max_missed_rise",
+        f64::from(s.training.max_missed_rise),
+    )?;
     if s.enabled && s.model.trim().is_empty() {
         return Err(ConfigError::new(
             "scoring.model",

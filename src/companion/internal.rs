@@ -33,12 +33,16 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/score", json_only(post(score)))
         .route("/check", json_only(post(check_described)))
         .route("/feedback", json_only(post(feedback)))
+        .route(
+            "/train",
+            json_only(post(start_training).get(training_status)),
+        )
         .with_state(shared)
 }
 
 /// A scoring route: other methods get a JSON 405.
 fn json_only(route: MethodRouter<Arc<Shared>>) -> MethodRouter<Arc<Shared>> {
-    route.fallback(|| async { error(405, "method not allowed: use POST") })
+    route.fallback(|| async { error(405, "method not allowed") })
 }
 
 fn error(status: u16, reason: &str) -> Response {
@@ -373,6 +377,31 @@ async fn feedback(State(shared): State<Arc<Shared>>, body: Body) -> Response {
     {
         Ok(v) => json_response(202, &v),
         Err(e) => refused(&e),
+    }
+}
+
+/// `POST /train`: starts a guarded retrain in the background (202 with
+/// its job id; 409 while one runs).
+async fn start_training(State(shared): State<Arc<Shared>>) -> Response {
+    let loaded = shared.current();
+    let now_s = now_ns() / 1_000_000_000;
+    let id = match shared.scoring.start_training(&loaded.policy, now_s) {
+        Ok(id) => id,
+        Err(e) => return refused(&e),
+    };
+    tokio::task::spawn_blocking(move || {
+        shared
+            .scoring
+            .run_training(&loaded.policy, &shared.metrics, id, now_s);
+    });
+    json_response(202, &json!({"job": id, "status": "running"}))
+}
+
+/// `GET /train`: the last retrain's status and evaluation.
+async fn training_status(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.scoring.training_status() {
+        Some(job) => Json(job).into_response(),
+        None => error(404, "no retrain has run since the companion started"),
     }
 }
 

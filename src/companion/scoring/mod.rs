@@ -6,6 +6,8 @@
 //! - [`api`]: the JSON of `/score`, `/check` and `/feedback`, checked.
 //! - [`records`]: the SQLite file and its writer thread.
 //! - [`caps`]: caps on labels per source and per client.
+//! - [`guard`]: what a candidate model trains on and must show to be served.
+//! - [`retrain`]: the background retrain behind `/train`.
 //!
 //! [`Scoring`] outlives policy reloads; [`Scoring::configure`] applies a
 //! (re)loaded policy: the model file is read again, and one that cannot
@@ -16,7 +18,9 @@
 pub mod api;
 pub mod caps;
 pub mod clients;
+pub mod guard;
 pub mod records;
+pub mod retrain;
 
 use super::metrics::Metrics;
 use crate::net::Cidr;
@@ -41,7 +45,7 @@ const TOP_FEATURES: usize = 3;
 const PASSED_WEIGHT: f32 = 0.5;
 
 /// The models in force.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Active {
     /// `None`: rules only.
     pub model: Option<Arc<Model>>,
@@ -113,6 +117,7 @@ pub struct Scoring {
     active: RwLock<Arc<Active>>,
     store: RwLock<Option<Arc<RecordStore>>>,
     caps: Mutex<LabelCaps>,
+    jobs: retrain::Jobs,
 }
 
 impl Default for Scoring {
@@ -152,6 +157,7 @@ impl Scoring {
             active: RwLock::new(Arc::new(Active::default())),
             store: RwLock::new(None),
             caps: Mutex::new(LabelCaps::default()),
+            jobs: retrain::Jobs::default(),
         }
     }
 
@@ -631,6 +637,148 @@ impl Scoring {
         );
     }
 
+    /// Starts a retrain job: its id, or why not.
+    pub fn start_training(&self, policy: &Policy, now_s: u64) -> Result<u64, ApiError> {
+        if !policy.scoring().enabled {
+            return Err(ApiError::Disabled);
+        }
+        self.jobs
+            .start(now_s)
+            .map_err(|id| ApiError::Conflict(format!("retrain {id} is still running")))
+    }
+
+    /// Runs retrain job `id` (see [`retrain`]). Blocks for seconds.
+    pub fn run_training(&self, policy: &Policy, metrics: &Metrics, id: u64, now_s: u64) {
+        let (outcome, checkpoint) = self.train_candidate(policy, metrics, now_s);
+        metrics.training_run(outcome.verdict.as_str());
+        tracing::info!(
+            event = "retrain",
+            job = id,
+            outcome = outcome.verdict.as_str(),
+            reason = %outcome.reason,
+            checkpoint,
+            evaluation = %outcome.evaluation,
+        );
+        self.jobs.finish(id, super::now_s(), &outcome, checkpoint);
+    }
+
+    /// Trains and judges a candidate; one that passes goes into shadow mode
+    /// (or is served at once when the shadow period and count are both 0).
+    fn train_candidate(
+        &self,
+        policy: &Policy,
+        metrics: &Metrics,
+        now_s: u64,
+    ) -> (retrain::Outcome, Option<i64>) {
+        let s = policy.scoring();
+        let t = &s.training;
+        let fail = |reason: String| {
+            let outcome = retrain::Outcome {
+                verdict: retrain::Verdict::Failed,
+                reason,
+                candidate: None,
+                evaluation: Value::Null,
+            };
+            (outcome, None)
+        };
+        let active = self.active();
+        let Some(current) = active.model.clone() else {
+            return fail(
+                "no model is served, so there is none to judge a candidate against".into(),
+            );
+        };
+        let Some(store) = self.store() else {
+            return fail("the scoring records are not open".into());
+        };
+        let read_rows = |field: &str, path: &str| {
+            crate::scoring::rows::read(std::path::Path::new(path), &REQUEST)
+                .map_err(|e| format!("scoring.training.{field}: {e}"))
+        };
+        let (base, holdout) = match (read_rows("base", &t.base), read_rows("holdout", &t.holdout)) {
+            (Ok(b), Ok(h)) => (b, h),
+            (Err(e), _) | (_, Err(e)) => return fail(e),
+        };
+        let since = now_s.saturating_sub(s.records.labels_retention.0);
+        let labels = match store.reader.labels_since(since) {
+            Ok(l) => l,
+            Err(e) => return fail(e.to_string()),
+        };
+        let version = format!("{}-retrain-{now_s}", current.file().kind);
+        let outcome = retrain::retrain(&retrain::Inputs {
+            current: &current,
+            base: &base,
+            holdout: &holdout,
+            labels: &labels,
+            config: t,
+            per_client: s.feedback.per_client,
+            thresholds: policy.thresholds(),
+            version: version.clone(),
+        });
+        let Some(file) = &outcome.candidate else {
+            return (outcome, None);
+        };
+        let passed = outcome.verdict == retrain::Verdict::Passed;
+        let state = if passed {
+            records::CheckpointState::Shadow
+        } else {
+            records::CheckpointState::Rejected
+        };
+        let checkpoint = match store.reader.save_checkpoint(
+            now_s,
+            file,
+            &version,
+            state,
+            &outcome.evaluation,
+            &active.base,
+        ) {
+            Ok(id) => id,
+            Err(e) => return fail(e.to_string()),
+        };
+        if passed {
+            if let Ok(model) = Model::new(file.clone(), &REQUEST) {
+                self.start_shadow(model, checkpoint, &active.base, now_s, t, metrics);
+            }
+        }
+        (outcome, Some(checkpoint))
+    }
+
+    /// Puts a candidate in shadow mode beside the model trained against
+    /// the same file.
+    fn start_shadow(
+        &self,
+        model: Model,
+        checkpoint: i64,
+        base: &str,
+        now_s: u64,
+        t: &crate::config::TrainingConfig,
+        metrics: &Metrics,
+    ) {
+        let shadow = Arc::new(Shadow {
+            model: Arc::new(model),
+            checkpoint,
+            since_s: now_s,
+            scores: AtomicU64::new(0),
+        });
+        {
+            let mut guard = self.active.write().unwrap_or_else(|p| p.into_inner());
+            if guard.base != base {
+                // The model file changed while training: this candidate is stale.
+                return;
+            }
+            let mut next = (**guard).clone();
+            next.shadow = Some(shadow.clone());
+            *guard = Arc::new(next);
+        }
+        if t.shadow_scores == 0 && t.shadow_period.0 == 0 {
+            self.promote(&shadow, metrics);
+        }
+    }
+
+    /// The last retrain, for `GET /train`.
+    pub fn training_status(&self) -> Option<Value> {
+        self.jobs.last().map(|j| j.to_json())
+    }
+
     /// The `scoring` part of `/stats`. Blocks on the records file.
     pub fn stats(&self, metrics: &Metrics) -> Value {
         let mut stats = metrics.scoring_stats();
@@ -647,6 +795,7 @@ impl Scoring {
                 "scores": s.scores.load(Ordering::Relaxed),
             })
         });
+        stats["last_retrain"] = self.training_status().into();
         stats["unique_clients"] = clients.arrivals().into();
         stats["clients_tracked"] = clients.tracked().into();
         if let Some(store) = self.store() {

@@ -45,7 +45,8 @@ pub struct TrainingSet {
     pub scale: [f32; 2],
 }
 
-/// The base (weight 1 each) and the labels, capped (see the module doc).
+/// The base (weighted as `palisade train` weighs it) and the labels,
+/// capped (see the module doc).
 /// `labels` are newest first, as [`super::records::Records::labels_since`]
 /// gives them.
 pub fn training_set(
@@ -55,15 +56,27 @@ pub fn training_set(
     max_label_share: f32,
     width: usize,
 ) -> TrainingSet {
-    let mut examples: Vec<Example> = base
+    // As `palisade train` weighs rows: each client counts about the same
+    // (`1/√n` for a client with `n` rows).
+    let mut rows_of: HashMap<&str, usize> = HashMap::new();
+    for r in base {
+        *rows_of.entry(r.client.as_str()).or_default() += 1;
+    }
+    let examples: Vec<Example> = base
         .iter()
         .map(|r| Example {
             features: r.features.clone(),
             label: r.is_bot(),
-            weight: 1.0,
+            weight: 1.0 / (rows_of.get(r.client.as_str()).copied().unwrap_or(1) as f32).sqrt(),
         })
         .collect();
-    let base_weight = |bot: bool| base.iter().filter(|r| r.is_bot() == bot).count() as f32;
+    let base_weight = |bot: bool| -> f32 {
+        examples
+            .iter()
+            .filter(|e| e.label == bot)
+            .map(|e| e.weight)
+            .sum()
+    };
     let mut per: HashMap<&str, u32> = HashMap::new();
     let mut chosen: Vec<&Label> = Vec::new();
     for label in labels {
@@ -89,6 +102,7 @@ pub fn training_set(
             scale[i] = cap / total;
         }
     }
+    let mut examples = examples;
     for label in &chosen {
         let weight = label.weight * scale[if label.bot { 0 } else { 1 }];
         if weight > 0.0 {
@@ -220,9 +234,10 @@ mod tests {
         let set = training_set(&base, &labels, 2, 0.1, 2);
         assert_eq!(set.labels_used, 42);
         assert_eq!(set.labels_left_out, 4);
-        // People in the base weigh 50; labels may weigh 5 of that.
+        // One client's 100 rows weigh 1/10 each: people weigh 5 in the
+        // base, so labels of people may weigh 0.5.
         let human_labels: f32 = set.examples[100..].iter().map(|e| e.weight).sum();
-        assert!((human_labels - 5.0).abs() < 1e-3, "{human_labels}");
+        assert!((human_labels - 0.5).abs() < 1e-3, "{human_labels}");
         assert_eq!(set.scale[0], 1.0);
     }
 

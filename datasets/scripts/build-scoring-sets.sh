@@ -8,9 +8,9 @@
 # writes datasets/models/train-request.jsonl (the train variant, seed 101)
 # and datasets/models/holdout-request.jsonl (the holdout variant: other
 # seeds and other actor parameters, seed 202), request-v1 rows from
-# `palisade simulate` with the demo policy. Every 4th row is kept (there is
-# one row per request) so each file stays a few MB. Deterministic: the same
-# seeds and build give the same rows.
+# `palisade simulate` with the demo policy: 150 clients over half an hour,
+# every 8th row kept (there is one row per request), so each file stays
+# under 2 MB. Deterministic: the same seeds and build give the same rows.
 set -eu
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -25,9 +25,9 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
 
 build() { # name variant seed
-    "$palisade" simulate --variant "$2" --seed "$3" --clients 300 --duration 30m \
+    "$palisade" simulate --variant "$2" --seed "$3" --clients 150 --duration 30m \
         --config "$root/envoy/demo-policy.yaml" --out "$work/$1" >/dev/null
-    awk 'NR % 4 == 1' "$work/$1/features-request.jsonl" >"$out/$1-request.jsonl"
+    awk 'NR % 8 == 1' "$work/$1/features-request.jsonl" >"$out/$1-request.jsonl"
     echo "$out/$1-request.jsonl: $(wc -l <"$out/$1-request.jsonl") rows"
 }
 

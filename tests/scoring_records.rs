@@ -17,6 +17,8 @@ use palisade::scoring::wire::FeatureValues;
 use palisade::scoring::{ModelFile, REQUEST};
 use std::time::{Duration, Instant};
 
+// Only its TempDir: the Redis helpers are the store tests'.
+#[allow(dead_code)]
 mod common;
 
 fn label(at: u64, client: &str, bot: bool) -> Label {

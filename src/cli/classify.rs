@@ -1,11 +1,11 @@
 //! `palisade classify`: who is hitting you, from user agents or access logs.
 
-use clap::{Args, ValueEnum};
+use super::access_log::{self, LogFormat};
+use clap::Args;
 use palisade::crawlers::{Crawlers, Verification};
 use serde_json::json;
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::net::IpAddr;
 use std::process::ExitCode;
 
 #[derive(Args)]
@@ -24,14 +24,6 @@ pub struct ClassifyArgs {
     /// Classify with a policy's crawler settings instead of the built-ins.
     #[arg(long)]
     config: Option<String>,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    /// Envoy's default access-log format.
-    Envoy,
-    /// Apache/nginx combined log format.
-    Combined,
 }
 
 /// One row of `--summary`: class, name and verification.
@@ -65,7 +57,7 @@ pub fn run(args: ClassifyArgs) -> Result<ExitCode, String> {
         }
         let (user_agent, ip) = match args.log {
             None => (line.trim().to_string(), None),
-            Some(format) => match parse_log_line(line, format) {
+            Some(format) => match access_log::user_agent_and_ip(line, format) {
                 Some(parsed) => parsed,
                 None => {
                     eprintln!(
@@ -133,90 +125,4 @@ fn summary_table(counts: HashMap<SummaryKey, u64>) -> String {
     }
     out.push_str(&format!("{total:>8}  total\n"));
     out
-}
-
-impl LogFormat {
-    fn name(self) -> &'static str {
-        match self {
-            LogFormat::Envoy => "envoy",
-            LogFormat::Combined => "combined",
-        }
-    }
-}
-
-/// The `"..."`-quoted fields of a log line, with `\"` unescaped.
-fn quoted_fields(line: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c != '"' {
-            continue;
-        }
-        let mut field = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => field.extend(chars.next()),
-                '"' => break,
-                c => field.push(c),
-            }
-        }
-        fields.push(field);
-    }
-    fields
-}
-
-/// The user agent and client address of one access-log line.
-fn parse_log_line(line: &str, format: LogFormat) -> Option<(String, Option<IpAddr>)> {
-    let fields = quoted_fields(line);
-    match format {
-        // 1.2.3.4 - - [date] "GET / HTTP/1.1" 200 5 "referer" "user agent"
-        LogFormat::Combined => {
-            let ip = line.split_whitespace().next()?.parse().ok();
-            let ua = fields.get(2)?;
-            Some((if ua == "-" { String::new() } else { ua.clone() }, ip))
-        }
-        // [time] "GET / HTTP/1.1" 200 - 0 5 1 1 "x-forwarded-for" "user agent" "id" "host" "upstream"
-        LogFormat::Envoy => {
-            if fields.len() < 3 {
-                return None;
-            }
-            let ip = fields[1]
-                .split(',')
-                .next()
-                .and_then(|s| s.trim().parse().ok());
-            let ua = if fields[2] == "-" {
-                String::new()
-            } else {
-                fields[2].clone()
-            };
-            Some((ua, ip))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_combined_lines() {
-        let line = r#"66.249.66.1 - - [21/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 512 "-" "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)""#;
-        let (ua, ip) = parse_log_line(line, LogFormat::Combined).unwrap();
-        assert!(ua.contains("Googlebot"));
-        assert_eq!(ip, Some("66.249.66.1".parse().unwrap()));
-        assert!(parse_log_line("garbage", LogFormat::Combined).is_none());
-    }
-
-    #[test]
-    fn parses_envoy_lines() {
-        let line = r#"[2026-11-21T10:00:00.000Z] "GET /x HTTP/1.1" 200 - 0 5 1 1 "203.0.113.9, 10.0.0.1" "curl/8.5.0" "id" "example.com" "127.0.0.1:8080""#;
-        let (ua, ip) = parse_log_line(line, LogFormat::Envoy).unwrap();
-        assert_eq!(ua, "curl/8.5.0");
-        assert_eq!(ip, Some("203.0.113.9".parse().unwrap()));
-    }
-
-    #[test]
-    fn unescapes_quotes() {
-        assert_eq!(quoted_fields(r#"a "b\"c" "d""#), vec!["b\"c", "d"]);
-    }
 }

@@ -1,9 +1,14 @@
 //! Command-line parsing and the subcommands. Each subcommand only
 //! translates between the shell and the library.
 
+mod access_log;
 mod classify;
+mod eval;
 mod explain;
+mod score;
+mod simulate;
 mod token;
+mod train;
 
 use clap::{Parser, Subcommand};
 use palisade::policy::{Policy, ProcessEnv};
@@ -41,6 +46,16 @@ enum Command {
     Token(token::TokenCommand),
     /// Classify user agents read from stdin (one per line, or access-log lines).
     Classify(classify::ClassifyArgs),
+    /// Generate labelled traffic from the actor models: feature files,
+    /// Envoy and combined access logs, challenge-page interaction records.
+    Simulate(simulate::SimulateArgs),
+    /// Train a bot-score model (MLP or logistic) from a feature file.
+    Train(train::TrainArgs),
+    /// Evaluate a model on labelled rows: AUC, precision, recall, the
+    /// thresholds' confusion matrix, calibration, and a ROC curve PNG.
+    Eval(eval::EvalArgs),
+    /// Replay an access log and print each client's score.
+    Score(score::ScoreArgs),
     /// Run the companion service: challenge pages and answers (public
     /// listener), health, metrics and stats (internal listener).
     Serve {
@@ -85,6 +100,10 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         Command::Explain(a) => explain::run(a),
         Command::Token(t) => token::run(t),
         Command::Classify(c) => classify::run(c),
+        Command::Simulate(a) => simulate::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Score(a) => score::run(a),
         Command::Serve { config } => {
             palisade::companion::serve(std::path::Path::new(&config)).map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)

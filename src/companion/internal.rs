@@ -1,16 +1,27 @@
 //! The internal listener: health, metrics and totals for operators and for
-//! the filter's health probe.
+//! the filter's health probe, nginx's check, and the scoring API
+//! (`docs/scoring.md`, "Companion API"). The scoring handlers read JSON,
+//! make one call on [`super::scoring`] and write JSON; anything refused is
+//! a 4xx with `{"error": reason}`.
 
+use super::scoring::api::{self, ApiError, CheckRequest, FeedbackRequest, ScoreBody};
+use super::scoring::Assessed;
 use super::verdicts::{is_request_id, Asked, Verdict};
 use super::{headers_as_text, now_ns, Loaded, Shared, REAL_IP};
-use crate::policy::{AuthAnswer, CompanionHealth, Request};
+use crate::policy::{AuthAnswer, CompanionHealth, Decision, Request};
+use crate::scoring::wire::ScoreBatchAnswer;
+use axum::body::{to_bytes, Body};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post, MethodRouter};
 use axum::{Json, Router};
+use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+
+/// The largest scoring request body: a full batch with names is ~300 KiB.
+const MAX_SCORING_BODY: usize = 1 << 20;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -19,7 +30,39 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/stats", get(stats))
         .route("/auth", any(auth))
         .route("/auth/reply", any(reply))
+        .route("/score", json_only(post(score)))
+        .route("/check", json_only(post(check_described)))
+        .route("/feedback", json_only(post(feedback)))
+        .route(
+            "/train",
+            json_only(post(start_training).get(training_status)),
+        )
         .with_state(shared)
+}
+
+/// A scoring route: other methods get a JSON 405.
+fn json_only(route: MethodRouter<Arc<Shared>>) -> MethodRouter<Arc<Shared>> {
+    route.fallback(|| async { error(405, "method not allowed") })
+}
+
+fn error(status: u16, reason: &str) -> Response {
+    json_response(status, &json!({ "error": reason }))
+}
+
+fn json_response(status: u16, value: &Value) -> Response {
+    let mut r = Json(value).into_response();
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    r
+}
+
+fn refused(e: &ApiError) -> Response {
+    error(e.status(), &e.to_string())
+}
+
+async fn body_bytes(body: Body) -> Result<axum::body::Bytes, Response> {
+    to_bytes(body, MAX_SCORING_BODY)
+        .await
+        .map_err(|_| error(413, &format!("the body is over {MAX_SCORING_BODY} bytes")))
 }
 
 /// 200 `ok` when the store answers; 503 with the reason otherwise, so the
@@ -46,10 +89,90 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-async fn stats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
-    let mut stats = shared.metrics.stats();
-    stats["check_verdicts"] = shared.verdicts.held().into();
-    Json(stats)
+async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+    let totals = tokio::task::spawn_blocking(move || {
+        let mut stats = shared.metrics.stats();
+        stats["check_verdicts"] = shared.verdicts.held().into();
+        stats["scoring"] = shared.scoring.stats(&shared.metrics);
+        stats
+    })
+    .await;
+    match totals {
+        Ok(stats) => Json(stats).into_response(),
+        Err(_) => error(500, "internal error"),
+    }
+}
+
+/// `POST /score`: one client (`ScoreQuery`) or a batch (`ScoreBatch`, the
+/// filter's reports) in; `ScoreAnswer` or `ScoreBatchAnswer` out.
+async fn score(State(shared): State<Arc<Shared>>, body: Body) -> Response {
+    let bytes = match body_bytes(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (queries, batch) = match api::score_body(&bytes) {
+        Ok(ScoreBody::One(q)) => (vec![q], false),
+        Ok(ScoreBody::Batch(b)) => (b.batch, true),
+        Err(e) => return refused(&e),
+    };
+    let loaded = shared.current();
+    let answers =
+        match shared
+            .scoring
+            .score_queries(&loaded.policy, &queries, &shared.metrics, now_ns())
+        {
+            Ok(a) => a,
+            Err(e) => return refused(&e),
+        };
+    if batch {
+        Json(ScoreBatchAnswer { scores: answers }).into_response()
+    } else {
+        match answers.into_iter().next() {
+            Some(answer) => Json(answer).into_response(),
+            None => error(500, "internal error"),
+        }
+    }
+}
+
+/// `POST /check`: a described request in, the full decision out (as
+/// `palisade explain --json`, with the score's parts and what drove it).
+async fn check_described(State(shared): State<Arc<Shared>>, body: Body) -> Response {
+    let bytes = match body_bytes(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let described: CheckRequest = match api::parse(&bytes).and_then(|r: CheckRequest| {
+        r.validate()?;
+        Ok(r)
+    }) {
+        Ok(r) => r,
+        Err(e) => return refused(&e),
+    };
+    let loaded = shared.current();
+    let waits = loaded.limits.waits_on_network();
+    let answer = move || {
+        let headers = described.headers();
+        let host = described.host.clone().unwrap_or_default();
+        let request = Request::new(
+            &described.method,
+            &described.path,
+            &host,
+            &headers,
+            Some(described.ip),
+        );
+        let (decision, assessed) = decide(&shared, &loaded, &request, now_ns());
+        check_answer(&loaded, &decision, assessed.as_ref())
+    };
+    // As for /auth: off the runtime thread only when limits wait on Redis.
+    let value = if waits {
+        match tokio::task::spawn_blocking(answer).await {
+            Ok(v) => v,
+            Err(_) => return error(500, "internal error"),
+        }
+    } else {
+        answer()
+    };
+    Json(value).into_response()
 }
 
 /// The headers nginx sets on the check subrequest (and on the reply) to
@@ -174,9 +297,7 @@ fn check(shared: &Shared, loaded: &Loaded, peer: IpAddr, headers: &HeaderMap) ->
         }
     }
     let request = original.request();
-    let decision = loaded.limits.with_store(&shared.metrics, |store| {
-        loaded.policy.decide(&request, store, now)
-    });
+    let (decision, _) = decide(shared, loaded, &request, now);
     let answer = loaded.policy.auth_answer(&decision, &request);
     shared.metrics.checked(&answer, false);
     if let Some(id) = &original.request_id {
@@ -191,6 +312,97 @@ fn check(shared: &Shared, loaded: &Loaded, peer: IpAddr, headers: &HeaderMap) ->
         shared.verdicts.insert(id, asked, verdict, now);
     }
     answer
+}
+
+/// Decides `request` as the check does: counted in its client's behaviour
+/// and scored (with scoring enabled), against the check's rate limits;
+/// then the answer's own status goes back into the behaviour.
+fn decide<'p>(
+    shared: &Shared,
+    loaded: &'p Loaded,
+    request: &Request,
+    now: u64,
+) -> (Decision<'p>, Option<Assessed>) {
+    let policy = &loaded.policy;
+    let assessed = shared.scoring.assess(policy, request, &shared.metrics, now);
+    let scored = assessed.as_ref().and_then(Assessed::scored);
+    let decision = loaded.limits.with_store(&shared.metrics, |store| {
+        policy.decide_scored(request, store, now, scored)
+    });
+    if let Some(a) = &assessed {
+        shared
+            .scoring
+            .settle(policy, a, &decision, &shared.metrics, now);
+    }
+    (decision, assessed)
+}
+
+/// `/check`'s answer: the decision as `explain --json` gives it, with the
+/// rules' and the model's parts of the score and what drove the model.
+fn check_answer(loaded: &Loaded, decision: &Decision, assessed: Option<&Assessed>) -> Value {
+    let mut value = decision.to_json();
+    value["status"] = decision
+        .status(loaded.policy.challenge_config().status)
+        .into();
+    value["rule_score"] = decision.rule_score.into();
+    value["model_score"] = assessed.and_then(|a| a.score).into();
+    value["model"] = assessed.and_then(|a| a.model.clone()).into();
+    value["enforced"] = decision.model.is_some_and(|m| m.enforced).into();
+    value["shadow_candidate_score"] = assessed.and_then(|a| a.shadow).into();
+    value["top_features"] = assessed
+        .map(|a| serde_json::to_value(a.top_features()).unwrap_or_default())
+        .unwrap_or_else(|| json!([]));
+    value["reasons"] = json!({
+        "reason": decision.reason_text(),
+        "route": decision.route,
+        "rules": value["rules"].clone(),
+    });
+    value
+}
+
+/// `POST /feedback`: a label for a client (its given or last features).
+async fn feedback(State(shared): State<Arc<Shared>>, body: Body) -> Response {
+    let bytes = match body_bytes(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let request: FeedbackRequest = match api::parse(&bytes) {
+        Ok(r) => r,
+        Err(e) => return refused(&e),
+    };
+    let loaded = shared.current();
+    match shared
+        .scoring
+        .feedback(&loaded.policy, &request, &shared.metrics, now_ns())
+    {
+        Ok(v) => json_response(202, &v),
+        Err(e) => refused(&e),
+    }
+}
+
+/// `POST /train`: starts a guarded retrain in the background (202 with
+/// its job id; 409 while one runs).
+async fn start_training(State(shared): State<Arc<Shared>>) -> Response {
+    let loaded = shared.current();
+    let now_s = now_ns() / 1_000_000_000;
+    let id = match shared.scoring.start_training(&loaded.policy, now_s) {
+        Ok(id) => id,
+        Err(e) => return refused(&e),
+    };
+    tokio::task::spawn_blocking(move || {
+        shared
+            .scoring
+            .run_training(&loaded.policy, &shared.metrics, id, now_s);
+    });
+    json_response(202, &json!({"job": id, "status": "running"}))
+}
+
+/// `GET /train`: the last retrain's status and evaluation.
+async fn training_status(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.scoring.training_status() {
+        Some(job) => Json(job).into_response(),
+        None => error(404, "no retrain has run since the companion started"),
+    }
 }
 
 /// `/auth/reply`: what nginx's `error_page` for a refused check sends the

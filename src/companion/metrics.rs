@@ -1,6 +1,7 @@
 //! The companion's Prometheus metrics (`/metrics`) and their JSON totals
 //! (`/stats`). They outlive policy reloads.
 
+use super::scoring::records::WriterCounters;
 use crate::config::{ChallengeKind, LimitsUnavailable};
 use crate::policy::AuthAnswer;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -34,6 +35,22 @@ struct CheckLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabel {
+    action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FeedbackLabel {
+    source: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModeLabel {
     mode: &'static str,
 }
@@ -46,6 +63,11 @@ struct VerdictLabel {
 fn latency_histogram() -> Histogram {
     // 50 µs to about 1.6 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+fn score_histogram() -> Histogram {
+    // 0–100 in tens.
+    Histogram::new((1..=10).map(|i| f64::from(i) * 10.0))
 }
 
 fn solve_histogram() -> Histogram {
@@ -68,6 +90,18 @@ pub struct Metrics {
     checks: Family<CheckLabel, Counter>,
     limit_fallbacks: Family<ModeLabel, Counter>,
     interactions: Family<VerdictLabel, Counter>,
+    scores: Histogram,
+    shadow_scores: Histogram,
+    scored: Family<ActionLabel, Counter>,
+    unscored: Counter,
+    model_loads: Family<OutcomeLabel, Counter>,
+    feedback: Family<FeedbackLabel, Counter>,
+    /// Not exported: the totals of `feedback` by outcome, and of scores
+    /// at or above the challenge threshold, for `/stats`.
+    feedback_totals: Family<OutcomeLabel, Counter>,
+    flagged: Counter,
+    training_runs: Family<OutcomeLabel, Counter>,
+    records: WriterCounters,
 }
 
 impl Default for Metrics {
@@ -93,6 +127,16 @@ impl Metrics {
             checks: Family::default(),
             limit_fallbacks: Family::default(),
             interactions: Family::default(),
+            scores: score_histogram(),
+            shadow_scores: score_histogram(),
+            scored: Family::default(),
+            unscored: Counter::default(),
+            model_loads: Family::default(),
+            feedback: Family::default(),
+            feedback_totals: Family::default(),
+            flagged: Counter::default(),
+            training_runs: Family::default(),
+            records: WriterCounters::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -160,6 +204,51 @@ impl Metrics {
             "Right answers by how the page was solved: person, bot (asked again) or none (no record, neutral)",
             m.interactions.clone(),
         );
+        registry.register(
+            "scores",
+            "Learned scores given (0-100), by /auth, /check and /score",
+            m.scores.clone(),
+        );
+        registry.register(
+            "shadow_scores",
+            "Scores the shadow candidate gave alongside, not enforced",
+            m.shadow_scores.clone(),
+        );
+        registry.register(
+            "scored",
+            "Requests scored, by the action taken (/auth, /check) or the score's alone (/score)",
+            m.scored.clone(),
+        );
+        registry.register(
+            "unscored",
+            "Requests decided on rules only with scoring enabled, because no model is loaded",
+            m.unscored.clone(),
+        );
+        registry.register(
+            "model_loads",
+            "Loads of scoring.model at start and on reload, by outcome (ok, failed: the companion serves rules only)",
+            m.model_loads.clone(),
+        );
+        registry.register(
+            "feedback",
+            "Labels from /feedback and challenge outcomes, by source and outcome (accepted, capped, no_features)",
+            m.feedback.clone(),
+        );
+        registry.register(
+            "training_runs",
+            "Guarded retrains, by outcome (shadow, promoted, rejected, too_few_labels, failed)",
+            m.training_runs.clone(),
+        );
+        registry.register(
+            "records_dropped",
+            "Scoring records dropped because the writer's queue was full",
+            m.records.dropped.clone(),
+        );
+        registry.register(
+            "records_failed",
+            "Batches of scoring records the file refused",
+            m.records.failed.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -167,6 +256,85 @@ impl Metrics {
         self.interactions
             .get_or_create(&VerdictLabel { verdict })
             .inc();
+    }
+
+    /// A score given, the action it went with, and whether the score
+    /// alone judged a bot (at or above the challenge threshold).
+    pub fn scored(&self, action: &'static str, score: f32, flagged: bool) {
+        self.scores.observe(f64::from(score));
+        self.scored.get_or_create(&ActionLabel { action }).inc();
+        if flagged {
+            self.flagged.inc();
+        }
+    }
+
+    pub fn shadow_scored(&self, score: f32) {
+        self.shadow_scores.observe(f64::from(score));
+    }
+
+    /// A decision on rules only although scoring is enabled.
+    pub fn unscored(&self) {
+        self.unscored.inc();
+    }
+
+    pub fn model_load(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "failed" };
+        self.model_loads
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    pub fn feedback(&self, source: &str, outcome: &'static str) {
+        let l = FeedbackLabel {
+            source: source.to_string(),
+            outcome,
+        };
+        self.feedback.get_or_create(&l).inc();
+        self.feedback_totals
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    pub fn training_run(&self, outcome: &'static str) {
+        self.training_runs
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    /// The counters the records writer reports to.
+    pub fn records(&self) -> WriterCounters {
+        self.records.clone()
+    }
+
+    /// Scoring totals for `/stats`.
+    pub fn scoring_stats(&self) -> Value {
+        let mut by_action = Map::new();
+        let mut total = 0;
+        for action in ["allow", "monitor", "challenge", "rate_limited", "block"] {
+            let n = self.scored.get_or_create(&ActionLabel { action }).get();
+            total += n;
+            by_action.insert(action.to_string(), n.into());
+        }
+        let outcome = |family: &Family<OutcomeLabel, Counter>, outcome| {
+            family.get_or_create(&OutcomeLabel { outcome }).get()
+        };
+        let bot_share = if total == 0 {
+            0.0
+        } else {
+            self.flagged.get() as f64 / total as f64
+        };
+        json!({
+            "requests_scored": total,
+            "by_action": by_action,
+            "unscored": self.unscored.get(),
+            "model_load_failures": outcome(&self.model_loads, "failed"),
+            "bot_share": bot_share,
+            "feedback_accepted": outcome(&self.feedback_totals, "accepted"),
+            "feedback_capped": outcome(&self.feedback_totals, "capped"),
+            "promotions": outcome(&self.training_runs, "promoted"),
+            "rejections": outcome(&self.training_runs, "rejected"),
+            "records_dropped": self.records.dropped.get(),
+        })
     }
 
     pub fn issued(&self, kind: ChallengeKind) {

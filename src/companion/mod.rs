@@ -6,9 +6,10 @@
 //! - **public** ([`public`]): everything under the challenge prefix that
 //!   clients reach through the proxy (pages, media, answers, and the
 //!   proof-of-work verify endpoint the filter's pages post to);
-//! - **internal** ([`internal`]): `/healthz`, `/metrics`, `/stats`, and
-//!   `/auth`, the check nginx's `auth_request` asks; never routed from the
-//!   internet.
+//! - **internal** ([`internal`]): `/healthz`, `/metrics`, `/stats`,
+//!   `/auth`, the check nginx's `auth_request` asks, and the scoring API
+//!   ([`scoring`]: `/score`, `/check`, `/feedback`, `/train`); never routed
+//!   from the internet.
 //!
 //! The policy file is the filter's own: the same keys, so each side accepts
 //! the other's pass tokens and tickets. SIGHUP reloads it; a policy that
@@ -20,6 +21,7 @@ mod internal;
 mod limits;
 mod metrics;
 mod public;
+pub mod scoring;
 mod verdicts;
 
 pub use input::{answer as parse_answer, challenge_query as parse_challenge_query, BadInput};
@@ -81,6 +83,8 @@ pub struct Shared {
     metrics: Metrics,
     /// The nginx check's recent verdicts, by request id.
     verdicts: verdicts::Verdicts,
+    /// The model, the per-client table and the records (outlive reloads).
+    scoring: scoring::Scoring,
     config_path: PathBuf,
 }
 
@@ -185,8 +189,12 @@ async fn run(config_path: PathBuf, loaded: Loaded) -> Result<(), ServeError> {
         current: RwLock::new(Arc::new(loaded)),
         metrics: Metrics::new(),
         verdicts: verdicts::Verdicts::default(),
+        scoring: scoring::Scoring::new(),
         config_path,
     });
+    shared
+        .scoring
+        .configure(&shared.current().policy, &shared.metrics);
     tracing::info!(
         public = %c.public,
         internal = %c.internal,
@@ -247,6 +255,9 @@ async fn reload_on_sighup(shared: Arc<Shared>) {
                         );
                     }
                     shared.replace(new);
+                    shared
+                        .scoring
+                        .configure(&shared.current().policy, &shared.metrics);
                     shared.metrics.reload(true);
                     tracing::info!(path = %shared.config_path.display(), "policy reloaded");
                 }
@@ -263,7 +274,8 @@ async fn reload_on_sighup(shared: Arc<Shared>) {
     }
 }
 
-/// Deletes expired challenges once a minute (SQLite; Redis expires its own).
+/// Deletes expired challenges once a minute (SQLite; Redis expires its
+/// own), and scoring records past `scoring.records` retention.
 async fn sweep_expired(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -275,6 +287,7 @@ async fn sweep_expired(shared: Arc<Shared>) {
                 shared.metrics.store_error(loaded.store.name());
                 tracing::warn!(error = %e, "sweeping expired challenges failed");
             }
+            shared.scoring.sweep(&loaded.policy, now_s());
         })
         .await;
     }

@@ -438,6 +438,7 @@ fn verify(
     match verified {
         Ok(v) => {
             shared.metrics.solved(v.passed.kind, v.solve_s);
+            challenge_outcome(shared, loaded, client.ip, true);
             tracing::info!(
                 event = "verify",
                 outcome = "solved",
@@ -469,6 +470,13 @@ fn verify(
             // A second look counts and logs its own verdict.
             if !matches!(failure, ChallengeFailure::AskAgain(_)) {
                 record_refusal(shared, loaded, &failure, kind, &client_key);
+            }
+            // Answers a person would not give count against the client.
+            if matches!(
+                failure,
+                ChallengeFailure::WrongAnswer | ChallengeFailure::AskAgain(_)
+            ) {
+                challenge_outcome(shared, loaded, client.ip, false);
             }
             if matches!(
                 failure,
@@ -571,6 +579,14 @@ fn second_look(
     }
 }
 
+/// A challenge outcome into the client's behaviour, reputation and (capped)
+/// labels: see [`super::scoring::Scoring::challenge_outcome`].
+fn challenge_outcome(shared: &Shared, loaded: &Loaded, ip: Option<IpAddr>, passed: bool) {
+    shared
+        .scoring
+        .challenge_outcome(&loaded.policy, ip, passed, &shared.metrics, now_ns());
+}
+
 /// Counts and logs a refused answer.
 fn record_refusal(
     shared: &Shared,
@@ -620,10 +636,12 @@ fn verify_pow(shared: &Shared, loaded: &Loaded, incoming: &Incoming, body: &[u8]
     match outcome {
         VerifyOutcome::Passed => {
             shared.metrics.solved(ChallengeKind::Pow, 0);
+            challenge_outcome(shared, loaded, client.ip, true);
             tracing::info!(event = "verify", outcome = "solved", kind = "pow");
         }
         VerifyOutcome::Failed(e) => {
             shared.metrics.failed(ChallengeKind::Pow, e.label());
+            challenge_outcome(shared, loaded, client.ip, false);
             tracing::info!(event = "verify", outcome = e.label(), kind = "pow");
         }
         VerifyOutcome::BadRequest => {}

@@ -81,6 +81,12 @@ pub struct ScoringConfig {
     pub blocking_timeout_ms: u64,
     /// How the companion judges the way a challenge page was solved.
     pub interaction: InteractionConfig,
+    /// What the companion keeps of what it scores (`docs/scoring.md`).
+    pub records: RecordsConfig,
+    /// How many labels `/feedback` and challenge outcomes may give.
+    pub feedback: FeedbackConfig,
+    /// The guarded retrain behind `POST /train`.
+    pub training: TrainingConfig,
 }
 
 /// Interaction signals on the companion's challenge pages (pointer, keys,
@@ -137,6 +143,112 @@ impl Default for ScoringConfig {
             report_batch: 128,
             blocking_timeout_ms: 250,
             interaction: InteractionConfig::default(),
+            records: RecordsConfig::default(),
+            feedback: FeedbackConfig::default(),
+            training: TrainingConfig::default(),
+        }
+    }
+}
+
+/// The companion's scoring records: a sample of scored requests, per-client
+/// reputation, labelled examples and model checkpoints, in
+/// `<companion.data_dir>/scoring.sqlite3`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordsConfig {
+    /// Share of scored requests whose features are kept (0 to 1).
+    pub sample: f64,
+    /// How long sampled requests are kept.
+    pub retention: Duration,
+    /// How long labelled examples and reputation rows are kept.
+    pub labels_retention: Duration,
+    /// Records waiting for the writer at most; more are dropped (counted),
+    /// so a slow disk never slows a check down.
+    pub queue: u32,
+}
+
+impl Default for RecordsConfig {
+    fn default() -> Self {
+        RecordsConfig {
+            sample: 0.05,
+            retention: Duration(30 * 86_400),
+            labels_retention: Duration(180 * 86_400),
+            queue: 8192,
+        }
+    }
+}
+
+/// Caps on labels, so that no one source and no one client can outweigh
+/// the rest (`docs/scoring.md`, "Guarded learning").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedbackConfig {
+    /// The window the caps count in.
+    pub window: Duration,
+    /// Labels accepted per client in a window, whatever their source.
+    pub per_client: u32,
+    /// Labels accepted per source in a window; a source not named here is
+    /// refused.
+    pub sources: BTreeMap<String, u32>,
+    /// Turn challenge outcomes into labels (source `challenge`): a failed
+    /// answer is a bot label, a passed one a human label of half weight.
+    pub challenge_labels: bool,
+}
+
+impl Default for FeedbackConfig {
+    fn default() -> Self {
+        FeedbackConfig {
+            window: Duration(86_400),
+            per_client: 5,
+            sources: [
+                ("operator".to_string(), 10_000),
+                ("challenge".to_string(), 2_000),
+            ]
+            .into_iter()
+            .collect(),
+            challenge_labels: true,
+        }
+    }
+}
+
+/// The guarded retrain: what a candidate is trained on and what it must
+/// pass before it is served.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    /// The shipped training base (a feature file), trained on with the labels.
+    pub base: String,
+    /// The frozen held-out set (a feature file) candidates are judged on.
+    pub holdout: String,
+    /// Labels needed before a retrain runs.
+    pub min_labels: u32,
+    /// The labels' total weight at most, as a share of the base's.
+    pub max_label_share: f32,
+    /// How much lower the candidate's ROC-AUC on the held-out set may be.
+    pub max_auc_drop: f32,
+    /// How much higher the share of held-out people challenged or blocked may be.
+    pub max_challenged_rise: f32,
+    /// How much higher the share of held-out bots the score lets through
+    /// (below the challenge threshold) may be.
+    pub max_missed_rise: f32,
+    /// Scores a candidate must give in shadow mode before promotion.
+    pub shadow_scores: u64,
+    /// How long at least a candidate runs in shadow mode.
+    pub shadow_period: Duration,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig {
+            base: "datasets/models/train-request.jsonl".to_string(),
+            holdout: "datasets/models/holdout-request.jsonl".to_string(),
+            min_labels: 20,
+            max_label_share: 0.1,
+            max_auc_drop: 0.005,
+            max_challenged_rise: 0.005,
+            max_missed_rise: 0.02,
+            shadow_scores: 1000,
+            shadow_period: Duration(3600),
         }
     }
 }

@@ -735,6 +735,43 @@ fn compile_scoring(config: &Config) -> Result<ScoringConfig, ConfigError> {
         100,
     )?;
     check_challenge_settings(s.interaction.escalate_to, "scoring.interaction.escalate_to")?;
+    check(
+        "feedback.per_client",
+        u64::from(s.feedback.per_client),
+        0,
+        1_000_000,
+    )?;
+    check("records.queue", u64::from(s.records.queue), 16, 1 << 20)?;
+    check(
+        "training.min_labels",
+        u64::from(s.training.min_labels),
+        1,
+        1 << 24,
+    )?;
+    let share = |field: &str, value: f64| {
+        if (0.0..=1.0).contains(&value) {
+            Ok(())
+        } else {
+            Err(ConfigError::new(
+                format!("scoring.{field}"),
+                format!("must be 0 to 1, not {value}"),
+            ))
+        }
+    };
+    share("records.sample", s.records.sample)?;
+    share(
+        "training.max_label_share",
+        f64::from(s.training.max_label_share),
+    )?;
+    share("training.max_auc_drop", f64::from(s.training.max_auc_drop))?;
+    share(
+        "training.max_challenged_rise",
+        f64::from(s.training.max_challenged_rise),
+    )?;
+    share(
+        "training.max_missed_rise",
+        f64::from(s.training.max_missed_rise),
+    )?;
     if s.enabled && s.model.trim().is_empty() {
         return Err(ConfigError::new(
             "scoring.model",

@@ -269,6 +269,12 @@ impl Policy {
         self.routes[self.match_route(request)].score
     }
 
+    /// Whether the route `request` matches is marked `login`: for hosts
+    /// that count a request in the client's behaviour before deciding it.
+    pub fn is_login_route(&self, request: &Request) -> bool {
+        self.routes[self.match_route(request)].login
+    }
+
     /// The index of the first matching route; the default route when none.
     fn match_route(&self, request: &Request) -> usize {
         let mut by_path = Vec::new();
@@ -316,7 +322,8 @@ impl Policy {
         }
     }
 
-    fn score_action(&self, score: u8) -> ActionName {
+    /// What the thresholds alone make of `score`.
+    pub fn score_action(&self, score: u8) -> ActionName {
         let t = &self.thresholds;
         if score >= t.block {
             ActionName::Block

@@ -14,6 +14,15 @@
 //! - [`wire`]: the JSON of `POST /score`, shared by the filter and the companion.
 //! - [`Scored`]: a score as hosts hand it to [`crate::policy::Policy`].
 //!
+//! Native only (the CLI and the companion; none of it is in the filter):
+//!
+//! - [`simulate`]: labelled traffic from actor models (`palisade simulate`).
+//! - [`rows`]: feature files, the rows training and evaluation read.
+//! - [`train`]: the trainer for both model kinds (`palisade train`).
+//! - [`eval`]: metrics and the ROC curve (`palisade eval`).
+//! - [`replay`]: access-log lines through the client state (`palisade score --log`).
+//! - [`clock`]: the access logs' timestamps.
+//!
 //! The score feeds the same thresholds as rule weights; how the two
 //! combine is in [`crate::policy`] and `docs/scoring.md`.
 
@@ -23,6 +32,19 @@ pub mod model;
 mod scored;
 pub mod state;
 pub mod wire;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod clock;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod eval;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod replay;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod rows;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod simulate;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train;
 
 pub use features::{RequestFacts, Schema, Vector, ACCESS_LOG, REQUEST};
 pub use interaction::{Interaction, INTERACTION};

@@ -8,6 +8,7 @@ use super::scoring::api::{self, ApiError, CheckRequest, FeedbackRequest, ScoreBo
 use super::scoring::Assessed;
 use super::verdicts::{is_request_id, Asked, Verdict};
 use super::{headers_as_text, now_ns, Loaded, Shared, REAL_IP};
+use crate::config::ScoreUse;
 use crate::policy::{AuthAnswer, CompanionHealth, Decision, Request};
 use crate::scoring::wire::ScoreBatchAnswer;
 use axum::body::{to_bytes, Body};
@@ -160,7 +161,7 @@ async fn check_described(State(shared): State<Arc<Shared>>, body: Body) -> Respo
             &headers,
             Some(described.ip),
         );
-        let (decision, assessed) = decide(&shared, &loaded, &request, now_ns());
+        let (decision, assessed) = decide(&shared, &loaded, &request, now_ns(), Timing::Now);
         check_answer(&loaded, &decision, assessed.as_ref())
     };
     // As for /auth: off the runtime thread only when limits wait on Redis.
@@ -297,7 +298,7 @@ fn check(shared: &Shared, loaded: &Loaded, peer: IpAddr, headers: &HeaderMap) ->
         }
     }
     let request = original.request();
-    let (decision, _) = decide(shared, loaded, &request, now);
+    let (decision, _) = decide(shared, loaded, &request, now, Timing::AsTheFilter);
     let answer = loaded.policy.auth_answer(&decision, &request);
     shared.metrics.checked(&answer, false);
     if let Some(id) = &original.request_id {
@@ -314,6 +315,18 @@ fn check(shared: &Shared, loaded: &Loaded, peer: IpAddr, headers: &HeaderMap) ->
     answer
 }
 
+/// Which score a decision applies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Timing {
+    /// The score with this request counted (`/check`: what the score makes
+    /// of the request described).
+    Now,
+    /// As the Envoy filter applies it, so nginx and Envoy decide alike:
+    /// the score left by the client's previous request (from its next
+    /// request on), or, on a `score: blocking` route, the score now.
+    AsTheFilter,
+}
+
 /// Decides `request` as the check does: counted in its client's behaviour
 /// and scored (with scoring enabled), against the check's rate limits;
 /// then the answer's own status goes back into the behaviour.
@@ -322,10 +335,17 @@ fn decide<'p>(
     loaded: &'p Loaded,
     request: &Request,
     now: u64,
+    timing: Timing,
 ) -> (Decision<'p>, Option<Assessed>) {
     let policy = &loaded.policy;
     let assessed = shared.scoring.assess(policy, request, &shared.metrics, now);
-    let scored = assessed.as_ref().and_then(Assessed::scored);
+    let scored = assessed.as_ref().and_then(|a| {
+        if timing == Timing::Now || policy.score_use(request) == ScoreUse::Blocking {
+            a.scored()
+        } else {
+            a.cached
+        }
+    });
     let decision = loaded.limits.with_store(&shared.metrics, |store| {
         policy.decide_scored(request, store, now, scored)
     });

@@ -13,7 +13,7 @@
 
 use crate::net::Cidr;
 use crate::scoring::state::fnv1a;
-use crate::scoring::{ClientState, Observation, Vector};
+use crate::scoring::{ClientState, Observation, Scored, Vector};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -27,6 +27,10 @@ pub fn tag_of(prefix: &Cidr) -> u64 {
 struct Slot {
     state: ClientState,
     last: Option<Vector>,
+    /// The score the client's last check gave, and until when it applies
+    /// (nanoseconds): what the next check of the client uses, as a filter
+    /// uses the score the companion sent back for its last report.
+    cached: Option<(Scored, u64)>,
 }
 
 /// The table (see the module doc).
@@ -67,7 +71,7 @@ impl Clients {
         if slot.state.tag != tag {
             *slot = Slot {
                 state: ClientState::new(tag),
-                last: None,
+                ..Slot::default()
             };
             self.arrivals.fetch_add(1, Ordering::Relaxed);
         }
@@ -97,6 +101,23 @@ impl Clients {
             slot.last = Some(v);
             v
         })
+    }
+
+    /// Keeps `score` as the client's cached score until `expires_ns`, and
+    /// returns the one cached before, if it has not expired at `now_ns`.
+    pub fn exchange_score(
+        &self,
+        tag: u64,
+        score: Option<Scored>,
+        now_ns: u64,
+        expires_ns: u64,
+    ) -> Option<Scored> {
+        self.with_slot(tag, |slot| {
+            let before = slot.cached.filter(|(_, until)| *until > now_ns);
+            slot.cached = score.map(|s| (s, expires_ns));
+            before.map(|(s, _)| s)
+        })
+        .flatten()
     }
 
     /// Keeps a vector the filter reported as the client's last.

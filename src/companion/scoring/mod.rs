@@ -88,6 +88,9 @@ pub struct Assessed {
     pub model: Option<String>,
     /// The shadow candidate's score, when one runs.
     pub shadow: Option<f32>,
+    /// The score the client's previous check left, still fresh: what a
+    /// check on a `cached` route applies.
+    pub cached: Option<Scored>,
 }
 
 impl Assessed {
@@ -270,6 +273,7 @@ impl Scoring {
             top,
             model,
             shadow,
+            cached: None,
         }
     }
 
@@ -305,7 +309,15 @@ impl Scoring {
         let vector = self.clients().observe(tag, &observation, now_ns, |state| {
             Vector::of(&REQUEST, state, &facts, now_ns)
         })?;
-        Some(self.score(Some(prefix), tag, vector.as_slice().to_vec(), metrics))
+        let mut assessed = self.score(Some(prefix), tag, vector.as_slice().to_vec(), metrics);
+        let ttl_ns = policy.scoring().cache_ttl.0.saturating_mul(1_000_000_000);
+        assessed.cached = self.clients().exchange_score(
+            tag,
+            assessed.scored(),
+            now_ns,
+            now_ns.saturating_add(ttl_ns),
+        );
+        Some(assessed)
     }
 
     /// After a check's decision: its own answer's status goes into the

@@ -76,13 +76,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
                 points,
             });
         }
-        let title = format!(
-            "ROC, {} on {}",
-            report.schema,
-            Path::new(&args.input)
-                .file_name()
-                .map_or(args.input.clone(), |f| f.to_string_lossy().into_owned())
-        );
+        let title = format!("ROC: {} model on {} rows", report.schema, report.rows);
         plot::roc_png(Path::new(png), &title, &curves).map_err(|e| e.to_string())?;
     }
     if args.json {

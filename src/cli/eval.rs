@@ -3,8 +3,8 @@
 use super::print;
 use clap::Args;
 use palisade::scoring::eval::{self, plot, Report};
-use palisade::scoring::rows::{self, Row};
-use palisade::scoring::{Model, Schema};
+use palisade::scoring::rows;
+use palisade::scoring::Model;
 use serde_json::json;
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,9 +24,6 @@ pub struct EvalArgs {
     /// model in production).
     #[arg(long)]
     baseline: Option<String>,
-    /// Score each client once, by its last row, as `score --log` does.
-    #[arg(long)]
-    per_client: bool,
     /// Print the report(s) as JSON.
     #[arg(long)]
     json: bool,
@@ -43,18 +40,9 @@ pub fn load_model(path: &str) -> Result<Model, String> {
     Model::from_json(&text, schema).map_err(|e| format!("{path}: {e}"))
 }
 
-fn rows_for(path: &str, schema: &'static Schema, per_client: bool) -> Result<Vec<Row>, String> {
-    let rows = rows::read(Path::new(path), schema).map_err(|e| e.to_string())?;
-    Ok(if per_client {
-        eval::last_per_client(&rows)
-    } else {
-        rows
-    })
-}
-
 pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     let model = load_model(&args.model)?;
-    let rows = rows_for(&args.input, model.schema(), args.per_client)?;
+    let rows = rows::read(Path::new(&args.input), model.schema()).map_err(|e| e.to_string())?;
     let report = eval::evaluate(&model, &rows);
     // The baseline's kind (for the legend) and its report.
     let baseline: Option<(String, Report)> = match &args.baseline {
@@ -88,13 +76,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
                 points,
             });
         }
-        let title = format!(
-            "ROC, {} on {}",
-            report.schema,
-            Path::new(&args.input)
-                .file_name()
-                .map_or(args.input.clone(), |f| f.to_string_lossy().into_owned())
-        );
+        let title = format!("ROC: {} model on {} rows", report.schema, report.rows);
         plot::roc_png(Path::new(png), &title, &curves).map_err(|e| e.to_string())?;
     }
     if args.json {

@@ -66,7 +66,7 @@ pub fn run(args: ScoreArgs) -> Result<ExitCode, String> {
                 skipped += 1;
                 if skipped <= 10 {
                     eprintln!(
-                        "palisade: {source}:{}: not a {} log line ({reason}), skipped",
+                        "palisade: {source}:{}: not a line of the {} log format ({reason}), skipped",
                         n + 1,
                         args.log.name()
                     );
@@ -90,8 +90,9 @@ pub fn run(args: ScoreArgs) -> Result<ExitCode, String> {
     let mut out = String::new();
     for (client, s) in &scored {
         let top: Vec<serde_json::Value> = s
-            .top_features(&model, args.top)
+            .contributions
             .iter()
+            .take(args.top)
             .map(|c| json!({"feature": c.feature, "value": round(c.value, 3), "points": round(c.points, 1)}))
             .collect();
         let object = json!({

@@ -347,21 +347,6 @@ fn ablation(model: &Model, rows: &[Row], labels: &[bool]) -> Vec<Ablation> {
         .collect()
 }
 
-/// Each client's last row (by time; file order breaks ties): what
-/// `palisade score --log` scores a client by.
-pub fn last_per_client(rows: &[Row]) -> Vec<Row> {
-    let mut last: HashMap<&str, usize> = HashMap::new();
-    for (i, r) in rows.iter().enumerate() {
-        let e = last.entry(&r.client).or_insert(i);
-        if r.t >= rows[*e].t {
-            *e = i;
-        }
-    }
-    let mut keep: Vec<usize> = last.into_values().collect();
-    keep.sort_unstable();
-    keep.into_iter().map(|i| rows[i].clone()).collect()
-}
-
 impl Report {
     /// The report as text for a terminal.
     pub fn text(&self) -> String {
@@ -438,25 +423,5 @@ mod tests {
         assert_eq!(pts.first(), Some(&(0.0, 0.0)));
         assert_eq!(pts.last(), Some(&(1.0, 1.0)));
         assert!(pts.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
-    }
-
-    #[test]
-    fn the_last_row_of_each_client_is_kept() {
-        let row = |client: &str, t: f64| Row {
-            client: client.into(),
-            actor: String::new(),
-            label: 0,
-            t,
-            features: vec![t as f32],
-            rules_score: None,
-        };
-        let rows = [row("a", 1.0), row("b", 1.0), row("a", 3.0), row("a", 2.0)];
-        let last = last_per_client(&rows);
-        assert_eq!(
-            last.iter()
-                .map(|r| (r.client.as_str(), r.t))
-                .collect::<Vec<_>>(),
-            [("b", 1.0), ("a", 3.0)]
-        );
     }
 }

@@ -120,6 +120,8 @@ pub struct Model {
     schema: &'static Schema,
     /// `1 / std`, so scaling is a multiply.
     inv_std: Vec<f32>,
+    /// Each layer's weights input-major (`inputs × outputs`), for [`dense`].
+    columns: Vec<Vec<f32>>,
 }
 
 /// A feature's share in a score: how far the score falls when the feature
@@ -227,10 +229,20 @@ impl Model {
             return refuse("the model holds a number that is not finite");
         }
         let inv_std = file.scaling.std.iter().map(|s| 1.0 / s).collect();
+        let columns = file
+            .layers
+            .iter()
+            .map(|l| {
+                (0..l.inputs)
+                    .flat_map(|i| (0..l.outputs).map(move |o| l.weights[o * l.inputs + i]))
+                    .collect()
+            })
+            .collect();
         Ok(Model {
             file,
             schema,
             inv_std,
+            columns,
         })
     }
 
@@ -264,8 +276,8 @@ impl Model {
             *out = (x.get(i).copied().unwrap_or(0.0) - mean) * inv;
         }
         let (mut input, mut output) = (&mut a, &mut b);
-        for layer in &self.file.layers {
-            dense(layer, input, output);
+        for (layer, columns) in self.file.layers.iter().zip(&self.columns) {
+            dense(layer, columns, input, output);
             std::mem::swap(&mut input, &mut output);
         }
         input[0]
@@ -308,32 +320,28 @@ impl Model {
     }
 }
 
-/// One layer: `output = activation(W × input + bias)`. Written as a dot
-/// product per output over contiguous rows, which the compiler vectorises.
-fn dense(layer: &Layer, input: &[f32; MAX_WIDTH], output: &mut [f32; MAX_WIDTH]) {
-    let x = &input[..layer.inputs];
-    for ((out, row), bias) in output
-        .iter_mut()
-        .zip(layer.weights.chunks_exact(layer.inputs))
-        .zip(&layer.bias)
+/// One layer: `output = activation(W × input + bias)`, accumulated input
+/// by input into all outputs at once: the inner loop runs over contiguous
+/// outputs (64, 32, 16 wide in the shipped models), which the compiler
+/// vectorises, and the inputs a ReLU zeroed are skipped.
+fn dense(layer: &Layer, columns: &[f32], input: &[f32; MAX_WIDTH], output: &mut [f32; MAX_WIDTH]) {
+    let out = &mut output[..layer.outputs];
+    out.copy_from_slice(&layer.bias);
+    for (x, column) in input[..layer.inputs]
+        .iter()
+        .zip(columns.chunks_exact(layer.outputs))
     {
-        let mut acc = [0f32; 8];
-        let mut rows = row.chunks_exact(8);
-        let mut xs = x.chunks_exact(8);
-        for (r, v) in (&mut rows).zip(&mut xs) {
-            for j in 0..8 {
-                acc[j] += r[j] * v[j];
-            }
+        if *x == 0.0 {
+            continue;
         }
-        let mut sum: f32 = acc.iter().sum();
-        for (r, v) in rows.remainder().iter().zip(xs.remainder()) {
-            sum += r * v;
+        for (o, w) in out.iter_mut().zip(column) {
+            *o += x * w;
         }
-        sum += bias;
-        *out = match layer.activation {
-            Activation::Relu => sum.max(0.0),
-            Activation::Linear => sum,
-        };
+    }
+    if layer.activation == Activation::Relu {
+        for o in out {
+            *o = o.max(0.0);
+        }
     }
 }
 

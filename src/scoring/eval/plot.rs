@@ -64,7 +64,10 @@ pub fn roc_png(path: &Path, title: &str, curves: &[Curve]) -> Result<(), PlotErr
         .y_desc("true positive rate (bots flagged)")
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 15))
-        .light_line_style(RGBColor(235, 235, 235))
+        .x_labels(11)
+        .y_labels(11)
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(225, 225, 225))
         .draw()
         .map_err(|e| fail(&e))?;
     chart

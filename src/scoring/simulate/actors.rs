@@ -184,12 +184,12 @@ pub fn generate(actor: Actor, rng: &mut Rng, v: Variant, w: Window) -> Generated
 fn person(rng: &mut Rng, v: Variant, w: Window) -> (Vec<Hit>, Input) {
     let mobile = rng.chance(v.pick(0.3, 0.45));
     let browser = Browser::person(rng, if mobile { 1.0 } else { 0.0 });
-    let think_median = rng.range(v.pick((4.0, 30.0), (2.0, 80.0)));
-    let think_sigma = rng.range(v.pick((0.6, 1.2), (0.4, 1.7)));
-    let pages_median = rng.range(v.pick((3.0, 15.0), (1.0, 30.0)));
-    let images_mean = rng.range(v.pick((2.0, 12.0), (0.3, 25.0)));
-    let revalidate = rng.range(v.pick((0.0, 0.3), (0.0, 0.6)));
-    let asset_gap = rng.range(v.pick((0.01, 0.08), (0.003, 0.2)));
+    let think_median = rng.range(v.pick((2.0, 40.0), (1.5, 90.0)));
+    let think_sigma = rng.range(v.pick((0.5, 1.4), (0.4, 1.7)));
+    let pages_median = rng.range(v.pick((1.0, 20.0), (1.0, 30.0)));
+    let images_mean = rng.range(v.pick((0.5, 18.0), (0.3, 25.0)));
+    let revalidate = rng.range(v.pick((0.0, 0.4), (0.0, 0.6)));
+    let asset_gap = rng.range(v.pick((0.005, 0.12), (0.003, 0.2)));
     let strips_referrer = rng.chance(v.pick(0.05, 0.15));
     let logs_in = rng.chance(v.pick(0.2, 0.3));
     let typo = rng.range((0.2, 0.5));
@@ -353,7 +353,7 @@ fn search_crawler(rng: &mut Rng, v: Variant, w: Window) -> Vec<Hit> {
     let mut t = w.start;
     let mut n = 0u64;
     while !out.full(t) {
-        let (method, path) = if n % robots_every == 0 {
+        let (method, path) = if n.is_multiple_of(robots_every) {
             ("GET", "/robots.txt".to_string())
         } else if n % robots_every == 1 {
             ("GET", "/sitemap.xml".to_string())
@@ -484,7 +484,7 @@ fn credential_stuffer(rng: &mut Rng, v: Variant, w: Window) -> Vec<Hit> {
         }
         let referrer = rng.chance(fakes_referrer).then(|| url(&login));
         let headers = if rotates && rng.chance(0.2) {
-            agents::tool(*rng.pick(agents::TOOLS), referrer.as_deref())
+            agents::tool(rng.pick::<&str>(agents::TOOLS), referrer.as_deref())
         } else {
             agents::faked_browser(&browser, copied, Fetch::Data, referrer.as_deref())
         };
@@ -508,9 +508,9 @@ fn credential_stuffer(rng: &mut Rng, v: Variant, w: Window) -> Vec<Hit> {
 fn headless_browser(rng: &mut Rng, v: Variant, w: Window) -> Vec<Hit> {
     let stealth = rng.chance(v.pick(0.5, 0.7));
     let browser = Browser::headless(rng, stealth);
-    let gap = rng.range(v.pick((0.5, 4.0), (0.3, 8.0)));
-    let cv = rng.range(v.pick((0.0, 0.25), (0.05, 0.5)));
-    let caches = rng.range(v.pick((0.0, 0.0), (0.0, 0.5)));
+    let gap = rng.range(v.pick((0.4, 5.0), (0.3, 8.0)));
+    let cv = rng.range(v.pick((0.0, 0.35), (0.05, 0.5)));
+    let caches = rng.range(v.pick((0.0, 0.3), (0.0, 0.5)));
     let follows = rng.range(v.pick((0.5, 1.0), (0.3, 1.0)));
     let images = rng.int(1, 8);
     let pages = rng.int(30, 400) as usize;
@@ -574,7 +574,7 @@ fn api_client(rng: &mut Rng, v: Variant, w: Window) -> Vec<Hit> {
     let mut t = w.start;
     let mut n = 0u64;
     while !out.full(t) {
-        let (method, path, status) = if n % 200 == 0 {
+        let (method, path, status) = if n.is_multiple_of(200) {
             let status = if rng.chance(0.05) { 401 } else { 200 };
             ("POST", "/api/v1/auth/token".to_string(), status)
         } else {
@@ -588,7 +588,7 @@ fn api_client(rng: &mut Rng, v: Variant, w: Window) -> Vec<Hit> {
         out.push(t, method, path, status, None, headers.clone());
         n += 1;
         t += if beyond {
-            if n % burst == 0 {
+            if n.is_multiple_of(burst) {
                 rng.jittered(pause, 0.3)
             } else {
                 rng.jittered(burst_gap, cv)

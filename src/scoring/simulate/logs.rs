@@ -20,7 +20,7 @@ impl Format {
     /// Envoy's log lacks (referrers) and what the combined log lacks
     /// (sub-second times), and does not lean on either.
     pub fn of_client(index: usize) -> Format {
-        if index % 2 == 0 {
+        if index.is_multiple_of(2) {
             Format::Combined
         } else {
             Format::Envoy

@@ -119,7 +119,9 @@ pub fn start_ns() -> u64 {
 
 /// Runs the actor models.
 pub fn simulate(options: &SimOptions) -> Simulation {
-    let salt = options.variant.pick(0x7472_6169_6e00, 0x686f_6c64_6f75_74);
+    let salt = options
+        .variant
+        .pick(0x7472_6169_6e00, 0x0068_6f6c_646f_7574);
     let root = Rng::new(options.seed ^ salt);
     let duration = options.duration_s.max(1.0);
     let mut taken = HashSet::new();

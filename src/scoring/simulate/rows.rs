@@ -13,6 +13,12 @@ use crate::scoring::replay::{self, LogLine};
 use crate::scoring::rows::Row;
 use crate::scoring::state::{looks_like_login, ClientState, Observation};
 
+/// The share of requests the site challenges whatever the rules say: what
+/// a score-driven or `challenge_all` route does. Without it only clients
+/// the rules already suspect would ever meet a challenge, and a model could
+/// not learn what a failed one says about a browser-like client.
+const SPOT_CHECKS: f64 = 0.02;
+
 /// How often (seconds) a client that keeps failing challenges is counted
 /// as failing again: a challenged client is answered with the same
 /// challenge until it solves it, and one refusal per page is the signal.
@@ -58,7 +64,8 @@ fn row(
 }
 
 /// Request-schema rows: each request decided by `policy` (its rules score
-/// is `rules_score`; its challenges are solved or failed per actor), and
+/// is `rules_score`; its challenges, and [`SPOT_CHECKS`], are solved or
+/// failed per actor), and
 /// the client's state and header facts turned into a [`REQUEST`] vector.
 /// Login routes are those [`looks_like_login`] names.
 pub fn request_rows(sim: &Simulation, policy: &Policy) -> Vec<Row> {
@@ -103,10 +110,8 @@ pub fn request_rows(sim: &Simulation, policy: &Policy) -> Vec<Row> {
         );
         c.state.observe_response(r.hit.status, login);
         let t = r.t_ns as f64 / 1e9;
-        if decision.action == Action::Challenge
-            && !c.passed
-            && t - c.last_challenge >= CHALLENGE_EVERY_S
-        {
+        let challenged = decision.action == Action::Challenge || rng.chance(SPOT_CHECKS);
+        if challenged && !c.passed && t - c.last_challenge >= CHALLENGE_EVERY_S {
             c.last_challenge = t;
             c.passed = rng.chance(solves(sc.actor));
             c.state.observe_challenge(c.passed);

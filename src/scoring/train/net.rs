@@ -212,8 +212,8 @@ impl Net {
             } else {
                 (norm.running_mean.clone(), norm.running_var.clone())
             };
-            for j in 0..width {
-                norm.inv_std[j] = 1.0 / (var[j] + BN_EPS).sqrt();
+            for (inv, v) in norm.inv_std.iter_mut().zip(&var) {
+                *inv = 1.0 / (v + BN_EPS).sqrt();
             }
             norm.zhat.clear();
             norm.y.clear();

@@ -34,9 +34,13 @@ const SENT_KEY: &str = "palisade.sc.sent";
 /// The wait for a batch's answer never exceeds this (nor the interval).
 const MAX_BATCH_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Registers the report queue (idempotent across VMs); `None` when the
-/// host has no shared queues, and then no reports are sent.
+/// Registers the report queue (idempotent across VMs) and creates the
+/// send claim, so that claiming is always compare-and-swap; `None` when
+/// the host has no shared queues, and then no reports are sent.
 pub fn register() -> Option<u32> {
+    if let Ok((None, _)) = hostcalls::get_shared_data(SENT_KEY) {
+        let _ = hostcalls::set_shared_data(SENT_KEY, Some(&0u64.to_le_bytes()), None);
+    }
     hostcalls::register_shared_queue(QUEUE).ok()
 }
 

@@ -14,7 +14,6 @@ use super::metrics::{Fallback, Metrics};
 use super::reports;
 use super::slots::{self, Fetched, Updated};
 use crate::config::ScoreUse;
-use crate::crawlers::ClientClass;
 use crate::net::Cidr;
 use crate::policy::{CompanionHealth, Decision, Policy, Request};
 use crate::scoring::cache::SlotKey;
@@ -38,6 +37,16 @@ pub struct Looked {
     fetched: Option<Fetched>,
     /// The cached score, if it still applies.
     pub fresh: Option<Scored>,
+}
+
+/// How a request is counted in its client's slot.
+#[derive(Clone, Copy)]
+enum Counting<'d, 'p> {
+    /// After its decision (the ordinary path): a report if one is due.
+    Decided(&'d Decision<'p>),
+    /// Before it, to ask for a blocking score: always a report, and the
+    /// client class is not known yet.
+    Asking { login: bool },
 }
 
 /// Where a request goes once its client's slot is read.
@@ -105,7 +114,8 @@ impl Scorer {
         if score_use != ScoreUse::Blocking {
             return Step::Decide(None);
         }
-        let Some(report) = self.count(policy, metrics, req, looked, login, None, now, true) else {
+        let asking = Counting::Asking { login };
+        let Some(report) = self.count(policy, metrics, req, looked, asking, now) else {
             return Step::Decide(None);
         };
         let timeout = Duration::from_millis(policy.scoring().blocking_timeout_ms);
@@ -129,17 +139,8 @@ impl Scorer {
         decision: &Decision,
         now: u64,
     ) {
-        let class = Some(decision.client.class);
-        if let Some(report) = self.count(
-            policy,
-            metrics,
-            req,
-            looked,
-            decision.login,
-            class,
-            now,
-            false,
-        ) {
+        let decided = Counting::Decided(decision);
+        if let Some(report) = self.count(policy, metrics, req, looked, decided, now) {
             if let Some(queue) = self.queue {
                 let _ = reports::enqueue(queue, &report);
             }
@@ -147,20 +148,21 @@ impl Scorer {
     }
 
     /// The read-modify-write of a request: observes it, and when a report
-    /// is wanted (or `force`d: the blocking path always asks) marks the
-    /// slot reported and returns the report to send.
-    #[allow(clippy::too_many_arguments)]
+    /// is wanted (always, when [`Counting::Asking`]) marks the slot
+    /// reported and returns the report to send.
     fn count(
         &self,
         policy: &Policy,
         metrics: &Metrics,
         req: &Request,
         looked: &Looked,
-        login: bool,
-        class: Option<ClientClass>,
+        counting: Counting,
         now: u64,
-        force: bool,
     ) -> Option<Report> {
+        let (login, class, force) = match counting {
+            Counting::Decided(d) => (d.login, Some(d.client.class), false),
+            Counting::Asking { login } => (login, None, true),
+        };
         let observation = Observation {
             method: req.method,
             path: req.path,

@@ -21,6 +21,9 @@ use crate::ratelimit::{bucket_index, tag};
 /// features, its expiry and the last report time.
 pub const SLOT_BYTES: usize = STATE_BYTES + 1 + 3 + 8 + 8;
 
+// `scoring.slots` is documented as `slots × 128` bytes of memory.
+const _: () = assert!(SLOT_BYTES <= 128);
+
 /// `points` of a slot without a score.
 const NO_SCORE: u8 = u8::MAX;
 
@@ -184,10 +187,6 @@ mod tests {
         slot.reported_ns = 5 * S;
         assert_eq!(Slot::from_bytes(&slot.to_bytes()), Some(slot));
         assert_eq!(Slot::from_bytes(&slot.to_bytes()[1..]), None);
-        assert!(
-            SLOT_BYTES <= 128,
-            "the documented memory is slots × 128 bytes"
-        );
     }
 
     #[test]

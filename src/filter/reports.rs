@@ -6,7 +6,7 @@
 //! once. Every root context registers it (the host returns the same queue
 //! for the same VM id and name). A shared queue has no bound, so the
 //! bound is kept here: whichever root wins a send empties the whole queue
-//! and keeps at most `scoring.report_batch` clients, dropping (and
+//! and sends at most `scoring.report_batch` reports, dropping (and
 //! counting) the rest. What the queue holds is therefore at most what
 //! requests queue in one interval, and a client queues at most once per
 //! interval (its slot records when), so its dropped report is simply
@@ -187,7 +187,10 @@ impl Reporter {
         // Nothing to send to while the companion is down: the clients
         // queue again an interval later.
         let batch = match health::read(policy) {
-            CompanionHealth::Up => report::select(queued, limit),
+            CompanionHealth::Up => {
+                queued.truncate(limit);
+                queued
+            }
             CompanionHealth::Down => Vec::new(),
         };
         metrics.reports_dropped(total - batch.len());

@@ -206,8 +206,8 @@ def test_a_cached_score_applies_from_the_next_request(envoy, stand_in):
     # The first requests are decided on rules only (nothing cached yet).
     assert get(envoy, "/page", bot).status_code == 200
     assert get(envoy, "/page", person).status_code == 200
-    wait_until(lambda: {f"{bot}/32", f"{person}/32"} <= set(stand_in.clients_reported()), 5, "reported")
-    blocked = wait_until(lambda: get(envoy, "/page", bot).status_code == 403, 3, "blocked by its score")
+    wait_until(lambda: {f"{bot}/32", f"{person}/32"} <= set(stand_in.clients_reported()), 10, "reported")
+    blocked = wait_until(lambda: get(envoy, "/page", bot).status_code == 403, 5, "blocked by its score")
     assert blocked
     # Monitored (60) requests pass, and the upstream sees the learned part.
     echo = get(envoy, "/page", person).json()["headers"]

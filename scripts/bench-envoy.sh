@@ -3,7 +3,7 @@
 #
 #   scripts/bench-envoy.sh        (part of `make bench`)
 #
-# Three Envoys (--concurrency 2, 127.0.0.1 on free ports), identical but for
+# Four Envoys (--concurrency 2, 127.0.0.1 on free ports), identical but for
 # their HTTP filters, all answering with a direct_response (no upstream):
 #   a  none         no filter besides the router    benches/envoy-none.yaml
 #   b  passthrough  an empty proxy-wasm filter      benches/envoy-passthrough.yaml
@@ -11,6 +11,12 @@
 #                   policy (1,000 routes, 100 rules, 200,000 CIDRs:
 #                   benches/support/policy.rs, the same policy as
 #                   `cargo bench --bench engine`, which writes it)
+#   d  scored       as c with `scoring.enabled` (defaults: 8,192 slots, 60 s
+#                   TTL), on the cached path: the client's score is in its
+#                   slot, so each request reads and writes the slot and
+#                   reads the response status, and nothing waits. c and d
+#                   share a stand-in for the companion's internal listener
+#                   (benches/support/score_stand_in.py, score 10: allow).
 # Two scenarios, both a browser-like request (User-Agent, Accept,
 # Accept-Language) from 127.0.0.1:
 #   allow  GET /svc990/items/42  route bench-allow (allow), no rule fires
@@ -19,14 +25,15 @@
 #          bound to 127.0.0.1 and the user agent)
 # Each (config, scenario) runs BENCH_ROUNDS times, interleaved (round-robin,
 # the config order rotating every round) so that load drifting on the
-# machine hits every config alike. Prints req/s, p50 and p99 (medians over
-# the rounds), the ratios c/a and c/b (goals on the allow path: c/b >= 0.9,
-# c/a >= 0.7), and memory: process RSS, tcmalloc, and each wasm VM's linear
+# machine hits every config alike. Prints req/s, p50 and p99 and Envoy's
+# CPU time per request (medians over the rounds), the ratios c/a and c/b (goals on the allow path: c/b >= 0.9,
+# c/a >= 0.7) and d/c (scoring on against off; goal >= 0.95), and memory: process RSS, tcmalloc, and each wasm VM's linear
 # memory (Envoy has no per-VM memory stat; see benches/support/envoy_memory.py).
 #
 # Knobs: BENCH_DURATION (10s), BENCH_WARMUP (3s per config and scenario),
 # BENCH_ROUNDS (3), BENCH_THREADS (2) and BENCH_CONNECTIONS (32) for wrk,
-# BENCH_CONCURRENCY (2) for Envoy, BENCH_KEEP=1 keeps the work directory
+# BENCH_CONCURRENCY (2) for Envoy, BENCH_CONFIGS (all four: "none
+# passthrough palisade scored") to run only some of them, BENCH_KEEP=1 keeps the work directory
 # (configs, logs, wrk outputs; it is always kept on failure).
 # Every process started here is stopped on exit, failure or Ctrl-C.
 set -euo pipefail
@@ -48,7 +55,9 @@ ENVOY="$ROOT/.venv/bin/envoy"
 CLI="$ROOT/target/release/palisade"
 WASM="$ROOT/target/wasm32-wasip1/release/palisade.wasm"
 PASS_WASM="$ROOT/target/passthrough/wasm32-wasip1/release/passthrough.wasm"
-CONFIGS=(none passthrough palisade)
+read -r -a CONFIGS <<<"${BENCH_CONFIGS:-none passthrough palisade scored}"
+STAND_IN_PID=
+running() { [[ " ${CONFIGS[*]} " == *" $1 "* ]]; }
 UA="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
 ACCEPT="text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 LANGUAGE="en-US,en;q=0.9"
@@ -63,7 +72,7 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   # shellcheck disable=SC2086  # the wrk PID may be unset
-  stop_processes $WRK_PID "${PID[@]}"
+  stop_processes $WRK_PID $STAND_IN_PID "${PID[@]}"
   finish_work "$rc"
 }
 trap cleanup EXIT
@@ -82,12 +91,18 @@ log "envoy $("$ENVOY" --version | grep -o 'version: [^ ]*' || true); palisade.wa
 PALISADE_BENCH_DUMP_POLICY="$WORK/policy.json" cargo bench --bench engine >&2
 "$CLI" check-config "$WORK/policy.json"
 echo '{}' >"$WORK/empty.json"
+python3 -c 'import json, sys; p = json.load(open(sys.argv[1])); p["scoring"] = {"enabled": True}; print(json.dumps(p))' \
+  "$WORK/policy.json" >"$WORK/policy-scored.json"
+"$CLI" check-config "$WORK/policy-scored.json"
 TOKEN=$("$CLI" token sign --config "$WORK/policy.json" --ip 127.0.0.1 --user-agent "$UA")
 "$CLI" token verify --config "$WORK/policy.json" --ip 127.0.0.1 --user-agent "$UA" "$TOKEN" >/dev/null \
   || { log "the pass token does not verify"; exit 1; }
 
-# --- start the three Envoys -------------------------------------------------
-read -r -a ports < <(python3 scripts/free-port.py 6 | xargs)
+# --- start the stand-in and the four Envoys ----------------------------------
+read -r -a ports < <(python3 scripts/free-port.py 9 | xargs)
+STAND_IN_PORT=${ports[8]}
+python3 benches/support/score_stand_in.py "$STAND_IN_PORT" 10 >"$WORK/stand-in.log" 2>&1 &
+STAND_IN_PID=$!
 i=0
 for c in "${CONFIGS[@]}"; do
   PORT[$c]=${ports[$i]} ADMIN[$c]=${ports[$((i + 1))]}
@@ -96,9 +111,11 @@ for c in "${CONFIGS[@]}"; do
     none) policy="$WORK/empty.json" wasm=/dev/null ;;
     passthrough) policy="$WORK/empty.json" wasm="$PASS_WASM" ;;
     palisade) policy="$WORK/policy.json" wasm="$WASM" ;;
+    scored) policy="$WORK/policy-scored.json" wasm="$WASM" ;;
   esac
-  python3 scripts/render_envoy.py "benches/envoy-$c.yaml" "$policy" "$wasm" \
-    "${PORT[$c]}" "${ADMIN[$c]}" 0 >"$WORK/envoy-$c.yaml"
+  template=benches/envoy-${c/scored/palisade}.yaml
+  python3 scripts/render_envoy.py "$template" "$policy" "$wasm" \
+    "${PORT[$c]}" "${ADMIN[$c]}" 0 0 "$STAND_IN_PORT" >"$WORK/envoy-$c.yaml"
   "$ENVOY" -c "$WORK/envoy-$c.yaml" --concurrency "$CONCURRENCY" --use-dynamic-base-id \
     --disable-hot-restart --log-level warn >"$WORK/envoy-$c.log" 2>&1 &
   PID[$c]=$!
@@ -119,6 +136,9 @@ done
 log "envoys ready: $(for c in "${CONFIGS[@]}"; do printf '%s on :%s ' "$c" "${PORT[$c]}"; done)"
 
 # --- check that each scenario is what it claims ------------------------------
+counter() { # CONFIG NAME: a Palisade counter's value (0 if undefined)
+  curl -s "http://127.0.0.1:${ADMIN[$1]}/stats?filter=^wasmcustom\.palisade\.$2\$" | awk -F': ' '{ print $2 } END { if (NR == 0) print 0 }'
+}
 status() { # CONFIG PATH [extra curl args]
   local c=$1 path=$2
   shift 2
@@ -133,13 +153,33 @@ for c in "${CONFIGS[@]}"; do
   expect 200 "$(status "$c" "$TOKEN_PATH" -H "X-Palisade-Token: $TOKEN")" "$c token path"
 done
 # Palisade is really deciding: no token challenges, the block route blocks.
-expect 403 "$(status palisade "$TOKEN_PATH")" "palisade token path without a token (challenge)"
-expect 403 "$(status palisade /svc980/x)" "palisade bench-block route"
-expect 200 "$(status passthrough "$TOKEN_PATH")" "passthrough token path without a token"
+if running palisade; then
+  expect 403 "$(status palisade "$TOKEN_PATH")" "palisade token path without a token (challenge)"
+  expect 403 "$(status palisade /svc980/x)" "palisade bench-block route"
+  [ "$(counter palisade score.reports.sent)" = 0 ] || { log "check failed: palisade (scoring off) sent reports"; exit 1; }
+fi
+if running passthrough; then
+  expect 200 "$(status passthrough "$TOKEN_PATH")" "passthrough token path without a token"
+fi
+# Scoring is on the cached path: the client was reported, its score came
+# back, and requests are decided with it.
+if running scored; then
+  started=$SECONDS
+  until [ "$(counter scored score.reports.sent)" -ge 1 ] && [ "$(status scored "$ALLOW_PATH")" = 200 ] \
+    && curl -s "http://127.0.0.1:${ADMIN[scored]}/stats?usedonly&filter=score\.points" | grep -q .; do
+    if [ $((SECONDS - started)) -gt 15 ]; then
+      log "check failed: scored: no cached score in 15 s"; cat "$WORK/stand-in.log" >&2; exit 1
+    fi
+    sleep 0.2
+  done
+fi
 
 # --- measure ----------------------------------------------------------------
+cpu_ticks() { # PID: user + system CPU time so far, in clock ticks
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
 run_wrk() { # OUT DURATION CONFIG SCENARIO
-  local out=$1 duration=$2 c=$3 scenario=$4 path extra=()
+  local out=$1 duration=$2 c=$3 scenario=$4 path extra=() cpu
   case $scenario in
     allow) path=$ALLOW_PATH ;;
     token) path=$TOKEN_PATH extra=(-H "X-Palisade-Token: $TOKEN") ;;
@@ -149,8 +189,12 @@ run_wrk() { # OUT DURATION CONFIG SCENARIO
     -H "User-Agent: $UA" -H "Accept: $ACCEPT" -H "Accept-Language: $LANGUAGE" "${extra[@]}" \
     "http://127.0.0.1:${PORT[$c]}$path" >"$out" 2>&1 &
   WRK_PID=$!
+  cpu=$(cpu_ticks "${PID[$c]}")
   wait "$WRK_PID" || { log "wrk failed:"; cat "$out" >&2; exit 1; }
   WRK_PID=
+  # Envoy's CPU time over the run: the cost per request, which a loaded
+  # machine disturbs less than it disturbs throughput.
+  echo "envoy cpu ticks: $(($(cpu_ticks "${PID[$c]}") - cpu)) of $(getconf CLK_TCK)/s" >>"$out"
 }
 
 mkdir -p "$WORK/wrk" "$WORK/warmup"
@@ -179,8 +223,10 @@ python3 benches/support/wrk_report.py "$WORK/wrk" || report_rc=$?
 
 echo
 echo "Palisade decisions counted by the filter (includes the checks and warm-up):"
-curl -s "http://127.0.0.1:${ADMIN[palisade]}/stats?filter=^wasmcustom\.palisade\.(requests\.|route\.bench|token\.)" \
+running palisade && curl -s "http://127.0.0.1:${ADMIN[palisade]}/stats?filter=^wasmcustom\.palisade\.(requests\.|route\.bench|token\.)" \
   | grep -v ': 0$' | sed 's/^/  /' || true
+echo "Scoring in d (reports and clients sent, fallbacks, slot updates given up; the learned scores used):"
+running scored && curl -s "http://127.0.0.1:${ADMIN[scored]}/stats?filter=^wasmcustom\.palisade\.score\." | sed 's/^/  /' || true
 
 echo
 echo "Memory after the runs (b, c: a wasm VM per worker and one on the main thread, plus the base VM they are cloned from):"

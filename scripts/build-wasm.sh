@@ -12,9 +12,9 @@
 # otherwise Debian's rustc-web + -Zbuild-std, which needs no download from
 # static.rust-lang.org. PALISADE_WASM_TOOLCHAIN=rustup|debian forces one.
 # Cargo's own env vars pass through, e.g. CARGO_PROFILE_RELEASE_OPT_LEVEL=z.
-# PALISADE_WASM_OPT=1 post-optimises the release module with `wasm-opt`
-# (binaryen) if it is on PATH; off by default so every machine builds the
-# same module.
+# Release modules are post-optimised with binaryen's `wasm-opt -O3`
+# (Debian's `binaryen`, installed here when missing): about 10% smaller and
+# no slower, which keeps the filter under its 2 MB budget.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -121,18 +121,20 @@ esac
 
 [ -f "$OUT" ] || { log "missing $OUT after build"; exit 1; }
 
-# Optional post-optimisation. The features listed are the ones rustc >= 1.82
-# emits by default for wasm32; without them old wasm-opt refuses the module.
-if [ "$PROFILE" = release ] && [ "${PALISADE_WASM_OPT:-0}" = 1 ] && command -v wasm-opt >/dev/null; then
-  log "wasm-opt: $(wasm-opt --version)"
-  if wasm-opt -O3 --strip-debug --enable-bulk-memory --enable-sign-ext \
-       --enable-mutable-globals --enable-nontrapping-float-to-int \
-       --enable-multivalue --enable-reference-types "$OUT" -o "$OUT.opt" >&2; then
-    log "wasm-opt: $(stat -c %s "$OUT") -> $(stat -c %s "$OUT.opt") bytes"
-    rm -f "$OUT" && mv "$OUT.opt" "$OUT"
-  else
-    rm -f "$OUT.opt"; log "wasm-opt failed; keeping the unoptimised module"
+# Post-optimisation. The features listed are the ones rustc >= 1.82 emits
+# by default for wasm32; without them old wasm-opt refuses the module.
+if [ "$PROFILE" = release ] && [ "$MODE" = build ]; then
+  if ! command -v wasm-opt >/dev/null; then
+    log "installing Debian package: binaryen (wasm-opt)"
+    apt_install binaryen || { $SUDO apt-get update >&2 && apt_install binaryen; }
   fi
+  log "wasm-opt: $(wasm-opt --version)"
+  wasm-opt -O3 --strip-debug --enable-bulk-memory --enable-sign-ext \
+    --enable-mutable-globals --enable-nontrapping-float-to-int \
+    --enable-multivalue --enable-reference-types "$OUT" -o "$OUT.opt" >&2 \
+    || { rm -f "$OUT.opt"; log "wasm-opt failed on $OUT"; exit 1; }
+  log "wasm-opt: $(stat -c %s "$OUT") -> $(stat -c %s "$OUT.opt") bytes"
+  rm -f "$OUT" && mv "$OUT.opt" "$OUT"
 fi
 
 stat -c %s "$OUT" | awk -v name="$NAME" '{ printf "%s.wasm: %d bytes (%.2f MiB)\n", name, $1, $1 / 1048576 }'

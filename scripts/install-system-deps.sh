@@ -4,7 +4,7 @@
 # the tests run their own nginx/redis on free ports.
 set -euo pipefail
 
-PKGS=(nginx redis-server chromium chromium-driver wrk hyperfine espeak-ng sox fonts-dejavu-core)
+PKGS=(nginx redis-server chromium chromium-driver wrk hyperfine espeak-ng sox fonts-dejavu-core binaryen)
 # The challenge page's unit tests run under Node; use Debian's only if the
 # machine has no node of its own.
 command -v node >/dev/null || PKGS+=(nodejs)

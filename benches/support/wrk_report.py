@@ -6,7 +6,8 @@ Usage: wrk_report.py DIR
 DIR holds one wrk output per run, named ROUND-CONFIG-SCENARIO.txt (wrk
 --latency). Prints, per config and scenario, the median over rounds of
 req/s, p50 and p99 (and every round's req/s), then the throughput ratios
-of Palisade (c) to no filter (a) and to the empty wasm filter (b).
+of Palisade (c) to no filter (a) and to the empty wasm filter (b), and of
+Palisade with scoring on (d, the cached path) to c.
 Exits 1 if any run had non-2xx responses or socket errors: those numbers
 would not measure the path they claim to.
 """
@@ -15,9 +16,12 @@ import statistics
 import sys
 from pathlib import Path
 
-CONFIGS = [("none", "a  no filter"), ("passthrough", "b  empty wasm"), ("palisade", "c  palisade")]
+CONFIGS = [("none", "a  no filter"), ("passthrough", "b  empty wasm"), ("palisade", "c  palisade"),
+           ("scored", "d  + scoring")]
 SCENARIOS = ["allow", "token"]
 GOALS = {"allow": {"none": 0.7, "passthrough": 0.9}}
+# d/c: scoring on (the cached path) against the same run with scoring off.
+SCORED_GOAL = 0.95
 UNIT_US = {"us": 1.0, "ms": 1e3, "s": 1e6}
 
 
@@ -31,6 +35,9 @@ def parse(path):
     run = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1])}
     for pct, key in (("50", "p50"), ("99", "p99")):
         run[key] = latency_us(re.search(rf"^\s+{pct}%\s+(\S+)", text, re.M)[1])
+    requests = re.search(r"(\d+) requests in", text)
+    cpu = re.search(r"envoy cpu ticks: (\d+) of (\d+)/s", text)
+    run["cpu_us"] = (int(cpu[1]) / int(cpu[2]) * 1e6 / int(requests[1])) if cpu and requests else float("nan")
     m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     run["bad"] = int(m[1]) if m else 0
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
@@ -49,20 +56,20 @@ def main(directory):
         runs.setdefault((config, scenario), []).append(parse(path))
     medians = {}
     bad = 0
-    print(f"{'config':<16} {'scenario':<9} {'req/s':>9} {'p50':>9} {'p99':>9}   req/s per round")
+    print(f"{'config':<16} {'scenario':<9} {'req/s':>9} {'p50':>9} {'p99':>9} {'cpu/req':>9}   req/s per round")
     for scenario in SCENARIOS:
         for config, label in CONFIGS:
             rs = runs.get((config, scenario))
             if not rs:
                 continue
-            med = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
+            med = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99", "cpu_us")}
             medians[(config, scenario)] = med
             bad += sum(r["bad"] + r["errors"] for r in rs)
             flag = "" if all(r["bad"] == r["errors"] == 0 for r in rs) else "   NON-2XX/ERRORS!"
             rounds = " ".join(f"{r['rps']:.0f}" for r in rs)
             print(f"{label:<16} {scenario:<9} {med['rps']:>9.0f} {fmt_us(med['p50']):>9} "
-                  f"{fmt_us(med['p99']):>9}   {rounds}{flag}")
-    print("(medians over rounds; p50/p99 from wrk --latency)")
+                  f"{fmt_us(med['p99']):>9} {med['cpu_us']:>6.1f} us   {rounds}{flag}")
+    print("(medians over rounds; p50/p99 from wrk --latency; cpu/req: Envoy's user+system CPU time per request)")
     print()
     for scenario in SCENARIOS:
         c = medians.get(("palisade", scenario))
@@ -77,6 +84,12 @@ def main(directory):
             goal = GOALS.get(scenario, {}).get(base)
             verdict = "" if goal is None else f" (goal >= {goal}: {'ok' if ratio >= goal else 'BELOW GOAL'})"
             parts.append(f"{name} = {ratio:.2f}{verdict}")
+        d = medians.get(("scored", scenario))
+        if d:
+            ratio = d["rps"] / c["rps"]
+            parts.append(f"d/c = {ratio:.2f} (goal >= {SCORED_GOAL}: "
+                         f"{'ok' if ratio >= SCORED_GOAL else 'BELOW GOAL'}; "
+                         f"by CPU per request c/d = {c['cpu_us'] / d['cpu_us']:.2f})")
         print(f"throughput ratio, {scenario + ' path:':<12} " + ", ".join(parts))
     if bad:
         print(f"\n{bad} non-2xx responses or socket errors: the table above is not valid")

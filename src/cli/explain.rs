@@ -4,7 +4,9 @@ use super::{load_policy, now_ns, print};
 use clap::Args;
 use palisade::policy::{action_name, scope_name, Action, Decision, Policy, Request, TokenState};
 use palisade::ratelimit::MemoryStore;
-use palisade::scoring::{ClientState, Contribution, Model, Scored, TopFeatures, Vector, REQUEST};
+use palisade::scoring::{
+    ClientState, Contribution, Model, Observation, Scored, TopFeatures, Vector, REQUEST,
+};
 use serde_json::json;
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -78,7 +80,8 @@ fn learn(
             return Err("--features: `scoring.enabled` is false; give a model with --model".into())
         }
     };
-    let (observation, facts) = policy.observe(request, decision);
+    let observation = Observation::of(request, decision.login);
+    let facts = policy.score_facts(request, Some(decision.client.class));
     let mut state = ClientState::new(1);
     state.observe(&observation, now);
     let mut values = Vector::of(&REQUEST, &state, &facts, now)

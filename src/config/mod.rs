@@ -73,7 +73,8 @@ pub struct ScoringConfig {
     pub slots: u32,
     /// How long a score sent back by the companion applies to its client.
     pub cache_ttl: Duration,
-    /// How often each filter worker sends its queued features to `/score`.
+    /// How often Envoy sends queued features to `/score` (one batch per
+    /// interval for the whole Envoy, whatever its number of workers).
     pub report_interval_ms: u64,
     /// The most clients one report carries.
     pub report_batch: u32,

@@ -2,12 +2,17 @@
 
 use super::health;
 use super::metrics::Metrics;
+use super::reports;
+use super::scoring::{Looked, Scorer, Step};
 use super::store::SharedStore;
 use super::{log, now_ns};
 use crate::policy::{
     Action, Decision, OwnReply, Policy, Reply, Request, Response, VerifyOutcome,
     ANNOTATION_HEADERS, CLIENT_IP_HEADER,
 };
+use crate::scoring::cache::SlotKey;
+use crate::scoring::report::Report;
+use crate::scoring::Scored;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action as Next, BufferType, LogLevel, MapType};
@@ -17,23 +22,74 @@ use std::rc::Rc;
 pub struct Http {
     policy: Rc<Policy>,
     metrics: Rc<Metrics>,
+    /// With `scoring.enabled` only.
+    scorer: Option<Rc<Scorer>>,
     /// Request headers kept while the body of a verify POST arrives.
     pending: Option<Vec<(String, String)>>,
     connection_ip: Option<IpAddr>,
+    /// The client's scoring slot and whether the route is a login, kept
+    /// for the response, whose status may count.
+    slot: Option<(SlotKey, bool)>,
+    /// A request paused for its blocking score.
+    waiting: Option<Waiting>,
+}
+
+/// What a request waiting for `/score` needs when the answer comes.
+struct Waiting {
+    token: u32,
+    report: Report,
+    looked: Looked,
+    headers: Vec<(String, String)>,
 }
 
 impl Http {
-    pub fn new(policy: Rc<Policy>, metrics: Rc<Metrics>) -> Http {
+    pub fn new(policy: Rc<Policy>, metrics: Rc<Metrics>, scorer: Option<Rc<Scorer>>) -> Http {
         Http {
             policy,
             metrics,
+            scorer,
             pending: None,
             connection_ip: None,
+            slot: None,
+            waiting: None,
         }
     }
 }
 
-impl Context for Http {}
+impl Context for Http {
+    /// The blocking score's answer (or its failure after
+    /// `scoring.blocking_timeout_ms`): decide with it, or on rules only.
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body: usize,
+        _trailers: usize,
+    ) {
+        let Some(waiting) = self.waiting.take_if(|w| w.token == token) else {
+            return;
+        };
+        let scored = match reports::answer(std::slice::from_ref(&waiting.report), body) {
+            Ok(scores) => {
+                reports::store_scores(
+                    &self.policy,
+                    &self.metrics,
+                    std::slice::from_ref(&waiting.report),
+                    &scores,
+                );
+                scores.first().copied().flatten()
+            }
+            Err(failed) => {
+                self.metrics.score_fallback(failed.fallback());
+                None
+            }
+        };
+        let req = request(&waiting.headers, self.connection_ip);
+        if self.decide(&req, scored, Some((waiting.looked, true)), now_ns()) == Next::Continue {
+            let _ = hostcalls::resume_http_request();
+        }
+    }
+}
 
 /// Request headers as text; bytes that are not UTF-8 are replaced rather
 /// than trusted (the SDK's text accessor would panic on them).
@@ -126,11 +182,21 @@ impl Http {
     /// The in-filter proof-of-work verify endpoint.
     fn verify(&self, headers: &[(String, String)], body: &[u8]) {
         let req = request(headers, self.connection_ip);
-        let (response, outcome) = self.policy.handle_own(&req, body, now_ns());
-        match outcome {
-            VerifyOutcome::Passed => self.metrics.challenge_passed(),
-            VerifyOutcome::Failed(e) => self.metrics.challenge_failed(e.label()),
-            VerifyOutcome::BadRequest => {}
+        let now = now_ns();
+        let (response, outcome) = self.policy.handle_own(&req, body, now);
+        let passed = match outcome {
+            VerifyOutcome::Passed => {
+                self.metrics.challenge_passed();
+                Some(true)
+            }
+            VerifyOutcome::Failed(e) => {
+                self.metrics.challenge_failed(e.label());
+                Some(false)
+            }
+            VerifyOutcome::BadRequest => None,
+        };
+        if let (Some(scorer), Some(passed)) = (&self.scorer, passed) {
+            scorer.record_challenge(&self.policy, &self.metrics, &req, passed, now);
         }
         send(&response);
     }
@@ -145,6 +211,34 @@ impl Http {
             }
             None => Next::Continue,
         }
+    }
+
+    /// Decides `req` (with the client's learned score, if any), counts the
+    /// request in the client's slot unless the blocking path did already
+    /// (`looked`'s flag), and carries the decision out.
+    fn decide(
+        &mut self,
+        req: &Request,
+        scored: Option<Scored>,
+        looked: Option<(Looked, bool)>,
+        now: u64,
+    ) -> Next {
+        let mut store = SharedStore {
+            buckets: self.policy.rate_limit_buckets(),
+            degraded: false,
+        };
+        let decision = self.policy.decide_scored(req, &mut store, now, scored);
+        if store.degraded {
+            self.metrics.store_degraded();
+        }
+        self.metrics.decision(&decision);
+        if let (Some(scorer), Some((looked, counted))) = (&self.scorer, looked) {
+            if !counted {
+                scorer.record(&self.policy, &self.metrics, req, &looked, &decision, now);
+            }
+            self.slot = Some((looked.key, decision.login));
+        }
+        self.enforce(&decision, req, now)
     }
 
     fn enforce(&self, decision: &Decision, req: &Request, now: u64) -> Next {
@@ -199,17 +293,44 @@ impl HttpContext for Http {
             return self.own_path(headers, end_of_stream);
         }
         let now = now_ns();
-        let req = request(&headers, self.connection_ip);
-        let mut store = SharedStore {
-            buckets: self.policy.rate_limit_buckets(),
-            degraded: false,
+        let scorer = self.scorer.clone();
+        let (token, report, looked) = {
+            let req = request(&headers, self.connection_ip);
+            let Some((scorer, looked)) = scorer
+                .as_deref()
+                .and_then(|s| Some((s, s.look_up(&self.policy, &req, now)?)))
+            else {
+                return self.decide(&req, None, None, now);
+            };
+            match scorer.step(&self.policy, &self.metrics, &req, &looked, now) {
+                Step::Decide(scored) => {
+                    return self.decide(&req, scored, Some((looked, false)), now)
+                }
+                Step::Wait(token, report) => (token, report, looked),
+            }
         };
-        let decision = self.policy.decide(&req, &mut store, now);
-        if store.degraded {
-            self.metrics.store_degraded();
+        self.waiting = Some(Waiting {
+            token,
+            report,
+            looked,
+            headers,
+        });
+        Next::Pause
+    }
+
+    /// Counts a 4xx answer in the client's behaviour (failed logins on
+    /// `login` routes among them).
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Next {
+        if let (Some(scorer), Some((key, login))) = (&self.scorer, self.slot) {
+            let status = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, ":status")
+                .ok()
+                .flatten()
+                .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
+            if let Some(status) = status {
+                scorer.record_response(&self.metrics, key, status, login);
+            }
         }
-        self.metrics.decision(&decision);
-        self.enforce(&decision, &req, now)
+        Next::Continue
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Next {

@@ -15,6 +15,20 @@
 //! `palisade.companion.fallback.{pow,fail_open,fail_closed}` (challenges
 //! `companion.failure_mode` answered while it was down; `fail_open` counts
 //! the requests let through unchallenged).
+//!
+//! Learned scores (defined only with `scoring.enabled`):
+//! `palisade.score.points` (a histogram of the learned scores requests
+//! were decided with), `palisade.score.fallback.<reason>` (decisions on a
+//! route that uses the score made on rules only: `companion_down` — no
+//! fresh cached score and the companion down; on blocking routes
+//! `timeout`, `error` (an answer other than 200) and `bad_answer`; and
+//! `no_model`, per client the companion answered without a score, as well
+//! as `bad_answer` per refused report answer),
+//! `palisade.score.reports.{sent,failed}` (report batches),
+//! `palisade.score.reports.clients` (clients in the batches sent),
+//! `palisade.score.reports.dropped` (queued reports not sent: beyond
+//! `report_batch`, or while the companion is down) and
+//! `palisade.score.slot_degraded` (slot updates given up).
 
 use crate::config::FailureMode;
 use crate::policy::{
@@ -27,6 +41,10 @@ fn counter(name: &str) -> Option<u32> {
     hostcalls::define_metric(MetricType::Counter, name).ok()
 }
 
+fn histogram(name: &str) -> Option<u32> {
+    hostcalls::define_metric(MetricType::Histogram, name).ok()
+}
+
 fn gauge(name: &str) -> Option<u32> {
     hostcalls::define_metric(MetricType::Gauge, name).ok()
 }
@@ -34,6 +52,12 @@ fn gauge(name: &str) -> Option<u32> {
 fn bump(id: Option<u32>) {
     if let Some(id) = id {
         let _ = hostcalls::increment_metric(id, 1);
+    }
+}
+
+fn add(id: Option<u32>, n: usize) {
+    if let (Some(id), Ok(n @ 1..)) = (id, i64::try_from(n)) {
+        let _ = hostcalls::increment_metric(id, n);
     }
 }
 
@@ -55,6 +79,63 @@ const FAILURE_MODES: [FailureMode; 3] = [
     FailureMode::FailOpen,
     FailureMode::FailClosed,
 ];
+
+/// Why a decision on a route that uses the learned score had none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    CompanionDown,
+    Timeout,
+    Error,
+    BadAnswer,
+    NoModel,
+}
+
+const FALLBACKS: [Fallback; 5] = [
+    Fallback::CompanionDown,
+    Fallback::Timeout,
+    Fallback::Error,
+    Fallback::BadAnswer,
+    Fallback::NoModel,
+];
+
+impl Fallback {
+    fn label(self) -> &'static str {
+        match self {
+            Fallback::CompanionDown => "companion_down",
+            Fallback::Timeout => "timeout",
+            Fallback::Error => "error",
+            Fallback::BadAnswer => "bad_answer",
+            Fallback::NoModel => "no_model",
+        }
+    }
+}
+
+/// The learned-score metrics (see the module doc).
+#[derive(Clone, Copy)]
+struct ScoreMetrics {
+    points: Option<u32>,
+    /// By [`FALLBACKS`].
+    fallback: [Option<u32>; 5],
+    reports_sent: Option<u32>,
+    reports_failed: Option<u32>,
+    reports_clients: Option<u32>,
+    reports_dropped: Option<u32>,
+    slot_degraded: Option<u32>,
+}
+
+impl ScoreMetrics {
+    fn define() -> ScoreMetrics {
+        ScoreMetrics {
+            points: histogram("palisade.score.points"),
+            fallback: FALLBACKS.map(|f| counter(&format!("palisade.score.fallback.{}", f.label()))),
+            reports_sent: counter("palisade.score.reports.sent"),
+            reports_failed: counter("palisade.score.reports.failed"),
+            reports_clients: counter("palisade.score.reports.clients"),
+            reports_dropped: counter("palisade.score.reports.dropped"),
+            slot_degraded: counter("palisade.score.slot_degraded"),
+        }
+    }
+}
 
 const ACTIONS: [Action; 5] = [
     Action::Allow,
@@ -81,6 +162,8 @@ pub struct Metrics {
     companion_handoff: Option<u32>,
     /// By [`FAILURE_MODES`].
     companion_fallback: [Option<u32>; 3],
+    /// With `scoring.enabled` only.
+    score: Option<ScoreMetrics>,
 }
 
 impl Metrics {
@@ -110,6 +193,7 @@ impl Metrics {
                     failure_mode_name(m)
                 ))
             }),
+            score: None,
         }
     }
 
@@ -125,6 +209,11 @@ impl Metrics {
                 .rule_names()
                 .map(|n| counter(&format!("palisade.rule.{}.fired", stat_name(n))))
                 .collect(),
+            score: match (self.score, policy.scoring().enabled) {
+                (_, false) => None,
+                (Some(defined), true) => Some(defined),
+                (None, true) => Some(ScoreMetrics::define()),
+            },
             ..*self
         }
     }
@@ -153,6 +242,38 @@ impl Metrics {
         if let TokenState::Rejected(e) = d.token {
             bump(counter(&format!("palisade.token.rejected.{}", e.label())));
         }
+        if let (Some(m), Some(used)) = (self.score, d.model) {
+            if let Some(id) = m.points {
+                let _ = hostcalls::record_metric(id, u64::from(used.scored.points));
+            }
+        }
+    }
+
+    pub fn score_fallback(&self, why: Fallback) {
+        let index = FALLBACKS.iter().position(|f| *f == why);
+        bump(
+            self.score
+                .and_then(|m| m.fallback.get(index?).copied().flatten()),
+        );
+    }
+
+    pub fn report_sent(&self, clients: usize) {
+        if let Some(m) = self.score {
+            bump(m.reports_sent);
+            add(m.reports_clients, clients);
+        }
+    }
+
+    pub fn report_failed(&self) {
+        bump(self.score.and_then(|m| m.reports_failed));
+    }
+
+    pub fn reports_dropped(&self, reports: usize) {
+        add(self.score.and_then(|m| m.reports_dropped), reports);
+    }
+
+    pub fn slot_degraded(&self) {
+        bump(self.score.and_then(|m| m.slot_degraded));
     }
 
     pub fn challenge_passed(&self) {

@@ -5,7 +5,11 @@
 //! host data into a [`Request`](crate::policy::Request), asks the policy,
 //! and carries out the decision. Rate-limit state lives in shared data so
 //! all workers share one limit ([`store`]); so does the companion's health,
-//! which the root contexts probe on a timer ([`health`]).
+//! which the root contexts probe on a timer ([`health`]). With
+//! `scoring.enabled`, each client's behaviour and cached learned score live
+//! in shared-data slots ([`slots`], used per request by [`scoring`]), and
+//! the root contexts send queued feature reports to the companion in
+//! batches on the same timer ([`reports`]).
 //!
 //! No panics on host data: a panic kills the VM and every request on the
 //! worker with it, so `unwrap`, `expect`, `panic!` and slice indexing are
@@ -21,6 +25,9 @@
 mod health;
 mod http;
 mod metrics;
+mod reports;
+mod scoring;
+mod slots;
 mod store;
 
 use crate::policy::{Policy, ProcessEnv};
@@ -28,6 +35,7 @@ use metrics::Metrics;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
+use scoring::Scorer;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -60,6 +68,9 @@ const FIRST_PROBE: Duration = Duration::from_millis(100);
 struct Root {
     policy: Option<Rc<Policy>>,
     metrics: Option<Rc<Metrics>>,
+    /// With `scoring.enabled` only.
+    scorer: Option<Rc<Scorer>>,
+    reporter: reports::Reporter,
     prober: health::Prober,
     /// Whether the tick period is the health interval yet (see [`FIRST_PROBE`]).
     ticking_at_interval: bool,
@@ -70,6 +81,8 @@ impl Default for Root {
         Root {
             policy: None,
             metrics: None,
+            scorer: None,
+            reporter: reports::Reporter::new(None),
             prober: health::Prober::new(),
             ticking_at_interval: false,
         }
@@ -79,15 +92,31 @@ impl Default for Root {
 impl Context for Root {
     fn on_http_call_response(
         &mut self,
-        _token: u32,
+        token: u32,
         _headers: usize,
-        _body: usize,
+        body: usize,
         _trailers: usize,
     ) {
-        // The root dispatches nothing but health probes.
+        // The root dispatches report batches and health probes.
         if let (Some(policy), Some(metrics)) = (&self.policy, &self.metrics) {
-            self.prober.answered(policy, metrics);
+            if !self.reporter.answered(token, body, policy, metrics) {
+                self.prober.answered(policy, metrics);
+            }
         }
+    }
+}
+
+/// How often a root context ticks: every health interval, or with
+/// scoring on every quarter report interval if that is sooner, so that
+/// some worker claims each report send within a quarter interval of it
+/// falling due.
+fn tick_period(policy: &Policy) -> Duration {
+    let health = Duration::from_secs(policy.companion().health_interval.0);
+    let scoring = policy.scoring();
+    if scoring.enabled {
+        health.min(Duration::from_millis(scoring.report_interval_ms / 4))
+    } else {
+        health
     }
 }
 
@@ -123,6 +152,9 @@ impl RootContext for Root {
         match self.load() {
             Ok(policy) => {
                 store::prepare(policy.rate_limit_buckets());
+                self.scorer = Scorer::new(&policy).map(Rc::new);
+                self.reporter =
+                    reports::Reporter::new(self.scorer.as_ref().and_then(|s| s.queue()));
                 self.metrics = Some(Rc::new(metrics.with_policy(&policy)));
                 self.policy = Some(Rc::new(policy));
                 self.ticking_at_interval = false;
@@ -146,16 +178,22 @@ impl RootContext for Root {
             return;
         };
         if !self.ticking_at_interval {
-            let interval = Duration::from_secs(policy.companion().health_interval.0);
-            self.ticking_at_interval = hostcalls::set_tick_period(interval).is_ok();
+            self.ticking_at_interval = hostcalls::set_tick_period(tick_period(policy)).is_ok();
         }
         self.prober.tick(policy, metrics);
+        if self.scorer.is_some() {
+            self.reporter.tick(policy, metrics);
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let policy = self.policy.clone()?;
         let metrics = self.metrics.clone()?;
-        Some(Box::new(http::Http::new(policy, metrics)))
+        Some(Box::new(http::Http::new(
+            policy,
+            metrics,
+            self.scorer.clone(),
+        )))
     }
 
     fn get_type(&self) -> Option<ContextType> {

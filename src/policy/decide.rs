@@ -10,7 +10,7 @@ use crate::config::{ActionName, RateScope, ScoreUse};
 use crate::crawlers::{Anomalies, ClientClass, Verification};
 use crate::net::MAX_LABELS;
 use crate::ratelimit::RateLimitStore;
-use crate::scoring::Scored;
+use crate::scoring::{self, Scored};
 use crate::token::TokenError;
 use regex::SetMatches;
 use std::cell::OnceCell;
@@ -269,10 +269,35 @@ impl Policy {
         self.routes[self.match_route(request)].score
     }
 
-    /// Whether the route `request` matches is marked `login`: for hosts
-    /// that count a request in the client's behaviour before deciding it.
-    pub fn is_login_route(&self, request: &Request) -> bool {
-        self.routes[self.match_route(request)].login
+    /// [`Policy::score_use`] and whether the route is marked `login`, from
+    /// one route match: what a host needs to score a request before it is
+    /// decided (the blocking path), since the login flag is a feature.
+    pub fn score_route(&self, request: &Request) -> (ScoreUse, bool) {
+        if !self.scoring.enabled {
+            return (ScoreUse::Off, false);
+        }
+        let route = &self.routes[self.match_route(request)];
+        (route.score, route.login)
+    }
+
+    /// What this request says about its client beyond its history, for the
+    /// behaviour features: the client class (`class`, as a decision found
+    /// it, or classified here when `None`) and how many header-consistency
+    /// checks failed.
+    pub fn score_facts(
+        &self,
+        request: &Request,
+        class: Option<ClientClass>,
+    ) -> scoring::RequestFacts {
+        let class = class.unwrap_or_else(|| {
+            self.crawlers
+                .classify(request.user_agent(), self.client_ip(request))
+                .class
+        });
+        scoring::RequestFacts {
+            class,
+            anomalies: self.header_anomalies(request, class).len(),
+        }
     }
 
     /// The index of the first matching route; the default route when none.

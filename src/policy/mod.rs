@@ -60,7 +60,6 @@ use crate::config::{
 use crate::crawlers::{Anomalies, ClientClass, Crawlers};
 use crate::net::{Cidr, ClientPrefix, IpSet, LabelTable};
 use crate::ratelimit::Limit;
-use crate::scoring::{Observation, RequestFacts};
 use crate::token::{self, Binding, Claims, Keyring, TokenError};
 use condition::{Cond, FieldTest};
 use paths::PathIndex;
@@ -263,26 +262,6 @@ impl Policy {
             self.is_secure(request),
             |name| request.header(name),
         )
-    }
-
-    /// What `request` adds to its client's behaviour features, and what it
-    /// says about the client itself, given what the engine decided.
-    pub fn observe<'r>(
-        &self,
-        request: &Request<'r>,
-        decision: &Decision,
-    ) -> (Observation<'r>, RequestFacts) {
-        let observation = Observation {
-            method: request.method,
-            path: request.path,
-            has_referrer: request.header("referer").is_some(),
-            login: decision.login,
-        };
-        let facts = RequestFacts {
-            class: decision.client.class,
-            anomalies: self.header_anomalies(request, decision.client.class).len(),
-        };
-        (observation, facts)
     }
 
     /// Route names in order, the default route last (`default`).

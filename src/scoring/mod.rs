@@ -12,6 +12,10 @@
 //! - [`model`]: model files (MLP or logistic), checked at load, and
 //!   inference.
 //! - [`wire`]: the JSON of `POST /score`, shared by the filter and the companion.
+//! - [`cache`]: a client's slot in a host's fixed table (state, cached
+//!   score, last report), as the Envoy filter keeps them in shared data.
+//! - [`report`]: feature reports sent in batches to `/score`, and reading
+//!   the answers back into slots.
 //! - [`Scored`]: a score as hosts hand it to [`crate::policy::Policy`].
 //!
 //! Native only (the CLI and the companion; none of it is in the filter):
@@ -26,9 +30,11 @@
 //! The score feeds the same thresholds as rule weights; how the two
 //! combine is in [`crate::policy`] and `docs/scoring.md`.
 
+pub mod cache;
 pub mod features;
 pub mod interaction;
 pub mod model;
+pub mod report;
 mod scored;
 pub mod state;
 pub mod wire;

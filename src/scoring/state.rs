@@ -133,6 +133,18 @@ pub struct Observation<'a> {
     pub login: bool,
 }
 
+impl<'a> Observation<'a> {
+    /// `request`, on a route marked `login` or not.
+    pub fn of(request: &crate::policy::Request<'a>, login: bool) -> Observation<'a> {
+        Observation {
+            method: request.method,
+            path: request.path,
+            has_referrer: request.header("referer").is_some(),
+            login,
+        }
+    }
+}
+
 /// Whether a path looks like a login endpoint, for access logs, which
 /// carry no route: a path segment naming login, sign-in, auth or session.
 pub fn looks_like_login(path: &str) -> bool {

@@ -27,7 +27,7 @@ use crate::net::Cidr;
 use crate::policy::{action_name, Decision, Policy, Request};
 use crate::scoring::model::Contribution;
 use crate::scoring::wire::{ScoreAnswer, ScoreQuery, TopFeature};
-use crate::scoring::{Model, Observation, RequestFacts, Scored, TopFeatures, Vector, REQUEST};
+use crate::scoring::{Model, Observation, Scored, TopFeatures, Vector, REQUEST};
 use api::{ApiError, FeedbackRequest, LabelName};
 use caps::LabelCaps;
 use clients::{tag_of, Clients};
@@ -292,20 +292,8 @@ impl Scoring {
         let ip = policy.client_ip(request)?;
         let prefix = policy.client_prefix(ip);
         let tag = tag_of(&prefix);
-        let class = policy
-            .crawlers()
-            .classify(request.user_agent(), Some(ip))
-            .class;
-        let facts = RequestFacts {
-            class,
-            anomalies: policy.header_anomalies(request, class).iter().count() as u8,
-        };
-        let observation = Observation {
-            method: request.method,
-            path: request.path,
-            has_referrer: request.header("referer").is_some(),
-            login: policy.is_login_route(request),
-        };
+        let facts = policy.score_facts(request, None);
+        let observation = Observation::of(request, policy.score_route(request).1);
         let vector = self.clients().observe(tag, &observation, now_ns, |state| {
             Vector::of(&REQUEST, state, &facts, now_ns)
         })?;

@@ -238,8 +238,12 @@ def test_pages_in_four_languages_without_javascript(companion):
             r = requests.get(companion.public + "/.palisade/challenge", params={"kind": kind},
                              headers={"Accept-Language": lang, "User-Agent": BROWSER_UA}, timeout=10)
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-            assert word in r.text and "<script" not in r.text
-            assert '<form method="post"' in r.text
+            assert word in r.text
+            # The one script only records how the page is used; the form
+            # is a plain POST that needs no script (the browser tests solve
+            # each kind with JavaScript off).
+            assert r.text.count("<script") == 1 and "how this page is solved" in r.text
+            assert '<form method="post"' in r.text and " on" + "submit=" not in r.text
             if kind != "audio":
                 assert "kind=audio" in r.text
 

@@ -3914,3 +3914,17 @@ fn scoring_settings_out_of_range_or_without_scoring_are_errors() {
         &["unknown field"],
     );
 }
+
+#[test]
+fn routes_may_opt_in_to_the_score_one_by_one() {
+    let p = policy(
+        "scoring:\n  enabled: true\n  routes_default: off\nroutes:\n  - match: {path: /protected/*}\n    score: cached\n",
+    );
+    assert_eq!(
+        p.score_use(&Req::get("/protected/a").request()),
+        ScoreUse::Cached
+    );
+    assert_eq!(p.score_use(&Req::get("/other").request()), ScoreUse::Off);
+    assert_eq!(decide_scored(&p, &Req::get("/other"), 95).score, 0);
+    assert_eq!(decide_scored(&p, &Req::get("/protected/a"), 95).score, 95);
+}

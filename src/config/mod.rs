@@ -80,6 +80,9 @@ pub struct ScoringConfig {
     pub report_batch: u32,
     /// How long a request on a `score: blocking` route waits for `/score`.
     pub blocking_timeout_ms: u64,
+    /// How routes that give no `score` use it: `cached`, or `off` to have
+    /// routes opt in one by one.
+    pub routes_default: ScoreUse,
     /// How the companion judges the way a challenge page was solved.
     pub interaction: InteractionConfig,
     /// What the companion keeps of what it scores (`docs/scoring.md`).
@@ -143,6 +146,7 @@ impl Default for ScoringConfig {
             report_interval_ms: 1000,
             report_batch: 128,
             blocking_timeout_ms: 250,
+            routes_default: ScoreUse::Cached,
             interaction: InteractionConfig::default(),
             records: RecordsConfig::default(),
             feedback: FeedbackConfig::default(),

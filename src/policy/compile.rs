@@ -697,7 +697,7 @@ fn compile_route(
             body: block.body.unwrap_or_else(|| config.block.body.clone()),
         },
         score: match (config.scoring.enabled, route.score) {
-            (true, score) => score.unwrap_or_default(),
+            (true, score) => score.unwrap_or(config.scoring.routes_default),
             (false, None | Some(ScoreUse::Off)) => ScoreUse::Off,
             (false, Some(_)) => {
                 return Err(ConfigError::new(

@@ -57,7 +57,11 @@ def companion(data):
 
 @pytest.fixture(scope="module")
 def rules_only():
-    with start_companion(policy_json()) as c:
+    policy = policy_json()
+    policy["scoring"]["enabled"] = False
+    for route in policy["routes"]:
+        route.pop("score", None)
+    with start_companion(policy) as c:
         yield c
 
 

@@ -48,6 +48,7 @@ bench: deps build wasm
 	bash scripts/bench-envoy.sh
 	bash scripts/bench-companion.sh
 	bash scripts/bench-nginx.sh
+	bash scripts/bench-scoring.sh
 
 clean:
 	$(CARGO) clean

@@ -118,7 +118,7 @@ fn learn(
             let top = model.top_features(&values, 3);
             let scored = Scored {
                 points: model.score(&values).round().clamp(0.0, 100.0) as u8,
-                top: TopFeatures::of(top.iter().filter(|c| c.points > 0.0).map(|c| c.feature)),
+                top: TopFeatures::of(top.iter().filter(|c| c.evidence > 0.0).map(|c| c.feature)),
             };
             (model.version(), top, scored)
         });
@@ -211,7 +211,12 @@ fn narrate_learned(l: &Learned, all_features: bool) -> String {
         Ok((model, top, scored)) => {
             let top: Vec<String> = top
                 .iter()
-                .map(|c| format!("{} {:+.1}", c.feature, c.points))
+                .map(|c| {
+                    format!(
+                        "{} {:+.1} ({:+.2} log-odds)",
+                        c.feature, c.points, c.evidence
+                    )
+                })
                 .collect();
             format!(
                 "learned    {} from model {model}; top: {}\n",

@@ -124,14 +124,17 @@ pub struct Model {
     columns: Vec<Vec<f32>>,
 }
 
-/// A feature's share in a score: how far the score falls when the feature
-/// is replaced by its training mean.
+/// A feature's share in a score: how far the score (and its log-odds)
+/// falls when the feature is replaced by its training mean.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Contribution {
     pub feature: &'static str,
     pub value: f32,
     /// Score points (positive: it made the client look more like a bot).
     pub points: f32,
+    /// The same in log-odds (the calibrated logit), which still separates
+    /// features when the score is saturated: +1 is e times the odds of a bot.
+    pub evidence: f32,
 }
 
 impl Model {
@@ -295,7 +298,7 @@ impl Model {
 
     /// The `k` features that moved the score most, largest first.
     pub fn top_features(&self, x: &[f32], k: usize) -> Vec<Contribution> {
-        let score = self.score(x);
+        let logit = self.logit(x);
         let mut probe = [0f32; MAX_WIDTH];
         let n = self.schema.len();
         for (p, v) in probe.iter_mut().zip(x) {
@@ -305,16 +308,19 @@ impl Model {
             .map(|i| {
                 let value = x.get(i).copied().unwrap_or(0.0);
                 probe[i] = self.file.scaling.mean[i];
-                let without = self.score(&probe[..n]);
+                let without = self.logit(&probe[..n]);
                 probe[i] = value;
                 Contribution {
                     feature: self.schema.names().nth(i).unwrap_or(""),
                     value,
-                    points: score - without,
+                    points: self.calibrate(logit) - self.calibrate(without),
+                    evidence: self.file.calibration.a * (logit - without),
                 }
             })
             .collect();
-        out.sort_by(|a, b| b.points.abs().total_cmp(&a.points.abs()));
+        // By evidence, not points: near 0 or 100 the score saturates and
+        // no single feature moves it, but the logit still tells them apart.
+        out.sort_by(|a, b| b.evidence.abs().total_cmp(&a.evidence.abs()));
         out.truncate(k);
         out
     }

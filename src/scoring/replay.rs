@@ -124,7 +124,7 @@ pub struct ClientScore {
 /// turns is diluted; the filter, which scores live, is not.
 pub fn score_client(lines: &[LogLine], crawlers: &Crawlers, model: &Model) -> Option<ClientScore> {
     let names: Vec<&'static str> = model.schema().names().collect();
-    let mut sums = vec![(0f64, 0f64); names.len()];
+    let mut sums = vec![(0f64, 0f64, 0f64); names.len()];
     let mut total = 0f64;
     let mut n = 0usize;
     replay(lines, crawlers, |_, v| {
@@ -134,6 +134,7 @@ pub fn score_client(lines: &[LogLine], crawlers: &Crawlers, model: &Model) -> Op
             if let Some(i) = names.iter().position(|f| *f == c.feature) {
                 sums[i].0 += f64::from(c.value);
                 sums[i].1 += f64::from(c.points);
+                sums[i].2 += f64::from(c.evidence);
             }
         }
         n += 1;
@@ -145,13 +146,14 @@ pub fn score_client(lines: &[LogLine], crawlers: &Crawlers, model: &Model) -> Op
     let mut contributions: Vec<Contribution> = names
         .iter()
         .zip(&sums)
-        .map(|(feature, (value, points))| Contribution {
+        .map(|(feature, (value, points, evidence))| Contribution {
             feature,
             value: (value / count) as f32,
             points: (points / count) as f32,
+            evidence: (evidence / count) as f32,
         })
         .collect();
-    contributions.sort_by(|a, b| b.points.abs().total_cmp(&a.points.abs()));
+    contributions.sort_by(|a, b| b.evidence.abs().total_cmp(&a.evidence.abs()));
     Some(ClientScore {
         requests: n,
         score: (total / count) as f32,

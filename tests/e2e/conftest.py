@@ -51,6 +51,18 @@ def policy_json(path=DEMO_POLICY):
     return json.loads(out.stdout)
 
 
+def policy_without_scoring(path=DEMO_POLICY):
+    """A policy as a dict with learned scores (and the second look at
+    challenge answers) switched off: for tests of the rules alone, and of
+    challenge kinds driven by WebDriver, which announces itself and answers
+    at machine speed (test_interaction_browser.py tests the second look)."""
+    policy = policy_json(path)
+    policy.setdefault("scoring", {})["enabled"] = False
+    for route in policy.get("routes", []):
+        route.pop("score", None)
+    return policy
+
+
 @pytest.fixture(scope="session")
 def echo_upstream():
     """The demo echo upstream, in a thread of the test process."""

@@ -16,7 +16,7 @@ import requests
 from selenium.webdriver.common.by import By
 
 from conftest import (BROWSER_HEADERS, CHROMEDRIVER, CHROMIUM, ROOT, next_client_ip, ordinary_ua, pass_cookie,
-                      policy_json, start_companion, start_envoy, wait_for_upstream)
+                      policy_without_scoring, start_companion, start_envoy, wait_for_upstream)
 
 ARTIFACTS = ROOT / "target" / "e2e"
 AXE = ROOT / "target" / "js" / "node_modules" / "axe-core" / "axe.min.js"
@@ -31,13 +31,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def stack(echo_upstream):
-    policy = policy_json()
-    # These tests drive each kind with WebDriver, which announces itself
-    # and answers at machine speed: the second look would rightly ask again.
-    # How a page is solved has its own tests (test_interaction_browser.py).
-    policy["scoring"]["enabled"] = False
-    for route in policy["routes"]:
-        route.pop("score", None)
+    policy = policy_without_scoring()
     with start_companion(policy) as companion, \
             start_envoy(policy, echo_upstream, companion=companion) as envoy:
         yield envoy, companion

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
-from conftest import (CHROMEDRIVER, CHROMIUM, ordinary_ua, pass_cookie, policy_json, start_companion,
+from conftest import (CHROMEDRIVER, CHROMIUM, ordinary_ua, pass_cookie, policy_without_scoring, start_companion,
                       start_nginx, wait_for_upstream)
 from test_companion_browser import answer_page
 
@@ -19,12 +19,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def stack(echo_upstream):
-    # WebDriver answers at machine speed; see test_companion_browser.py.
-    policy = policy_json()
-    policy["scoring"]["enabled"] = False
-    for route in policy["routes"]:
-        route.pop("score", None)
-    with start_companion(policy) as companion, start_nginx(companion, echo_upstream) as nginx:
+    with start_companion(policy_without_scoring()) as companion, start_nginx(companion, echo_upstream) as nginx:
         yield nginx, companion
 
 

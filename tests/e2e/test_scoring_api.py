@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from conftest import BROWSER_HEADERS, cli, next_client_ip, policy_json, start_companion
+from conftest import BROWSER_HEADERS, cli, next_client_ip, policy_json, policy_without_scoring, start_companion
 
 N_FEATURES = 17
 
@@ -57,11 +57,7 @@ def companion(data):
 
 @pytest.fixture(scope="module")
 def rules_only():
-    policy = policy_json()
-    policy["scoring"]["enabled"] = False
-    for route in policy["routes"]:
-        route.pop("score", None)
-    with start_companion(policy) as c:
+    with start_companion(policy_without_scoring()) as c:
         yield c
 
 

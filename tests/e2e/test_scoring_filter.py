@@ -11,7 +11,6 @@ records every batch it receives, which is what the report-rate test counts.
 import json
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest

@@ -646,26 +646,19 @@ fn temp_files_are_removed() {
 /// A logistic model over the request schema that weighs only `timing_cv`
 /// (low = machine-regular = bot) and `user_agent`.
 fn timing_model() -> String {
-    use palisade::scoring::REQUEST;
-    let names: Vec<&str> = REQUEST.names().collect();
-    let weights: Vec<f32> = names
-        .iter()
-        .map(|n| match *n {
+    use palisade::scoring::{ModelFile, REQUEST};
+    let weights = REQUEST
+        .names()
+        .map(|n| match n {
             "timing_cv" => -12.0,
             "user_agent" => 4.0,
             _ => 0.0,
         })
         .collect();
-    serde_json::json!({
-        "format": "palisade-model", "version": 1, "kind": "logistic",
-        "schema": {"name": REQUEST.name, "hash": REQUEST.hash(), "features": names},
-        "scaling": {"mean": vec![0.0; names.len()], "std": vec![1.0; names.len()]},
-        "layers": [{"inputs": names.len(), "outputs": 1, "weights": weights, "bias": [2.0],
-                    "activation": "linear"}],
-        "calibration": {"a": 1.0, "b": 0.0},
-        "metadata": {"version": "test-timing"}
-    })
-    .to_string()
+    let mut file = ModelFile::logistic(&REQUEST, weights, 2.0);
+    file.metadata
+        .insert("version".into(), serde_json::json!("test-timing"));
+    serde_json::to_string(&file).unwrap()
 }
 
 #[test]

@@ -10,9 +10,6 @@ use palisade::companion::scoring::records::{
 use palisade::companion::scoring::Scoring;
 use palisade::companion::Metrics;
 use palisade::policy::{Policy, ProcessEnv};
-use palisade::scoring::model::{
-    Activation, Calibration, Layer, Scaling, SchemaRef, FORMAT, VERSION,
-};
 use palisade::scoring::wire::FeatureValues;
 use palisade::scoring::{ModelFile, REQUEST};
 use std::time::{Duration, Instant};
@@ -46,33 +43,10 @@ fn sample(at: u64, client: &str) -> Record {
 
 /// A logistic model over the request schema that weighs the user agent.
 fn model_file() -> ModelFile {
-    let n = REQUEST.len();
+    let mut weights = vec![0.0; REQUEST.len()];
     let ua = REQUEST.names().position(|f| f == "user_agent").unwrap();
-    let mut weights = vec![0.0; n];
     weights[ua] = 6.0;
-    ModelFile {
-        format: FORMAT.into(),
-        version: VERSION,
-        kind: "logistic".into(),
-        schema: SchemaRef {
-            name: REQUEST.name.into(),
-            hash: REQUEST.hash(),
-            features: REQUEST.names().map(String::from).collect(),
-        },
-        scaling: Scaling {
-            mean: vec![0.0; n],
-            std: vec![1.0; n],
-        },
-        layers: vec![Layer {
-            inputs: n,
-            outputs: 1,
-            weights,
-            bias: vec![-3.0],
-            activation: Activation::Linear,
-        }],
-        calibration: Calibration::default(),
-        metadata: Default::default(),
-    }
+    ModelFile::logistic(&REQUEST, weights, -3.0)
 }
 
 #[test]

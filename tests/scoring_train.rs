@@ -116,34 +116,10 @@ fn auc_of_perfect_inverted_and_random_scores() {
 
 /// A logistic model whose score is `100 × sigmoid(first feature)`.
 fn first_feature_model() -> Model {
-    use palisade::scoring::model::{Activation, Calibration, Layer, ModelFile, Scaling, SchemaRef};
-    let n = ACCESS_LOG.len();
-    let mut weights = vec![0.0; n];
+    use palisade::scoring::model::ModelFile;
+    let mut weights = vec![0.0; ACCESS_LOG.len()];
     weights[0] = 1.0;
-    let file = ModelFile {
-        format: "palisade-model".into(),
-        version: 1,
-        kind: "logistic".into(),
-        schema: SchemaRef {
-            name: ACCESS_LOG.name.into(),
-            hash: ACCESS_LOG.hash(),
-            features: ACCESS_LOG.names().map(String::from).collect(),
-        },
-        scaling: Scaling {
-            mean: vec![0.0; n],
-            std: vec![1.0; n],
-        },
-        layers: vec![Layer {
-            inputs: n,
-            outputs: 1,
-            weights,
-            bias: vec![0.0],
-            activation: Activation::Linear,
-        }],
-        calibration: Calibration::default(),
-        metadata: Default::default(),
-    };
-    Model::new(file, &ACCESS_LOG).unwrap()
+    Model::new(ModelFile::logistic(&ACCESS_LOG, weights, 0.0), &ACCESS_LOG).unwrap()
 }
 
 #[test]

@@ -97,6 +97,57 @@ impl Default for Calibration {
     }
 }
 
+impl ModelFile {
+    /// A model file for `schema` with `layers` (the last giving the logit),
+    /// `scaling` and `calibration`; no metadata.
+    pub fn new(
+        schema: &Schema,
+        kind: &str,
+        scaling: Scaling,
+        layers: Vec<Layer>,
+        calibration: Calibration,
+    ) -> ModelFile {
+        ModelFile {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            kind: kind.to_string(),
+            schema: SchemaRef {
+                name: schema.name.to_string(),
+                hash: schema.hash(),
+                features: schema.names().map(String::from).collect(),
+            },
+            scaling,
+            layers,
+            calibration,
+            metadata: serde_json::Map::new(),
+        }
+    }
+
+    /// A logistic model on raw (unscaled) features: the logit is
+    /// `weights · x + bias`. Hand-made models for tests and examples.
+    pub fn logistic(schema: &Schema, weights: Vec<f32>, bias: f32) -> ModelFile {
+        let n = schema.len();
+        let scaling = Scaling {
+            mean: vec![0.0; n],
+            std: vec![1.0; n],
+        };
+        let layer = Layer {
+            inputs: n,
+            outputs: 1,
+            weights,
+            bias: vec![bias],
+            activation: Activation::Linear,
+        };
+        ModelFile::new(
+            schema,
+            "logistic",
+            scaling,
+            vec![layer],
+            Calibration::default(),
+        )
+    }
+}
+
 /// Why a model file was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelError(pub String);
@@ -363,33 +414,10 @@ mod tests {
     /// A logistic model over the access-log schema that weighs only the
     /// user-agent feature.
     pub(crate) fn user_agent_model() -> ModelFile {
-        let n = ACCESS_LOG.len();
-        let mut weights = vec![0.0; n];
+        let mut weights = vec![0.0; ACCESS_LOG.len()];
         let ua = ACCESS_LOG.names().position(|f| f == "user_agent").unwrap();
         weights[ua] = 4.0;
-        ModelFile {
-            format: FORMAT.into(),
-            version: VERSION,
-            kind: "logistic".into(),
-            schema: SchemaRef {
-                name: ACCESS_LOG.name.into(),
-                hash: ACCESS_LOG.hash(),
-                features: ACCESS_LOG.names().map(String::from).collect(),
-            },
-            scaling: Scaling {
-                mean: vec![0.0; n],
-                std: vec![1.0; n],
-            },
-            layers: vec![Layer {
-                inputs: n,
-                outputs: 1,
-                weights,
-                bias: vec![-2.0],
-                activation: Activation::Linear,
-            }],
-            calibration: Calibration::default(),
-            metadata: Default::default(),
-        }
+        ModelFile::logistic(&ACCESS_LOG, weights, -2.0)
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod platt;
 
 use super::eval;
 use super::features::Schema;
-use super::model::{ModelFile, Scaling, SchemaRef, FORMAT, VERSION};
+use super::model::{ModelFile, Scaling};
 use super::simulate::rng::Rng;
 use net::Net;
 use serde_json::json;
@@ -352,23 +352,11 @@ pub fn train(
         "validation_loss": val_loss,
         "validation_auc": validation_auc,
     });
-    Ok(ModelFile {
-        format: FORMAT.to_string(),
-        version: VERSION,
-        kind: kind.to_string(),
-        schema: SchemaRef {
-            name: schema.name.to_string(),
-            hash: schema.hash(),
-            features: schema.names().map(String::from).collect(),
-        },
-        scaling,
-        layers: net.export(),
-        calibration,
-        metadata: match metadata {
-            serde_json::Value::Object(map) => map,
-            _ => serde_json::Map::new(),
-        },
-    })
+    let mut file = ModelFile::new(schema, kind, scaling, net.export(), calibration);
+    if let serde_json::Value::Object(map) = metadata {
+        file.metadata = map;
+    }
+    Ok(file)
 }
 
 /// Fisher–Yates with the trainer's seeded generator.

@@ -17,6 +17,7 @@
 //! - [`challenge`]: proof of work, and the companion's kinds, state and pages.
 //! - `companion` (native only): `palisade serve`, the companion's HTTP glue.
 //! - `redis_pool` (native only): the companion's connections to Redis.
+//! - `sqlite_file` (native only): telling Palisade's SQLite files from others.
 //! - `filter` (wasm only): the proxy-wasm glue for Envoy.
 
 pub mod challenge;
@@ -35,3 +36,5 @@ pub mod companion;
 mod filter;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod redis_pool;
+#[cfg(not(target_arch = "wasm32"))]
+mod sqlite_file;

@@ -88,7 +88,11 @@ fn the_file_is_ours_in_wal_mode_with_indexes_on_client_and_time() {
         .execute_batch("CREATE TABLE t (x)")
         .unwrap();
     let e = Records::open(&foreign).err().unwrap();
-    assert!(e.to_string().contains("another program's tables"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("not Palisade's scoring records (it holds other tables: t)"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -24,6 +24,7 @@
 //! makes the insert single-use, also across processes sharing the file.
 
 use super::{Store, StoreError, RETAIN_AFTER_EXPIRY_S, SQLITE_FILE};
+use crate::sqlite_file::{check_is_ours, Ours};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -33,6 +34,11 @@ const NAME: &str = "sqlite";
 /// "PALI": marks the file as a Palisade challenge store.
 const APPLICATION_ID: i64 = 0x50414c49;
 const SCHEMA_VERSION: i64 = 1;
+const OURS: Ours = Ours {
+    application_id: APPLICATION_ID,
+    schema_version: SCHEMA_VERSION,
+    name: "a Palisade challenge store",
+};
 /// How long a write waits for another process holding the file's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -91,7 +97,7 @@ impl SqliteStore {
         connection
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| unavailable(format!("cannot set the busy timeout: {e}")))?;
-        check_is_ours(&connection).map_err(unavailable)?;
+        check_is_ours(&connection, &OURS).map_err(unavailable)?;
         connection
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| unavailable(format!("cannot switch to WAL mode: {e}")))?;
@@ -137,47 +143,6 @@ impl SqliteStore {
             )
         );
         StoreError::classified(unavailable, NAME, location, reason)
-    }
-}
-
-/// Refuses a file that is not SQLite, or an SQLite file of another program
-/// (another application id, or tables without our id), before writing to it.
-fn check_is_ours(connection: &Connection) -> Result<(), String> {
-    let application_id: i64 = connection
-        .pragma_query_value(None, "application_id", |row| row.get(0))
-        .map_err(|e| format!("not an SQLite database ({e})"))?;
-    let version: i64 = connection
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(|e| format!("cannot read the schema version: {e}"))?;
-    if application_id == APPLICATION_ID {
-        return if version <= SCHEMA_VERSION {
-            Ok(())
-        } else {
-            Err(format!(
-                "schema version {version} is newer than this build's {SCHEMA_VERSION}"
-            ))
-        };
-    }
-    if application_id != 0 {
-        return Err(format!(
-            "not a Palisade challenge store (application_id {application_id:#x}, ours is {APPLICATION_ID:#x})"
-        ));
-    }
-    let tables = connection
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
-        .and_then(|mut statement| {
-            statement
-                .query_map([], |row| row.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(|e| format!("cannot list its tables: {e}"))?;
-    if tables.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "not a Palisade challenge store (it holds other tables: {})",
-            tables.join(", ")
-        ))
     }
 }
 

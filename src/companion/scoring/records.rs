@@ -19,6 +19,7 @@
 //! what has queued in one transaction, so a check never waits on the disk.
 
 use crate::scoring::ModelFile;
+use crate::sqlite_file::{check_is_ours, Ours};
 use prometheus_client::metrics::counter::Counter;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -31,6 +32,11 @@ pub const RECORDS_FILE: &str = "scoring.sqlite3";
 /// "PALS": marks the file as Palisade's scoring records.
 const APPLICATION_ID: i64 = 0x50414c53;
 const SCHEMA_VERSION: i64 = 1;
+const OURS: Ours = Ours {
+    application_id: APPLICATION_ID,
+    schema_version: SCHEMA_VERSION,
+    name: "Palisade's scoring records",
+};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most records one transaction of the writer commits.
 const WRITE_BATCH: usize = 512;
@@ -231,7 +237,7 @@ impl Records {
         connection
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| fail(format!("cannot set the busy timeout: {e}")))?;
-        check_is_ours(&connection).map_err(fail)?;
+        check_is_ours(&connection, &OURS).map_err(fail)?;
         connection
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| fail(format!("cannot switch to WAL mode: {e}")))?;
@@ -522,42 +528,6 @@ fn bump(tx: &rusqlite::Transaction, client: &str, at: u64, column: &str) -> rusq
         params![client, at as i64],
     )?;
     Ok(())
-}
-
-/// Refuses a file that is another program's (or a newer schema's).
-fn check_is_ours(connection: &Connection) -> Result<(), String> {
-    let application_id: i64 = connection
-        .pragma_query_value(None, "application_id", |row| row.get(0))
-        .map_err(|e| format!("not an SQLite database ({e})"))?;
-    let version: i64 = connection
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(|e| format!("cannot read the schema version: {e}"))?;
-    if application_id == APPLICATION_ID {
-        return if version <= SCHEMA_VERSION {
-            Ok(())
-        } else {
-            Err(format!(
-                "schema version {version} is newer than this build's {SCHEMA_VERSION}"
-            ))
-        };
-    }
-    if application_id != 0 {
-        return Err(format!(
-            "not Palisade's scoring records (application_id {application_id:#x}, ours is {APPLICATION_ID:#x})"
-        ));
-    }
-    let tables: i64 = connection
-        .query_row(
-            "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table'",
-            [],
-            |row| row.get(0),
-        )
-        .map_err(|e| format!("cannot list its tables: {e}"))?;
-    if tables == 0 {
-        Ok(())
-    } else {
-        Err("the file holds another program's tables".to_string())
-    }
 }
 
 /// Counters the writer reports to (the companion's metrics).

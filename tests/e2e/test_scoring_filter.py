@@ -9,6 +9,7 @@ chooses per client, so every outcome is deterministic. The stand-in also
 records every batch it receives, which is what the report-rate test counts.
 """
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -312,3 +313,30 @@ def test_scoring_off_adds_nothing(echo_upstream, stand_in):
         time.sleep(INTERVAL_MS / 1000 * 2)
         assert not [k for k in score_stats(envoy) if k.startswith("score.")]
     assert stand_in.batches == []
+
+
+def test_the_real_companion_scores_what_envoy_reports(echo_upstream):
+    """Real Envoy, the real companion and the shipped model: a client's
+    features reach `/score` in a batch, the score comes back into its slot,
+    and its next requests carry it, with the companion counting what it
+    scored."""
+    from conftest import ROOT, start_companion
+
+    policy = json.loads(json.dumps(POLICY))
+    policy["scoring"]["model"] = str(ROOT / "datasets" / "models" / "request.json")
+    with start_companion(policy) as companion, \
+            start_envoy(policy, echo_upstream, concurrency=2, companion=companion) as envoy:
+        wait_until(lambda: score_stats(envoy).get("companion.up") == 1, 10, "the companion up")
+        client = next_client_ip()
+        first = get(envoy, "/open/a", client).json()["headers"]["x-palisade-score"]
+        assert first == "0", "a client's first request is decided on rules alone"
+
+        def scored():
+            header = get(envoy, "/open/b", client).json()["headers"]["x-palisade-score"]
+            return header if "; model=" in header else None
+
+        header = wait_until(scored, 10, "a learned score on a later request")
+        assert re.match(r"^\d+; rules=0; model=\d+; top=[a-z_,]+$", header), header
+        stats = companion.stats()["scoring"]
+        assert stats["requests_scored"] >= 1, stats
+        assert score_stats(envoy).get("score.reports.sent", 0) >= 1

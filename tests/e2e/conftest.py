@@ -63,10 +63,16 @@ def policy_without_scoring(path=DEMO_POLICY):
     return policy
 
 
+class EchoServer(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 refuses connections when a test
+    # opens dozens at once on a loaded machine, and Envoy then answers 503.
+    request_queue_size = 128
+
+
 @pytest.fixture(scope="session")
 def echo_upstream():
     """The demo echo upstream, in a thread of the test process."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), upstream.Echo)
+    server = EchoServer(("127.0.0.1", 0), upstream.Echo)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server.server_address[1]

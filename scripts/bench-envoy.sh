@@ -32,7 +32,10 @@
 #
 # Knobs: BENCH_DURATION (10s), BENCH_WARMUP (3s per config and scenario),
 # BENCH_ROUNDS (3), BENCH_THREADS (2) and BENCH_CONNECTIONS (32) for wrk,
-# BENCH_CONCURRENCY (2) for Envoy, BENCH_CONFIGS (all four: "none
+# BENCH_CONCURRENCY (2) for Envoy, BENCH_PROFILE=1 builds the filter with
+# its per-phase timers (src/filter/profile.rs) and prints where the time
+# goes in c and d (the timers cost time themselves: compare the ratios of
+# a run without them), BENCH_CONFIGS (all four: "none
 # passthrough palisade scored") to run only some of them, BENCH_KEEP=1 keeps the work directory
 # (configs, logs, wrk outputs; it is always kept on failure).
 # Every process started here is stopped on exit, failure or Ctrl-C.
@@ -54,6 +57,8 @@ CONCURRENCY=${BENCH_CONCURRENCY:-2}
 ENVOY="$ROOT/.venv/bin/envoy"
 CLI="$ROOT/target/release/palisade"
 WASM="$ROOT/target/wasm32-wasip1/release/palisade.wasm"
+PROFILE=${BENCH_PROFILE:-0}
+[ "$PROFILE" = 1 ] && WASM="$ROOT/target/profile/wasm32-wasip1/release/palisade.wasm"
 PASS_WASM="$ROOT/target/passthrough/wasm32-wasip1/release/passthrough.wasm"
 read -r -a CONFIGS <<<"${BENCH_CONFIGS:-none passthrough palisade scored}"
 STAND_IN_PID=
@@ -83,6 +88,10 @@ trap 'exit 143' TERM
 bash scripts/install-system-deps.sh
 bash scripts/install-envoy.sh >/dev/null
 [ -x "$CLI" ] || { log "building the CLI"; cargo build --release --bin palisade; }
+if [ "$PROFILE" = 1 ]; then
+  log "building the filter with its per-phase timers (BENCH_PROFILE=1)"
+  bash scripts/build-wasm.sh --profile
+fi
 [ -f "$WASM" ] || { log "building the filter"; bash scripts/build-wasm.sh; }
 bash scripts/build-wasm.sh --manifest-path benches/passthrough/Cargo.toml
 log "envoy $("$ENVOY" --version | grep -o 'version: [^ ]*' || true); palisade.wasm $(stat -c %s "$WASM") bytes, built $(date -r "$WASM" '+%F %T')"
@@ -179,7 +188,7 @@ cpu_ticks() { # PID: user + system CPU time so far, in clock ticks
   awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 run_wrk() { # OUT DURATION CONFIG SCENARIO
-  local out=$1 duration=$2 c=$3 scenario=$4 path extra=() cpu
+  local out=$1 duration=$2 c=$3 scenario=$4 path extra=() cpu logged
   case $scenario in
     allow) path=$ALLOW_PATH ;;
     token) path=$TOKEN_PATH extra=(-H "X-Palisade-Token: $TOKEN") ;;
@@ -190,8 +199,11 @@ run_wrk() { # OUT DURATION CONFIG SCENARIO
     "http://127.0.0.1:${PORT[$c]}$path" >"$out" 2>&1 &
   WRK_PID=$!
   cpu=$(cpu_ticks "${PID[$c]}")
+  logged=$(wc -l <"$WORK/envoy-$c.log")
   wait "$WRK_PID" || { log "wrk failed:"; cat "$out" >&2; exit 1; }
   WRK_PID=
+  # The per-phase means the VMs logged during this run (BENCH_PROFILE=1).
+  tail -n +"$((logged + 1))" "$WORK/envoy-$c.log" | grep -F 'palisade profile:' >"$out.profile" || true
   # Envoy's CPU time over the run: the cost per request, which a loaded
   # machine disturbs less than it disturbs throughput.
   echo "envoy cpu ticks: $(($(cpu_ticks "${PID[$c]}") - cpu)) of $(getconf CLK_TCK)/s" >>"$out"
@@ -220,6 +232,10 @@ echo
 echo "Envoy benchmark: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS interleaved rounds, envoy --concurrency $CONCURRENCY, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 report_rc=0
 python3 benches/support/wrk_report.py "$WORK/wrk" || report_rc=$?
+if [ "$PROFILE" = 1 ]; then
+  echo
+  python3 benches/support/profile_report.py "$WORK/wrk"
+fi
 
 echo
 echo "Palisade decisions counted by the filter (includes the checks and warm-up):"

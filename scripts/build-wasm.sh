@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Build the Envoy filter: target/wasm32-wasip1/{release,debug}/palisade.wasm.
 #
-#   scripts/build-wasm.sh [--debug | --clippy] [--manifest-path PATH]
+#   scripts/build-wasm.sh [--debug | --clippy | --profile] [--manifest-path PATH]
 #
 # --clippy lints the filter code (compiled only for wasm) instead of building.
+# --profile builds the filter with its per-phase timers (cargo feature
+# `profile`) into target/profile/ (the benchmark's BENCH_PROFILE=1).
 # --manifest-path builds another proxy-wasm crate the same way (the
 # benchmark's empty filter): target/NAME/NAME.wasm, NAME being its folder.
 #
@@ -28,12 +30,13 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --debug) PROFILE=debug PROFILE_FLAG= ;;
     --clippy) MODE=clippy ;;
+    --profile) CRATE_ARGS+=(--features profile) TARGET_DIR="$ROOT/target/profile" DEBIAN_DIR="$ROOT/target/profile-debian" ;;
     --manifest-path)
       NAME=$(basename "$(dirname "$2")")
       CRATE_ARGS=(--manifest-path "$(cd "$(dirname "$2")" && pwd)/Cargo.toml")
       TARGET_DIR="$ROOT/target/$NAME" DEBIAN_DIR="$ROOT/target/$NAME-debian"
       shift ;;
-    *) echo "usage: $0 [--debug | --clippy] [--manifest-path PATH]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--debug | --clippy | --profile] [--manifest-path PATH]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -103,7 +106,9 @@ build_debian() {
 if [ "$MODE" = clippy ]; then
   # Debian's toolchain ships no clippy; lint only where rustup can.
   if [ "${PALISADE_WASM_TOOLCHAIN:-auto}" != debian ] && rustup_ready; then
-    exec cargo clippy --target "$TARGET" --lib -- -D warnings
+    cargo clippy --target "$TARGET" --lib -- -D warnings
+    # The per-phase timers are compiled only with their feature.
+    exec cargo clippy --target "$TARGET" --lib --features profile -- -D warnings
   fi
   log "no rustup wasm target: skipping the wasm clippy pass"
   exit 0

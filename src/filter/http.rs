@@ -2,6 +2,7 @@
 
 use super::health;
 use super::metrics::Metrics;
+use super::profile::{self, Phase};
 use super::reports;
 use super::scoring::{Looked, Scorer, Step};
 use super::store::SharedStore;
@@ -28,7 +29,7 @@ pub struct Http {
     pending: Option<Vec<(String, String)>>,
     connection_ip: Option<IpAddr>,
     /// The client's scoring slot and whether the route is a login, kept
-    /// for the response, whose status may count.
+    /// for the response when its status is to be read.
     slot: Option<(SlotKey, bool)>,
     /// A request paused for its blocking score.
     waiting: Option<Waiting>,
@@ -227,18 +228,27 @@ impl Http {
             buckets: self.policy.rate_limit_buckets(),
             degraded: false,
         };
-        let decision = self.policy.decide_scored(req, &mut store, now, scored);
-        if store.degraded {
-            self.metrics.store_degraded();
-        }
-        self.metrics.decision(&decision);
-        if let (Some(scorer), Some((looked, counted))) = (&self.scorer, looked) {
-            if !counted {
-                scorer.record(&self.policy, &self.metrics, req, &looked, &decision, now);
+        let decision = profile::time(Phase::Decide, || {
+            self.policy.decide_scored(req, &mut store, now, scored)
+        });
+        profile::time(Phase::Metrics, || {
+            if store.degraded {
+                self.metrics.store_degraded();
             }
-            self.slot = Some((looked.key, decision.login));
+            self.metrics.decision(&decision);
+        });
+        if let (Some(scorer), Some((looked, counted))) = (&self.scorer, looked) {
+            // A request counted before its decision (the blocking path) is
+            // rare: its status is always read.
+            let watch_status = counted
+                || profile::time(Phase::ScoreRecord, || {
+                    scorer.record(&self.policy, &self.metrics, req, &looked, &decision, now)
+                });
+            if watch_status {
+                self.slot = Some((looked.key, decision.login));
+            }
         }
-        self.enforce(&decision, req, now)
+        profile::time(Phase::Enforce, || self.enforce(&decision, req, now))
     }
 
     fn enforce(&self, decision: &Decision, req: &Request, now: u64) -> Next {
@@ -274,19 +284,42 @@ fn monitor_line(d: &Decision, req: &Request) -> String {
     )
 }
 
+impl Http {
+    /// Counts a 4xx answer in the client's behaviour (failed logins on
+    /// `login` routes among them).
+    fn count_response(&self) {
+        if let (Some(scorer), Some((key, login))) = (&self.scorer, self.slot) {
+            // The `response.code` property (a little-endian integer) costs
+            // far less than looking `:status` up in the header map, which
+            // measured at several microseconds per request.
+            let status = hostcalls::get_property(vec!["response", "code"])
+                .ok()
+                .flatten()
+                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                .and_then(|b| u16::try_from(i64::from_le_bytes(b)).ok());
+            if let Some(status) = status {
+                scorer.record_response(&self.metrics, key, status, login);
+            }
+        }
+    }
+}
+
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Next {
         // Annotation headers are Palisade's to set; never trust a client's.
         // (Checked in the copy first: a host call per header per request
         // would cost more than the rare removal.)
-        let mut headers = request_headers();
-        for name in ANNOTATION_HEADERS {
-            if headers.iter().any(|(n, _)| n == name) {
-                let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
-                headers.retain(|(n, _)| n != name);
+        let headers = profile::time(Phase::Headers, || {
+            let mut headers = request_headers();
+            for name in ANNOTATION_HEADERS {
+                if headers.iter().any(|(n, _)| n == name) {
+                    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+                    headers.retain(|(n, _)| n != name);
+                }
             }
-        }
-        self.connection_ip = connection_ip();
+            headers
+        });
+        self.connection_ip = profile::time(Phase::ClientAddress, connection_ip);
         let path = header(&headers, ":path");
         let path = path.split('?').next().unwrap_or(path);
         if self.policy.is_own_path(path) {
@@ -296,13 +329,16 @@ impl HttpContext for Http {
         let scorer = self.scorer.clone();
         let (token, report, looked) = {
             let req = request(&headers, self.connection_ip);
-            let Some((scorer, looked)) = scorer
-                .as_deref()
-                .and_then(|s| Some((s, s.look_up(&self.policy, &req, now)?)))
-            else {
+            let looked = profile::time(Phase::ScoreLookUp, || {
+                let scorer = scorer.as_deref()?;
+                let looked = scorer.look_up(&self.policy, &req, now)?;
+                let step = scorer.step(&self.policy, &self.metrics, &req, &looked, now);
+                Some((looked, step))
+            });
+            let Some((looked, step)) = looked else {
                 return self.decide(&req, None, None, now);
             };
-            match scorer.step(&self.policy, &self.metrics, &req, &looked, now) {
+            match step {
                 Step::Decide(scored) => {
                     return self.decide(&req, scored, Some((looked, false)), now)
                 }
@@ -318,22 +354,9 @@ impl HttpContext for Http {
         Next::Pause
     }
 
-    /// Counts a 4xx answer in the client's behaviour (failed logins on
-    /// `login` routes among them).
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Next {
-        if let (Some(scorer), Some((key, login))) = (&self.scorer, self.slot) {
-            // The `response.code` property (a little-endian integer) costs
-            // far less than looking `:status` up in the header map, which
-            // measured at several microseconds per request.
-            let status = hostcalls::get_property(vec!["response", "code"])
-                .ok()
-                .flatten()
-                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-                .and_then(|b| u16::try_from(i64::from_le_bytes(b)).ok());
-            if let Some(status) = status {
-                scorer.record_response(&self.metrics, key, status, login);
-            }
-        }
+        profile::time(Phase::Response, || self.count_response());
+        profile::request_done();
         Next::Continue
     }
 

@@ -25,6 +25,7 @@
 mod health;
 mod http;
 mod metrics;
+mod profile;
 mod reports;
 mod scoring;
 mod slots;

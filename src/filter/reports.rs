@@ -126,6 +126,7 @@ pub fn store_scores(
             metrics.score_fallback(Fallback::NoModel);
             continue;
         };
+        metrics.score_received(scored.points);
         let stored = slots::update(report.key, None, false, |slot| {
             slot.store_score(scored, now, ttl);
             true

@@ -49,6 +49,15 @@ enum Counting<'d, 'p> {
     Asking { login: bool },
 }
 
+/// What counting a request in its client's slot left to do.
+#[derive(Default)]
+struct Counted {
+    /// The client's features, to send.
+    report: Option<Report>,
+    /// Whether to read the answer's status.
+    watch_status: bool,
+}
+
 /// Where a request goes once its client's slot is read.
 pub enum Step {
     /// Decide now, with this score (or on rules only).
@@ -115,7 +124,7 @@ impl Scorer {
             return Step::Decide(None);
         }
         let asking = Counting::Asking { login };
-        let Some(report) = self.count(policy, metrics, req, looked, asking, now) else {
+        let Some(report) = self.count(policy, metrics, req, looked, asking, now).report else {
             return Step::Decide(None);
         };
         let timeout = Duration::from_millis(policy.scoring().blocking_timeout_ms);
@@ -130,6 +139,8 @@ impl Scorer {
 
     /// After the decision: counts the request in the client's slot and
     /// queues a report if the client's score is missing or half stale.
+    /// Says whether to read the answer's status
+    /// ([`ClientState::watches_status`](crate::scoring::ClientState::watches_status)).
     pub fn record(
         &self,
         policy: &Policy,
@@ -138,13 +149,13 @@ impl Scorer {
         looked: &Looked,
         decision: &Decision,
         now: u64,
-    ) {
+    ) -> bool {
         let decided = Counting::Decided(decision);
-        if let Some(report) = self.count(policy, metrics, req, looked, decided, now) {
-            if let Some(queue) = self.queue {
-                let _ = reports::enqueue(queue, &report);
-            }
+        let counted = self.count(policy, metrics, req, looked, decided, now);
+        if let (Some(report), Some(queue)) = (counted.report, self.queue) {
+            let _ = reports::enqueue(queue, &report);
         }
+        counted.watch_status
     }
 
     /// The read-modify-write of a request: observes it, and when a report
@@ -158,7 +169,7 @@ impl Scorer {
         looked: &Looked,
         counting: Counting,
         now: u64,
-    ) -> Option<Report> {
+    ) -> Counted {
         let (login, class, force) = match counting {
             Counting::Decided(d) => (d.login, Some(d.client.class), false),
             Counting::Asking { login } => (login, None, true),
@@ -176,21 +187,21 @@ impl Scorer {
         });
         let slot = match written {
             Updated::Written(slot) => slot,
-            Updated::Skipped => return None,
+            Updated::Skipped => return Counted::default(),
             Updated::Degraded => {
                 metrics.slot_degraded();
-                return None;
+                return Counted::default();
             }
         };
-        if !reported {
-            return None;
-        }
-        let facts = policy.score_facts(req, class);
-        Some(Report {
+        let report = reported.then(|| Report {
             key: looked.key,
             client: looked.prefix.to_string(),
-            features: Vector::of(&REQUEST, &slot.state, &facts, now),
-        })
+            features: Vector::of(&REQUEST, &slot.state, &policy.score_facts(req, class), now),
+        });
+        Counted {
+            report,
+            watch_status: slot.state.watches_status(login),
+        }
     }
 
     /// Counts a challenge outcome from the in-filter verify endpoint.
@@ -218,8 +229,9 @@ impl Scorer {
         self.queue
     }
 
-    /// On the response: counts a 4xx in the client's slot (other statuses
-    /// change nothing, so cost nothing beyond reading the status).
+    /// On the response (when the request's counting said to read its
+    /// status): counts a 4xx in the client's slot (other statuses change
+    /// nothing, so cost nothing beyond reading the status).
     pub fn record_response(&self, metrics: &Metrics, key: SlotKey, status: u16, login: bool) {
         if !(400..500).contains(&status) {
             return;

@@ -5,6 +5,7 @@
 //! every entry is created up front and then only ever rewritten with
 //! compare-and-swap, so the memory is fixed by configuration.
 
+use super::store::EntryName;
 use crate::scoring::cache::{Slot, SlotKey, SLOT_BYTES};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::Status;
@@ -13,16 +14,17 @@ use proxy_wasm::types::Status;
 /// instant; after this many the update is dropped (and counted).
 const MAX_ATTEMPTS: usize = 8;
 
-fn name(index: usize) -> String {
-    format!("palisade.sc.{index}")
+fn name(index: usize) -> EntryName {
+    EntryName::new("palisade.sc.", index)
 }
 
 /// Creates every slot, empty, where none exists yet (see [`super::store::prepare`]).
 pub fn prepare(slots: usize) {
     let empty = [0u8; SLOT_BYTES];
     for index in 0..slots {
-        if let Ok((None, _)) = hostcalls::get_shared_data(&name(index)) {
-            let _ = hostcalls::set_shared_data(&name(index), Some(&empty), None);
+        let name = name(index);
+        if let Ok((None, _)) = hostcalls::get_shared_data(name.as_str()) {
+            let _ = hostcalls::set_shared_data(name.as_str(), Some(&empty), None);
         }
     }
 }
@@ -37,7 +39,7 @@ pub struct Fetched {
 
 /// Reads the slot at `index`; `None` when the host refuses.
 pub fn fetch(index: usize) -> Option<Fetched> {
-    let (bytes, cas) = hostcalls::get_shared_data(&name(index)).ok()?;
+    let (bytes, cas) = hostcalls::get_shared_data(name(index).as_str()).ok()?;
     Some(Fetched {
         stored: bytes.as_deref().and_then(Slot::from_bytes),
         cas,
@@ -79,7 +81,11 @@ pub fn update(
         if !change(&mut slot) {
             return Updated::Skipped;
         }
-        match hostcalls::set_shared_data(&name(key.index), Some(&slot.to_bytes()), current.cas) {
+        match hostcalls::set_shared_data(
+            name(key.index).as_str(),
+            Some(&slot.to_bytes()),
+            current.cas,
+        ) {
             Ok(()) => return Updated::Written(slot),
             Err(Status::CasMismatch) => continue,
             Err(_) => return Updated::Degraded,

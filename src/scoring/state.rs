@@ -16,6 +16,13 @@ pub const LONG_WINDOW_S: f32 = 300.0;
 /// Weight of the newest inter-arrival time in the timing averages: about
 /// the last ten arrivals count.
 const TIMING_WEIGHT: f32 = 0.2;
+/// A host that pays to read an answer's status reads one in this many of
+/// a client's answers while the client has no recent errors (see
+/// [`ClientState::watches_status`]).
+pub const STATUS_SAMPLE: u32 = 8;
+/// The `errors` count above which every answer is read: one 4xx decays
+/// below it in about 15 minutes (`LONG_WINDOW_S × ln 20`).
+const ERRORS_WATCHED: f32 = 0.05;
 
 /// Path-sketch buckets.
 const SKETCH: usize = 16;
@@ -248,6 +255,19 @@ impl ClientState {
         self.add_to_sketch(path);
         self.seen = self.seen.saturating_add(1);
         self.last_ns = self.last_ns.max(now_ns);
+    }
+
+    /// Whether a host for which reading an answer's status costs something
+    /// (the Envoy filter: a host call, about 1 µs) should read the answer
+    /// to the request just observed: on a login route, and for a client
+    /// with a recent 4xx, always; otherwise one answer in [`STATUS_SAMPLE`],
+    /// the client's first among them. So a client that starts failing is
+    /// watched from its next sampled answer on: at most
+    /// `STATUS_SAMPLE - 1` of its first errors go uncounted, and no error
+    /// is ever counted that did not happen, while a client without errors
+    /// costs one read in eight.
+    pub fn watches_status(&self, login: bool) -> bool {
+        login || self.counters.errors > ERRORS_WATCHED || self.seen % STATUS_SAMPLE == 1
     }
 
     /// Counts the answer to a request on a login route or not. Only 4xx
@@ -485,5 +505,26 @@ mod tests {
         let c = s.decayed(0);
         assert_eq!(c.failed_logins, 2.0);
         assert_eq!(c.errors, 3.0);
+    }
+
+    #[test]
+    fn statuses_are_sampled_until_a_client_errs_then_all_are_read() {
+        let mut s = ClientState::new(1);
+        let watched = |s: &mut ClientState, from: u64, n: u64| {
+            (from..from + n)
+                .filter(|i| {
+                    s.observe(&get("/a"), i * S / 10);
+                    s.watches_status(false)
+                })
+                .count()
+        };
+        // Clean: the first answer and one in eight after it; a login route always.
+        assert_eq!(watched(&mut s, 0, 16), 2);
+        assert!(s.watches_status(true));
+        // One 4xx: every answer is read from then on, until it decays.
+        assert!(s.observe_response(404, false));
+        assert_eq!(watched(&mut s, 16, 16), 16);
+        let much_later = 3_600 * 10;
+        assert_eq!(watched(&mut s, much_later, 16), 2);
     }
 }

@@ -301,6 +301,29 @@ def test_4xx_answers_and_failed_logins_reach_the_features(echo_upstream, stand_i
         assert later[error_share] > 0.5 and later[failed_logins] > 0
 
 
+def test_4xx_answers_elsewhere_are_sampled_until_the_first_then_all_counted(echo_upstream, stand_in):
+    """Off login routes the filter reads one answer's status in eight while
+    a client has no recent error (reading it is a host call): a client whose
+    answers turn into 403s is caught at the next sampled answer, and its
+    reports count errors from then on."""
+    policy = json.loads(json.dumps(POLICY))
+    policy["scoring"]["cache_ttl"] = "1s"
+    policy["routes"].insert(0, {"name": "closed", "match": {"path": "/closed/*"}, "action": "block"})
+    error_share = 6  # in request-v1
+    ip = next_client_ip()
+    stand_in.scores[f"{ip}/32"] = 10.0
+    with start_envoy(policy, echo_upstream, concurrency=2, companion=stand_in) as envoy:
+        wait_until(lambda: score_stats(envoy).get("companion.up") == 1, 10, "the companion up")
+        for _ in range(3):
+            assert get(envoy, "/open/a", ip).status_code == 200
+        for _ in range(8):
+            assert get(envoy, "/closed/a", ip).status_code == 403
+        reported = lambda: [q["features"] for _, _, batch in stand_in.batches for q in batch  # noqa: E731
+                            if q["client"] == f"{ip}/32"]
+        wait_until(lambda: get(envoy, "/closed/a", ip).status_code == 403
+                   and reported() and reported()[-1][error_share] > 0, 5, "errors reported")
+
+
 def test_scoring_off_adds_nothing(echo_upstream, stand_in):
     policy = json.loads(json.dumps(POLICY))
     policy["scoring"] = {"enabled": False}

@@ -395,15 +395,24 @@ fn score_annotation(decision: &Decision) -> String {
     let Some(m) = decision.model else {
         return decision.score.to_string();
     };
-    let top: Vec<&str> = m.scored.top.names().collect();
-    format!(
-        "{}; rules={}; model={}{}; top={}",
+    // Written in place: this runs on every scored request in the filter.
+    use std::fmt::Write;
+    let mut out = String::with_capacity(96);
+    let _ = write!(
+        out,
+        "{}; rules={}; model={}{}; top=",
         decision.score,
         decision.rule_score,
         m.scored.points,
         if m.enforced { "" } else { " shadow" },
-        top.join(",")
-    )
+    );
+    for (i, name) in m.scored.top.names().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(name);
+    }
+    out
 }
 
 fn parse_form(body: &[u8]) -> Option<(String, String)> {

@@ -12,6 +12,7 @@ import json
 import re
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -125,6 +126,12 @@ class ScoreStandIn:
         with self.lock:
             return [c for _, clients, _ in self.batches for c in clients]
 
+    def reports_of(self, ip):
+        """The feature vectors reported for `ip`'s /32, oldest first."""
+        with self.lock:
+            return [q["features"] for _, _, batch in self.batches for q in batch
+                    if q["client"] == f"{ip}/32"]
+
 
 @pytest.fixture
 def stand_in():
@@ -135,10 +142,17 @@ def stand_in():
         s.stop()
 
 
+@contextmanager
+def envoy_with(policy, echo_upstream, companion):
+    """Envoy (two workers) with `policy`, once it has seen `companion` up."""
+    with start_envoy(policy, echo_upstream, concurrency=2, companion=companion) as envoy:
+        wait_until(lambda: score_stats(envoy).get("companion.up") == 1, 10, "the companion up")
+        yield envoy
+
+
 @pytest.fixture
 def envoy(echo_upstream, stand_in):
-    with start_envoy(POLICY, echo_upstream, concurrency=2, companion=stand_in) as envoy:
-        wait_until(lambda: score_stats(envoy).get("companion.up") == 1, 10, "the companion up")
+    with envoy_with(POLICY, echo_upstream, stand_in) as envoy:
         yield envoy
 
 
@@ -286,16 +300,13 @@ def test_4xx_answers_and_failed_logins_reach_the_features(echo_upstream, stand_i
              "error_share", "failed_logins"]
     ip = next_client_ip()
     stand_in.scores[f"{ip}/32"] = 95.0
-    with start_envoy(policy, echo_upstream, concurrency=2, companion=stand_in) as envoy:
-        wait_until(lambda: score_stats(envoy).get("companion.up") == 1, 10, "the companion up")
+    with envoy_with(policy, echo_upstream, stand_in) as envoy:
         for _ in range(3):
             assert get(envoy, "/login", ip).status_code == 403
-        reported = lambda: [q["features"] for _, _, batch in stand_in.batches for q in batch  # noqa: E731
-                            if q["client"] == f"{ip}/32"]
         # Reports go out on requests: keep asking until the half-stale score is reported again.
-        wait_until(lambda: get(envoy, "/login", ip).status_code == 403 and len(reported()) >= 2, 5,
-                   "reported again")
-        first, later = reported()[0], reported()[-1]
+        wait_until(lambda: get(envoy, "/login", ip).status_code == 403
+                   and len(stand_in.reports_of(ip)) >= 2, 5, "reported again")
+        first, later = stand_in.reports_of(ip)[0], stand_in.reports_of(ip)[-1]
         error_share, failed_logins = names.index("error_share"), names.index("failed_logins")
         assert first[error_share] == 0 and first[failed_logins] == 0
         assert later[error_share] > 0.5 and later[failed_logins] > 0
@@ -312,16 +323,14 @@ def test_4xx_answers_elsewhere_are_sampled_until_the_first_then_all_counted(echo
     error_share = 6  # in request-v1
     ip = next_client_ip()
     stand_in.scores[f"{ip}/32"] = 10.0
-    with start_envoy(policy, echo_upstream, concurrency=2, companion=stand_in) as envoy:
-        wait_until(lambda: score_stats(envoy).get("companion.up") == 1, 10, "the companion up")
+    with envoy_with(policy, echo_upstream, stand_in) as envoy:
         for _ in range(3):
             assert get(envoy, "/open/a", ip).status_code == 200
         for _ in range(8):
             assert get(envoy, "/closed/a", ip).status_code == 403
-        reported = lambda: [q["features"] for _, _, batch in stand_in.batches for q in batch  # noqa: E731
-                            if q["client"] == f"{ip}/32"]
         wait_until(lambda: get(envoy, "/closed/a", ip).status_code == 403
-                   and reported() and reported()[-1][error_share] > 0, 5, "errors reported")
+                   and stand_in.reports_of(ip) and stand_in.reports_of(ip)[-1][error_share] > 0, 5,
+                   "errors reported")
 
 
 def test_scoring_off_adds_nothing(echo_upstream, stand_in):
@@ -347,9 +356,7 @@ def test_the_real_companion_scores_what_envoy_reports(echo_upstream):
 
     policy = json.loads(json.dumps(POLICY))
     policy["scoring"]["model"] = str(ROOT / "datasets" / "models" / "request.json")
-    with start_companion(policy) as companion, \
-            start_envoy(policy, echo_upstream, concurrency=2, companion=companion) as envoy:
-        wait_until(lambda: score_stats(envoy).get("companion.up") == 1, 10, "the companion up")
+    with start_companion(policy) as companion, envoy_with(policy, echo_upstream, companion) as envoy:
         client = next_client_ip()
         first = get(envoy, "/open/a", client).json()["headers"]["x-palisade-score"]
         assert first == "0", "a client's first request is decided on rules alone"

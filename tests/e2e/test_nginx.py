@@ -1,8 +1,10 @@
 """Palisade through real nginx (Debian's, with auth_request): the demo's
 challenges solved and their tokens accepted, request bodies intact, one
 count per request across internal redirects, the companion killed under
-load in each failure mode, and forged descriptions of the request ignored.
+load in each failure mode, forged descriptions of the request ignored, and
+a learned score applied from a client's next check.
 The decisions themselves are compared with Envoy's in test_parity.py."""
+import json
 import subprocess
 import threading
 import time
@@ -10,7 +12,7 @@ import time
 import pytest
 import requests
 
-from conftest import (BROWSER_HEADERS, BROWSER_UA, WRK, cli, free_port, next_client_ip, policy_json,
+from conftest import (BROWSER_HEADERS, BROWSER_UA, ROOT, WRK, cli, free_port, next_client_ip, policy_json,
                       run_wrk, solve_pow, start_companion, start_nginx)
 
 JSON = {"Accept": "application/json"}
@@ -260,3 +262,35 @@ def test_make_run_nginx_serves_the_demo(tmp_path):
 
 def get_status(url):
     return requests.get(url, headers=BROWSER_HEADERS, allow_redirects=False, timeout=5).status_code
+
+
+def constant_model(path, logit):
+    """The shipped logistic model's file with every weight 0: it scores
+    every client alike, 100 / (1 + e^-logit)."""
+    model = json.loads((ROOT / "datasets" / "models" / "request-logistic.json").read_text())
+    layer = model["layers"][0]
+    layer["weights"] = [0.0] * layer["inputs"]
+    layer["bias"] = [logit]
+    model["calibration"] = {"a": 1.0, "b": 0.0}
+    path.write_text(json.dumps(model))
+    return str(path)
+
+
+def test_a_learned_score_blocks_from_the_clients_next_check(echo_upstream, tmp_path):
+    """nginx's check applies the score a client's previous check left, as
+    the Envoy filter applies its cached score: with a model that scores
+    everyone 100, a browser's first request to the demo's `score: cached`
+    route passes on rules alone and its next one is blocked, while routes
+    that do not use the score still pass."""
+    policy = policy_json()
+    policy["scoring"]["model"] = constant_model(tmp_path / "model.json", 8.0)
+    with start_companion(policy) as companion, start_nginx(companion, echo_upstream) as nginx:
+        ip = next_client_ip()
+        first = get(nginx, "/protected/a", ip, JSON)
+        assert reached_upstream(first), first.text
+        assert first.json()["headers"]["x-palisade-score"] == "0"
+        second = get(nginx, "/protected/b", ip, JSON)
+        assert second.status_code == 403 and not reached_upstream(second), second.text
+        assert reached_upstream(get(nginx, "/", ip, JSON))
+        other = next_client_ip()
+        assert reached_upstream(get(nginx, "/protected/a", other, JSON)), "another client has its own score"

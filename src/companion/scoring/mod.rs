@@ -889,7 +889,8 @@ impl Scoring {
     /// Serves `shadow` instead of the current model, unless another change
     /// came first, and with replicas sharing, publishes it for the others.
     pub fn promote(&self, policy: &Policy, shadow: &Arc<Shadow>, metrics: &Metrics) {
-        let text = serde_json::to_string(shadow.model.file()).unwrap_or_default();
+        // What other replicas serve, and how this one knows it serves it.
+        let text = serde_json::to_string(shadow.model.file()).ok();
         let mut guard = self.active.write().unwrap_or_else(|p| p.into_inner());
         let current = guard.clone();
         if !current
@@ -904,14 +905,16 @@ impl Scoring {
             error: None,
             base: current.base.clone(),
             checkpoint: Some(shadow.checkpoint),
-            digest: Some(hash(&text)),
+            digest: text.as_deref().map(hash),
             shadow: None,
         });
         drop(guard);
         let retention = policy.scoring().records.labels_retention.0;
-        self.remote(Part::Checkpoints, metrics, |s| {
-            s.publish(&current.base, &text, retention)
-        });
+        if let Some(text) = &text {
+            self.remote(Part::Checkpoints, metrics, |s| {
+                s.publish(&current.base, text, retention)
+            });
+        }
         if let Some(store) = self.store() {
             if let Some(old) = current.checkpoint {
                 store.writer.send(Record::Checkpoint {

@@ -1,6 +1,8 @@
 //! Connections to one Redis server, shared by the companion's challenge
-//! store ([`crate::challenge::store::RedisStore`]) and its rate limiter
-//! ([`crate::ratelimit::RedisLimiter`]), so both fail the same way.
+//! store ([`crate::challenge::store::RedisStore`]), its rate limiter
+//! ([`crate::ratelimit::RedisLimiter`]) and its shared scoring state
+//! ([`crate::companion::scoring::shared::SharedScoring`]), so all fail the
+//! same way.
 //!
 //! A few idle connections are kept for reuse; one is opened with a 500 ms
 //! timeout when none is idle, and every command has a 1 s read and write

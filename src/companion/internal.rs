@@ -117,14 +117,17 @@ async fn score(State(shared): State<Arc<Shared>>, body: Body) -> Response {
         Err(e) => return refused(&e),
     };
     let loaded = shared.current();
-    let answers =
-        match shared
+    let waits = shared.scoring.waits_on_network();
+    let answer = move || {
+        shared
             .scoring
             .score_queries(&loaded.policy, &queries, &shared.metrics, now_ns())
-        {
-            Ok(a) => a,
-            Err(e) => return refused(&e),
-        };
+    };
+    let answers = match off_the_runtime(waits, answer).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => return refused(&e),
+        Err(r) => return r,
+    };
     if batch {
         Json(ScoreBatchAnswer { scores: answers }).into_response()
     } else {
@@ -150,7 +153,7 @@ async fn check_described(State(shared): State<Arc<Shared>>, body: Body) -> Respo
         Err(e) => return refused(&e),
     };
     let loaded = shared.current();
-    let waits = loaded.limits.waits_on_network();
+    let waits = loaded.limits.waits_on_network() || shared.scoring.waits_on_network();
     let answer = move || {
         let headers = described.headers();
         let host = described.host.clone().unwrap_or_default();
@@ -164,16 +167,11 @@ async fn check_described(State(shared): State<Arc<Shared>>, body: Body) -> Respo
         let (decision, assessed) = decide(&shared, &loaded, &request, now_ns(), Timing::Now);
         check_answer(&loaded, &decision, assessed.as_ref())
     };
-    // As for /auth: off the runtime thread only when limits wait on Redis.
-    let value = if waits {
-        match tokio::task::spawn_blocking(answer).await {
-            Ok(v) => v,
-            Err(_) => return error(500, "internal error"),
-        }
-    } else {
-        answer()
-    };
-    Json(value).into_response()
+    // As for /auth: off the runtime thread only when it waits on Redis.
+    match off_the_runtime(waits, answer).await {
+        Ok(value) => Json(value).into_response(),
+        Err(r) => r,
+    }
 }
 
 /// The headers nginx sets on the check subrequest (and on the reply) to
@@ -264,17 +262,15 @@ async fn auth(
     headers: HeaderMap,
 ) -> Response {
     // The decision is a few microseconds of CPU: run it here, unless the
-    // rate limits wait on Redis, which must not hold up this runtime thread.
+    // rate limits or the scoring state wait on Redis, which must not hold
+    // up this runtime thread.
     let loaded = shared.current();
-    let answer = if loaded.limits.waits_on_network() {
-        let blocking = move || check(&shared, &loaded, peer.ip(), &headers);
-        match tokio::task::spawn_blocking(blocking).await {
+    let waits = loaded.limits.waits_on_network() || shared.scoring.waits_on_network();
+    let answer =
+        match off_the_runtime(waits, move || check(&shared, &loaded, peer.ip(), &headers)).await {
             Ok(answer) => answer,
             Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-        }
-    } else {
-        check(&shared, &loaded, peer.ip(), &headers)
-    };
+        };
     let mut response = status(answer.status).into_response();
     for (name, value) in answer.headers {
         if let Ok(v) = value.parse() {
@@ -313,6 +309,20 @@ fn check(shared: &Shared, loaded: &Loaded, peer: IpAddr, headers: &HeaderMap) ->
         shared.verdicts.insert(id, asked, verdict, now);
     }
     answer
+}
+
+/// Runs `work` where it may block when it `waits` on the network, else
+/// here; a 500 if the blocking task failed.
+async fn off_the_runtime<T: Send + 'static>(
+    waits: bool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
+    if !waits {
+        return Ok(work());
+    }
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| error(500, "internal error"))
 }
 
 /// Which score a decision applies.
@@ -391,12 +401,16 @@ async fn feedback(State(shared): State<Arc<Shared>>, body: Body) -> Response {
         Err(e) => return refused(&e),
     };
     let loaded = shared.current();
-    match shared
-        .scoring
-        .feedback(&loaded.policy, &request, &shared.metrics, now_ns())
-    {
-        Ok(v) => json_response(202, &v),
-        Err(e) => refused(&e),
+    let waits = shared.scoring.waits_on_network();
+    let answer = move || {
+        shared
+            .scoring
+            .feedback(&loaded.policy, &request, &shared.metrics, now_ns())
+    };
+    match off_the_runtime(waits, answer).await {
+        Ok(Ok(v)) => json_response(202, &v),
+        Ok(Err(e)) => refused(&e),
+        Err(r) => r,
     }
 }
 

@@ -56,6 +56,11 @@ struct ModeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartLabel {
+    part: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VerdictLabel {
     verdict: &'static str,
 }
@@ -89,6 +94,7 @@ pub struct Metrics {
     reloads: Family<FailureLabel, Counter>,
     checks: Family<CheckLabel, Counter>,
     limit_fallbacks: Family<ModeLabel, Counter>,
+    scoring_fallbacks: Family<PartLabel, Counter>,
     interactions: Family<VerdictLabel, Counter>,
     scores: Histogram,
     shadow_scores: Histogram,
@@ -126,6 +132,7 @@ impl Metrics {
             reloads: Family::default(),
             checks: Family::default(),
             limit_fallbacks: Family::default(),
+            scoring_fallbacks: Family::default(),
             interactions: Family::default(),
             scores: score_histogram(),
             shadow_scores: score_histogram(),
@@ -198,6 +205,11 @@ impl Metrics {
             "limit_fallbacks",
             "Rate-limit counts for /auth that Redis could not take, by what was done instead (companion.limits_unavailable: local, allow, deny)",
             m.limit_fallbacks.clone(),
+        );
+        registry.register(
+            "scoring_fallbacks",
+            "Scoring state that Redis could not share, kept in this replica alone instead, by part (clients, caps, labels, reputation, checkpoints)",
+            m.scoring_fallbacks.clone(),
         );
         registry.register(
             "interactions",
@@ -399,6 +411,13 @@ impl Metrics {
             mode: mode.as_str(),
         };
         self.limit_fallbacks.get_or_create(&l).inc();
+    }
+
+    /// Scoring state that Redis could not take (`part`): kept locally.
+    pub fn scoring_fallback(&self, part: &'static str) {
+        self.scoring_fallbacks
+            .get_or_create(&PartLabel { part })
+            .inc();
     }
 
     /// The Prometheus text exposition.

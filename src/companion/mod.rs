@@ -204,6 +204,7 @@ async fn run(config_path: PathBuf, loaded: Loaded) -> Result<(), ServeError> {
     );
     tokio::spawn(reload_on_sighup(shared.clone()));
     tokio::spawn(sweep_expired(shared.clone()));
+    tokio::spawn(follow_promotions(shared.clone()));
     let public = axum::serve(
         public_listener,
         public::router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>(),
@@ -287,7 +288,30 @@ async fn sweep_expired(shared: Arc<Shared>) {
                 shared.metrics.store_error(loaded.store.name());
                 tracing::warn!(error = %e, "sweeping expired challenges failed");
             }
-            shared.scoring.sweep(&loaded.policy, now_s());
+            shared
+                .scoring
+                .sweep(&loaded.policy, &shared.metrics, now_s());
+        })
+        .await;
+    }
+}
+
+/// With replicas sharing scoring state through Redis, looks every
+/// `scoring.training.sync_interval` for a checkpoint another replica
+/// promoted, and serves it.
+async fn follow_promotions(shared: Arc<Shared>) {
+    loop {
+        let interval = shared.current().policy.scoring().training.sync_interval.0;
+        tokio::time::sleep(Duration::from_secs(interval.max(1))).await;
+        if !shared.scoring.waits_on_network() {
+            continue;
+        }
+        let shared = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let loaded = shared.current();
+            shared
+                .scoring
+                .follow(&loaded.policy, &shared.metrics, now_s());
         })
         .await;
     }

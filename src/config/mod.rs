@@ -170,6 +170,9 @@ pub struct RecordsConfig {
     /// Records waiting for the writer at most; more are dropped (counted),
     /// so a slow disk never slows a check down.
     pub queue: u32,
+    /// With `companion.redis_url`: the most labels Redis keeps for the
+    /// replicas' retrains (the newest).
+    pub shared_labels: u32,
 }
 
 impl Default for RecordsConfig {
@@ -179,6 +182,7 @@ impl Default for RecordsConfig {
             retention: Duration(30 * 86_400),
             labels_retention: Duration(180 * 86_400),
             queue: 8192,
+            shared_labels: 100_000,
         }
     }
 }
@@ -240,6 +244,9 @@ pub struct TrainingConfig {
     pub shadow_scores: u64,
     /// How long at least a candidate runs in shadow mode.
     pub shadow_period: Duration,
+    /// With `companion.redis_url`: how often a replica looks for a model
+    /// another replica promoted.
+    pub sync_interval: Duration,
 }
 
 impl Default for TrainingConfig {
@@ -254,6 +261,7 @@ impl Default for TrainingConfig {
             max_missed_rise: 0.02,
             shadow_scores: 1000,
             shadow_period: Duration(3600),
+            sync_interval: Duration(30),
         }
     }
 }

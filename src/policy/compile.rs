@@ -743,6 +743,18 @@ fn compile_scoring(config: &Config) -> Result<ScoringConfig, ConfigError> {
     )?;
     check("records.queue", u64::from(s.records.queue), 16, 1 << 20)?;
     check(
+        "records.shared_labels",
+        u64::from(s.records.shared_labels),
+        1,
+        10_000_000,
+    )?;
+    check(
+        "training.sync_interval",
+        s.training.sync_interval.0,
+        1,
+        86_400,
+    )?;
+    check(
         "training.min_labels",
         u64::from(s.training.min_labels),
         1,

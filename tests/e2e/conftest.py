@@ -435,22 +435,44 @@ def read_context(sealed):
 
 def redis_get(url, key):
     """GET over the Redis protocol (no client library needed)."""
+    value = redis_command(url, "GET", key)
+    assert value is not None, f"{key} is not in Redis"
+    return value
+
+
+def redis_command(url, *args):
+    """One Redis command (no client library needed): its reply, with bulk
+    strings as bytes, arrays as lists and nil as None; an error reply raises."""
     import urllib.parse
 
     u = urllib.parse.urlparse(url)
     with socket.create_connection((u.hostname, u.port or 6379), timeout=5) as s:
-        k = key.encode()
-        s.sendall(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(k), k))
-        data = b""
-        while b"\r\n" not in data:
-            data += s.recv(65536)
-        head, rest = data.split(b"\r\n", 1)
-        assert head.startswith(b"$"), head
-        n = int(head[1:])
-        assert n >= 0, f"{key} is not in Redis"
-        while len(rest) < n + 2:
-            rest += s.recv(65536)
-        return rest[:n]
+        parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+        s.sendall(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+        reader = s.makefile("rb")
+        return _resp(reader)
+
+
+def _resp(reader):
+    line = reader.readline()
+    assert line.endswith(b"\r\n"), f"a short Redis reply: {line!r}"
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise AssertionError(f"redis: {rest.decode()}")
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = reader.read(n + 2)
+        return data[:n]
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp(reader) for _ in range(n)]
+    raise AssertionError(f"an unknown Redis reply: {line!r}")
 
 
 @contextlib.contextmanager

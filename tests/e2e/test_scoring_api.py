@@ -1,18 +1,22 @@
 """The companion's scoring API through the real companion: /score, /check,
 /feedback, /stats and /train on the internal listener, the score in nginx's
 /auth check, the records in SQLite, the rules-only fallback when the model
-cannot be loaded, and the guarded retrain refusing a poisoning attempt.
+cannot be loaded, the guarded retrain refusing a poisoning attempt, and two
+replicas sharing their scoring state through a real Redis.
 
 The model, the training base and the held-out set are made here with
 `palisade simulate` and `palisade train` (small, so the suite stays fast)."""
 import json
+import math
 import sqlite3
+import struct
 import time
 
 import pytest
 import requests
 
-from conftest import BROWSER_HEADERS, cli, next_client_ip, policy_json, policy_without_scoring, start_companion
+from conftest import (BROWSER_HEADERS, cli, next_client_ip, policy_json, policy_without_scoring, redis_command,
+                      start_companion, start_redis)
 
 N_FEATURES = 17
 
@@ -371,3 +375,176 @@ def test_honest_labels_pass_and_are_promoted_after_the_shadow_period(data):
         stats = c.stats()["scoring"]
         assert stats["promotions"] == 1 and stats["shadow_candidate"] is None
         assert stats["model"] != served and "retrain" in stats["model"]
+
+
+# Replicas sharing scoring state through Redis (docs/scoring.md, "Replicas")
+
+def replica_policy(data):
+    """Honest labels pass this policy's guard (as in the test above), a
+    passing candidate is promoted at once, and replicas look for each
+    other's promotions every second."""
+    policy = scoring_policy(data, max_challenged_rise=0.1, max_missed_rise=0.1, sync_interval=1)
+    policy["scoring"]["feedback"]["sources"]["probe"] = 2
+    return policy
+
+
+@pytest.fixture(scope="module")
+def replicas(data):
+    """Two companions sharing one real redis-server: (url, a, b)."""
+    with start_redis() as url, start_companion(replica_policy(data), redis_url=url) as a, \
+            start_companion(replica_policy(data), redis_url=url) as b:
+        yield url, a, b
+
+
+@pytest.fixture
+def shared(replicas):
+    """The replicas, with Redis emptied first so each test starts afresh."""
+    redis_command(replicas[0], "FLUSHALL")
+    return replicas
+
+
+def fnv1a(text):
+    h = 0xcbf29ce484222325
+    for byte in text.encode():
+        h = ((h ^ byte) * 0x100000001b3) % (1 << 64)
+    return h
+
+
+def client_record(url, prefix):
+    """The client's shared record: its tag, requests seen and cached score
+    (src/companion/scoring/shared.rs, `encode`)."""
+    raw = redis_command(url, "GET", f"palisade:score:client:{fnv1a(prefix):016x}")
+    assert raw is not None, f"no shared record for {prefix}"
+    tag, _last_ns, seen = struct.unpack_from("<QQI", raw, 1)
+    return {"tag": tag, "seen": seen, "ttl_ms": redis_command(url, "PTTL", f"palisade:score:client:{tag:016x}")}
+
+
+def shared_labels(url):
+    """The labels in the shared stream, oldest first."""
+    return [json.loads(dict(zip(fields[::2], fields[1::2]))[b"label"])
+            for _, fields in redis_command(url, "XRANGE", "palisade:score:labels", "-", "+")]
+
+
+def machine(path, ip):
+    return described(path, ip=ip, user_agent="Go-http-client/1.1", headers={"Accept": "*/*"})
+
+
+def test_a_clients_behaviour_counted_on_one_replica_is_scored_on_the_other(shared):
+    url, a, b = shared
+    ip = next_client_ip()
+    for i in range(30):
+        assert post(a, "/check", machine(f"/items/{i}", ip)).status_code == 200
+    record = client_record(url, f"{ip}/32")
+    assert record["seen"] == 30 and 0 < record["ttl_ms"] <= 30 * 60 * 1000
+    # B has never seen this client: its 31st request is counted on the
+    # shared state, and B can label the client's last features.
+    answer = post(b, "/check", machine("/items/30", ip)).json()
+    assert answer["model_score"] is not None
+    assert client_record(url, f"{ip}/32")["seen"] == 31
+    r = post(b, "/feedback", {"ip": ip, "label": "bot", "source": "operator"})
+    assert r.status_code == 202, r.text
+    [label] = shared_labels(url)
+    assert label["client"] == f"{ip}/32" and len(label["features"]) == N_FEATURES
+    # `history`, the last feature: ln(1 + requests seen) / ln(1001).
+    assert label["features"][-1] == pytest.approx(math.log(32) / math.log(1001), abs=1e-4)
+    fresh = post(b, "/check", machine("/items/0", next_client_ip())).json()
+    assert fresh["model_score"] != answer["model_score"]
+
+
+def test_label_caps_hit_on_one_replica_refuse_on_the_other(shared, data):
+    _, a, b = shared
+    client = "100.66.0.0/24"
+    for _ in range(3):
+        r = post(a, "/feedback", {"client": client, "label": "bot", "source": "operator",
+                                  "features": data["bots"][0]})
+        assert r.status_code == 202, r.text
+    r = post(b, "/feedback", {"client": client, "label": "bot", "source": "operator", "features": data["bots"][0]})
+    assert r.status_code == 429 and "labelled 3 times" in r.json()["error"]
+    # The source "probe" may give 2 labels a window, whichever replica takes them.
+    for replica, other in ((a, "100.66.1.0/24"), (b, "100.66.2.0/24")):
+        r = post(replica, "/feedback", {"client": other, "label": "human", "source": "probe",
+                                        "features": data["people"][0]})
+        assert r.status_code == 202, r.text
+    r = post(a, "/feedback", {"client": "100.66.3.0/24", "label": "human", "source": "probe",
+                              "features": data["people"][0]})
+    assert r.status_code == 429 and "source \"probe\" has given its 2 labels" in r.json()["error"]
+
+
+def test_labels_and_reputation_from_one_replica_train_and_count_on_the_other(shared, data):
+    """Labels given on A train a candidate on B; B promotes it, and A
+    serves it after its next look (every second here)."""
+    url, a, b = shared
+    served = a.stats()["scoring"]["model"]
+    labelled = [(f, "human") for f in data["people"][:30]] + [(f, "bot") for f in data["bots"][:30]]
+    for i, (features, label) in enumerate(labelled):
+        r = post(a, "/feedback", {"client": f"100.65.{i // 3}.0/24", "label": label, "source": "operator",
+                                  "features": features})
+        assert r.status_code == 202, r.text
+    blocked = next_client_ip()
+    assert post(a, "/check", described("/admin/x", ip=blocked)).json()["action"] == "block"
+    stats = b.stats()["scoring"]
+    assert stats["counts_from"] == "redis" and stats["training_examples"] == 60
+    assert stats["blocked_clients"] == 1 and stats["clients_with_reputation"] == 21
+    reputation = redis_command(url, "HGETALL", f"palisade:score:reputation:{blocked}/32")
+    reputation = dict(zip(reputation[::2], reputation[1::2]))
+    assert reputation[b"blocks"] == b"1"
+
+    assert post(b, "/train", b"").status_code == 202
+    job = wait_for_job(b)
+    assert job["status"] == "shadow", job
+    assert job["evaluation"]["labels"] == 60 and job["evaluation"]["labels_from"] == "redis"
+    promoted = b.stats()["scoring"]
+    assert promoted["promotions"] == 1 and promoted["model"] != served and "retrain" in promoted["model"]
+    assert redis_command(url, "KEYS", "palisade:score:promoted:*")
+    deadline = time.time() + 10
+    while a.stats()["scoring"]["model"] != promoted["model"]:
+        assert time.time() < deadline, (a.stats()["scoring"], a.log()[-2000:])
+        time.sleep(0.2)
+    followed = a.stats()["scoring"]
+    assert followed["checkpoint"] is not None and followed["promotions"] == 0
+    assert any(e.get("fields", {}).get("event") == "model_followed" for e in a.log_events())
+    # A keeps it in its own records, so a restart serves it without Redis.
+    db = sqlite3.connect(a.data_dir / "scoring.sqlite3")
+    try:
+        assert db.execute("SELECT state FROM checkpoints WHERE id = ?", (followed["checkpoint"],)).fetchone() == \
+            ("promoted",)
+    finally:
+        db.close()
+    assert post(a, "/check", described("/public/followed")).json()["model"] == promoted["model"]
+
+
+def test_with_redis_gone_checks_count_locally_and_the_fallback_is_counted(data):
+    redis = start_redis()
+    url = redis.__enter__()
+    try:
+        with start_companion(replica_policy(data), redis_url=url) as a:
+            ip = next_client_ip()
+            assert post(a, "/check", machine("/items/0", ip)).status_code == 200
+            assert client_record(url, f"{ip}/32")["seen"] == 1
+            redis.__exit__(None, None, None)
+            redis = None
+            for i in range(1, 4):
+                r = post(a, "/check", machine(f"/items/{i}", ip))
+                assert r.status_code == 200 and r.json()["model_score"] is not None, r.text
+            r = post(a, "/feedback", {"ip": ip, "label": "bot", "source": "operator"})
+            assert r.status_code == 202, r.text
+            assert a.stats()["scoring"]["counts_from"] == "local"
+            metrics = a.metrics()
+            for part in ("clients", "caps", "labels"):
+                assert f'palisade_companion_scoring_fallbacks_total{{part="{part}"}}' in metrics, part
+            assert any(e.get("fields", {}).get("event") == "scoring_redis_failing" for e in a.log_events())
+            # The label is kept in this replica's records.
+            deadline = time.time() + 5
+            while True:
+                db = sqlite3.connect(a.data_dir / "scoring.sqlite3")
+                try:
+                    n = db.execute("SELECT COUNT(*) FROM labels WHERE client = ?", (f"{ip}/32",)).fetchone()[0]
+                finally:
+                    db.close()
+                if n == 1 or time.time() > deadline:
+                    break
+                time.sleep(0.05)
+            assert n == 1
+    finally:
+        if redis is not None:
+            redis.__exit__(None, None, None)

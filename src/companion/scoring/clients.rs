@@ -10,6 +10,11 @@
 //!
 //! Each slot has its own lock, held for one read-modify-write, so checks
 //! of different clients never wait on each other.
+//!
+//! With `companion.redis_url`, a client's [`ClientSlot`] lives in Redis,
+//! shared by every replica ([`super::shared`]); this table then keeps the
+//! copy last seen, which is the guess the next compare-and-set starts
+//! from, and what the checks count in while Redis cannot be reached.
 
 use crate::net::Cidr;
 use crate::scoring::state::fnv1a;
@@ -23,19 +28,57 @@ pub fn tag_of(prefix: &Cidr) -> u64 {
     fnv1a(prefix.to_string().as_bytes()).max(1)
 }
 
-#[derive(Clone, Copy, Default)]
-struct Slot {
-    state: ClientState,
-    last: Option<Vector>,
+/// One client's entry: its behaviour, its last features and its cached score.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ClientSlot {
+    pub state: ClientState,
+    pub last: Option<Vector>,
     /// The score the client's last check gave, and until when it applies
     /// (nanoseconds): what the next check of the client uses, as a filter
     /// uses the score the companion sent back for its last report.
-    cached: Option<(Scored, u64)>,
+    pub cached: Option<(Scored, u64)>,
+}
+
+impl ClientSlot {
+    /// An empty entry for the client tagged `tag`.
+    pub fn new(tag: u64) -> ClientSlot {
+        ClientSlot {
+            state: ClientState::new(tag),
+            ..ClientSlot::default()
+        }
+    }
+
+    /// Counts a request, computes the client's features with it and keeps
+    /// them as its last vector.
+    pub fn observe(
+        &mut self,
+        request: &Observation,
+        now_ns: u64,
+        features: impl FnOnce(&ClientState) -> Vector,
+    ) -> Vector {
+        self.state.observe(request, now_ns);
+        let v = features(&self.state);
+        self.last = Some(v);
+        v
+    }
+
+    /// Keeps `score` as the client's cached score until `expires_ns`, and
+    /// returns the one cached before, if it has not expired at `now_ns`.
+    pub fn exchange_score(
+        &mut self,
+        score: Option<Scored>,
+        now_ns: u64,
+        expires_ns: u64,
+    ) -> Option<Scored> {
+        let before = self.cached.filter(|(_, until)| *until > now_ns);
+        self.cached = score.map(|s| (s, expires_ns));
+        before.map(|(s, _)| s)
+    }
 }
 
 /// The table (see the module doc).
 pub struct Clients {
-    slots: Box<[Mutex<Slot>]>,
+    slots: Box<[Mutex<ClientSlot>]>,
     /// Clients that took a slot (new, or back after eviction).
     arrivals: AtomicU64,
 }
@@ -45,7 +88,7 @@ impl Clients {
     pub fn new(slots: usize) -> Clients {
         Clients {
             slots: (0..slots.max(1))
-                .map(|_| Mutex::new(Slot::default()))
+                .map(|_| Mutex::new(ClientSlot::default()))
                 .collect(),
             arrivals: AtomicU64::new(0),
         }
@@ -59,81 +102,46 @@ impl Clients {
         self.slots.is_empty()
     }
 
+    fn slot(&self, tag: u64) -> Option<std::sync::MutexGuard<'_, ClientSlot>> {
+        let index = (tag % self.slots.len() as u64) as usize;
+        Some(
+            self.slots
+                .get(index)?
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
     /// Runs `update` on the slot of the client tagged `tag` (emptied first
     /// if it holds another client).
-    fn with_slot<R>(&self, tag: u64, update: impl FnOnce(&mut Slot) -> R) -> Option<R> {
-        let index = (tag % self.slots.len() as u64) as usize;
-        let mut slot = self
-            .slots
-            .get(index)?
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+    pub fn update<R>(&self, tag: u64, update: impl FnOnce(&mut ClientSlot) -> R) -> Option<R> {
+        let mut slot = self.slot(tag)?;
         if slot.state.tag != tag {
-            *slot = Slot {
-                state: ClientState::new(tag),
-                ..Slot::default()
-            };
+            *slot = ClientSlot::new(tag);
             self.arrivals.fetch_add(1, Ordering::Relaxed);
         }
         Some(update(&mut slot))
     }
 
-    /// Runs `update` on the client's state and returns the state after it.
-    pub fn update(&self, tag: u64, update: impl FnOnce(&mut ClientState)) -> Option<ClientState> {
-        self.with_slot(tag, |slot| {
-            update(&mut slot.state);
-            slot.state
-        })
+    /// The client's slot, if the table still holds it.
+    pub fn get(&self, tag: u64) -> Option<ClientSlot> {
+        let slot = *self.slot(tag)?;
+        (slot.state.tag == tag).then_some(slot)
     }
 
-    /// Counts a request, computes the client's features with it and keeps
-    /// them as its last vector.
-    pub fn observe(
-        &self,
-        tag: u64,
-        request: &Observation,
-        now_ns: u64,
-        features: impl FnOnce(&ClientState) -> Vector,
-    ) -> Option<Vector> {
-        self.with_slot(tag, |slot| {
-            slot.state.observe(request, now_ns);
-            let v = features(&slot.state);
-            slot.last = Some(v);
-            v
-        })
-    }
-
-    /// Keeps `score` as the client's cached score until `expires_ns`, and
-    /// returns the one cached before, if it has not expired at `now_ns`.
-    pub fn exchange_score(
-        &self,
-        tag: u64,
-        score: Option<Scored>,
-        now_ns: u64,
-        expires_ns: u64,
-    ) -> Option<Scored> {
-        self.with_slot(tag, |slot| {
-            let before = slot.cached.filter(|(_, until)| *until > now_ns);
-            slot.cached = score.map(|s| (s, expires_ns));
-            before.map(|(s, _)| s)
-        })
-        .flatten()
+    /// Keeps `slot` as the client's (a copy of what Redis holds).
+    pub fn put(&self, tag: u64, slot: ClientSlot) {
+        self.update(tag, |s| *s = slot);
     }
 
     /// Keeps a vector the filter reported as the client's last.
     pub fn report(&self, tag: u64, vector: Vector) {
-        self.with_slot(tag, |slot| slot.last = Some(vector));
+        self.update(tag, |slot| slot.last = Some(vector));
     }
 
     /// The client's last feature vector, if its slot still holds it.
     pub fn last(&self, tag: u64) -> Option<Vector> {
-        let index = (tag % self.slots.len() as u64) as usize;
-        let slot = *self
-            .slots
-            .get(index)?
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        (slot.state.tag == tag).then_some(slot.last).flatten()
+        self.get(tag)?.last
     }
 
     /// Clients that took a slot since start: new clients, and clients back
@@ -168,28 +176,53 @@ mod tests {
         Vector::from_values(&[state.seen() as f32]).unwrap()
     }
 
+    fn observe(clients: &Clients, tag: u64, path: &str, now_ns: u64) -> Vector {
+        clients
+            .update(tag, |slot| slot.observe(&get(path), now_ns, seen))
+            .unwrap()
+    }
+
     #[test]
     fn a_client_keeps_its_state_until_another_takes_its_slot() {
         let clients = Clients::new(4);
-        clients.observe(1, &get("/"), 0, seen);
-        let v = clients.observe(1, &get("/a"), 1_000_000_000, seen).unwrap();
+        observe(&clients, 1, "/", 0);
+        let v = observe(&clients, 1, "/a", 1_000_000_000);
         assert_eq!(v.as_slice(), [2.0]);
         assert_eq!(clients.last(1).unwrap().as_slice(), [2.0]);
         // Tag 5 maps to the same slot as tag 1 in a table of 4.
-        let v = clients.observe(5, &get("/"), 2, seen).unwrap();
+        let v = observe(&clients, 5, "/", 2);
         assert_eq!(v.as_slice(), [1.0]);
         assert_eq!(clients.last(1), None);
+        assert_eq!(clients.get(1), None);
         assert_eq!(clients.arrivals(), 2);
         assert_eq!(clients.tracked(), 1);
         clients.report(9, Vector::from_values(&[0.5]).unwrap());
         assert_eq!(clients.last(9).unwrap().as_slice(), [0.5]);
+        let seen_after = clients.update(9, |s| {
+            s.state.observe_challenge(true);
+            s.state.seen()
+        });
+        assert_eq!(seen_after, Some(0));
+        let mut copy = clients.get(9).unwrap();
+        copy.last = None;
+        clients.put(9, copy);
+        assert_eq!(clients.last(9), None);
+    }
+
+    #[test]
+    fn a_cached_score_is_handed_over_until_it_expires() {
+        let score = |points| Scored {
+            points,
+            top: crate::scoring::TopFeatures::default(),
+        };
+        let mut slot = ClientSlot::new(3);
+        assert_eq!(slot.exchange_score(Some(score(40)), 10, 100), None);
         assert_eq!(
-            clients
-                .update(9, |s| s.observe_challenge(true))
-                .unwrap()
-                .seen(),
-            0
+            slot.exchange_score(Some(score(60)), 99, 200),
+            Some(score(40))
         );
+        assert_eq!(slot.exchange_score(None, 200, 300), None);
+        assert_eq!(slot.cached, None);
     }
 
     #[test]

@@ -8,12 +8,20 @@
 //! - [`caps`]: caps on labels per source and per client.
 //! - [`guard`]: what a candidate model trains on and must show to be served.
 //! - [`retrain`]: the background retrain behind `/train`.
+//! - [`shared`]: what replicas share through Redis (`companion.redis_url`).
 //!
 //! [`Scoring`] outlives policy reloads; [`Scoring::configure`] applies a
 //! (re)loaded policy: the model file is read again, and one that cannot
 //! be read or does not match the schema is logged, counted
 //! (`palisade_companion_model_loads_total{outcome="failed"}`) and leaves
 //! the companion on rules only, with the score reported as absent, never 0.
+//!
+//! With `companion.redis_url`, the clients' behaviour, the caps, the labels,
+//! reputation and the promoted checkpoint are shared ([`shared`]); a call
+//! to Redis that fails falls back to this replica's own table, caps and
+//! records for that call, counted in
+//! `palisade_companion_scoring_fallbacks_total{part}`, and never fails the
+//! request.
 
 pub mod api;
 pub mod caps;
@@ -21,6 +29,7 @@ pub mod clients;
 pub mod guard;
 pub mod records;
 pub mod retrain;
+pub mod shared;
 
 use super::metrics::Metrics;
 use crate::net::Cidr;
@@ -30,10 +39,11 @@ use crate::scoring::wire::{ScoreAnswer, ScoreQuery, TopFeature};
 use crate::scoring::{Model, Observation, Scored, TopFeatures, Vector, REQUEST};
 use api::{ApiError, FeedbackRequest, LabelName};
 use caps::LabelCaps;
-use clients::{tag_of, Clients};
+use clients::{tag_of, ClientSlot, Clients};
 use records::{Event, Label, Record, Records, Writer};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use shared::{Part, SharedError, SharedScoring};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -56,6 +66,9 @@ pub struct Active {
     pub base: String,
     /// The promoted checkpoint served instead of the file, if any.
     pub checkpoint: Option<i64>,
+    /// The hash of that checkpoint's model file text: what tells a replica
+    /// whether the checkpoint promoted in Redis is the one it serves.
+    pub digest: Option<String>,
     /// A candidate scored alongside, not enforced.
     pub shadow: Option<Arc<Shadow>>,
 }
@@ -96,10 +109,7 @@ pub struct Assessed {
 impl Assessed {
     /// The score as the policy takes it.
     pub fn scored(&self) -> Option<Scored> {
-        self.score.map(|s| Scored {
-            points: s.round().clamp(0.0, 100.0) as u8,
-            top: TopFeatures::of(self.top.iter().map(|c| c.feature)),
-        })
+        scored_of(self.score, &self.top)
     }
 
     pub fn top_features(&self) -> Vec<TopFeature> {
@@ -114,12 +124,56 @@ impl Assessed {
     }
 }
 
+/// A score as the policy takes it.
+fn scored_of(score: Option<f32>, top: &[Contribution]) -> Option<Scored> {
+    score.map(|s| Scored {
+        points: s.round().clamp(0.0, 100.0) as u8,
+        top: TopFeatures::of(top.iter().map(|c| c.feature)),
+    })
+}
+
+/// What the served model makes of one feature vector.
+struct Judged {
+    /// `None` without a model.
+    score: Option<f32>,
+    top: Vec<Contribution>,
+    model: Option<String>,
+}
+
+impl Judged {
+    fn of(active: &Active, x: &[f32]) -> Judged {
+        match &active.model {
+            Some(m) => Judged {
+                score: Some(m.score(x)),
+                top: m.top_features(x, TOP_FEATURES),
+                model: Some(m.version()),
+            },
+            None => Judged {
+                score: None,
+                top: Vec::new(),
+                model: None,
+            },
+        }
+    }
+}
+
+/// A promoted checkpoint to serve instead of the model file.
+struct Promoted {
+    model: Model,
+    /// Its id in this replica's records, if they are open.
+    checkpoint: Option<i64>,
+    digest: String,
+}
+
 /// Everything scoring keeps across reloads (see the module doc).
 pub struct Scoring {
     clients: RwLock<Arc<Clients>>,
     active: RwLock<Arc<Active>>,
     store: RwLock<Option<Arc<RecordStore>>>,
     caps: Mutex<LabelCaps>,
+    /// The state replicas share, with `companion.redis_url` (kept across
+    /// reloads while the URL is unchanged).
+    shared: RwLock<Option<Arc<SharedScoring>>>,
     jobs: retrain::Jobs,
 }
 
@@ -160,6 +214,7 @@ impl Scoring {
             active: RwLock::new(Arc::new(Active::default())),
             store: RwLock::new(None),
             caps: Mutex::new(LabelCaps::default()),
+            shared: RwLock::new(None),
             jobs: retrain::Jobs::default(),
         }
     }
@@ -176,6 +231,104 @@ impl Scoring {
         read(&self.store)
     }
 
+    fn shared(&self) -> Option<Arc<SharedScoring>> {
+        read(&self.shared)
+    }
+
+    /// Whether scoring calls may wait on the network (Redis): the caller
+    /// then runs them where blocking is allowed.
+    pub fn waits_on_network(&self) -> bool {
+        self.shared().is_some()
+    }
+
+    /// Runs `call` on the shared state, if replicas share it; `None` when
+    /// they do not, or when it failed or Redis was just seen failing
+    /// (logged, and counted by `part`): the caller then does it locally.
+    fn remote<T>(
+        &self,
+        part: Part,
+        metrics: &Metrics,
+        call: impl FnOnce(&SharedScoring) -> Result<T, SharedError>,
+    ) -> Option<T> {
+        let shared = self.shared()?;
+        if shared.backing_off() {
+            metrics.scoring_fallback(part.as_str());
+            return None;
+        }
+        match call(&shared) {
+            Ok(value) => {
+                shared.succeeded();
+                Some(value)
+            }
+            Err(e) => {
+                metrics.scoring_fallback(part.as_str());
+                shared.failed(part, &e);
+                None
+            }
+        }
+    }
+
+    /// Opens (or keeps) the shared state `policy` asks for.
+    fn configure_shared(&self, policy: &Policy) {
+        let url = match (&policy.companion().redis_url, policy.scoring().enabled) {
+            (Some(url), true) => url,
+            _ => return write(&self.shared, None),
+        };
+        if self.shared().is_some_and(|s| s.url() == url) {
+            return;
+        }
+        let opened = SharedScoring::open(url)
+            .map_err(|e| {
+                tracing::error!(error = %e, "scoring state is not shared: each replica keeps its own");
+            })
+            .ok();
+        write(&self.shared, opened.map(Arc::new));
+    }
+
+    /// Runs `update` on the client's slot: in Redis when replicas share it
+    /// (the table keeps the copy), else, or when that fails, in the table.
+    /// `update` may run more than once, each time on a fresh copy.
+    fn update_client<R>(
+        &self,
+        tag: u64,
+        metrics: &Metrics,
+        mut update: impl FnMut(&mut ClientSlot) -> R,
+    ) -> Option<R> {
+        let clients = self.clients();
+        if self.waits_on_network() {
+            let guess = clients.get(tag);
+            let done = self.remote(Part::Clients, metrics, |s| {
+                s.update_client(tag, guess.as_ref(), &mut update)
+            });
+            if let Some((slot, result)) = done {
+                clients.put(tag, slot);
+                return Some(result);
+            }
+        }
+        clients.update(tag, update)
+    }
+
+    /// The client's last feature vector: the shared one, else this
+    /// replica's.
+    fn last(&self, tag: u64, metrics: &Metrics) -> Option<Vector> {
+        self.remote(Part::Clients, metrics, |s| s.last(tag))
+            .flatten()
+            .or_else(|| self.clients().last(tag))
+    }
+
+    /// Counts `event` in the client's reputation: in the records file, and
+    /// in Redis when replicas share.
+    fn reputation(&self, policy: &Policy, client: &Cidr, event: Event, metrics: &Metrics, at: u64) {
+        let client = client.to_string();
+        let retention = policy.scoring().records.labels_retention.0;
+        self.remote(Part::Reputation, metrics, |s| {
+            s.reputation(&client, at, event, retention)
+        });
+        if let Some(store) = self.store() {
+            store.writer.send(Record::Reputation { at, client, event });
+        }
+    }
+
     /// Applies a (re)loaded policy: the table's size, the records file,
     /// and the model (see the module doc). Blocks on file I/O.
     pub fn configure(&self, policy: &Policy, metrics: &Metrics) {
@@ -183,6 +336,7 @@ impl Scoring {
         if self.clients().len() != s.slots as usize {
             write(&self.clients, Arc::new(Clients::new(s.slots as usize)));
         }
+        self.configure_shared(policy);
         if !s.enabled {
             write(&self.active, Arc::new(Active::default()));
             write(&self.store, None);
@@ -196,7 +350,11 @@ impl Scoring {
             Ok((model, base)) => {
                 metrics.model_load(true);
                 let old = self.active();
-                let (model, checkpoint) = self.promoted_for(&base).unwrap_or((model, None));
+                let (model, checkpoint, digest) =
+                    match self.promoted_for(&base, metrics, super::now_s()) {
+                        Some(p) => (p.model, p.checkpoint, Some(p.digest)),
+                        None => (model, None, None),
+                    };
                 tracing::info!(
                     event = "model_loaded",
                     model = %model.version(),
@@ -211,6 +369,7 @@ impl Scoring {
                     shadow: old.shadow.clone().filter(|_| old.base == base),
                     base,
                     checkpoint,
+                    digest,
                 }
             }
             Err(error) => {
@@ -229,8 +388,17 @@ impl Scoring {
         write(&self.active, Arc::new(active));
     }
 
-    /// The newest promoted checkpoint for the model file hashed `base`.
-    fn promoted_for(&self, base: &str) -> Option<(Model, Option<i64>)> {
+    /// The checkpoint to serve for the model file hashed `base`: the one
+    /// promoted on any replica (in Redis), else the newest promoted here.
+    fn promoted_for(&self, base: &str, metrics: &Metrics, now_s: u64) -> Option<Promoted> {
+        if let Some(text) = self
+            .remote(Part::Checkpoints, metrics, |s| s.promoted(base))
+            .flatten()
+        {
+            if let Some(promoted) = self.import(base, &text, now_s) {
+                return Some(promoted);
+            }
+        }
         let store = self.store()?;
         let checkpoint = match store.reader.promoted_for(base) {
             Ok(c) => c?,
@@ -240,7 +408,11 @@ impl Scoring {
             }
         };
         match Model::from_json(&checkpoint.model, &REQUEST) {
-            Ok(model) => Some((model, Some(checkpoint.id))),
+            Ok(model) => Some(Promoted {
+                model,
+                checkpoint: Some(checkpoint.id),
+                digest: hash(&checkpoint.model),
+            }),
             Err(e) => {
                 tracing::warn!(checkpoint = checkpoint.id, error = %e, "a promoted checkpoint is refused");
                 None
@@ -248,17 +420,118 @@ impl Scoring {
         }
     }
 
+    /// A checkpoint another replica promoted (`text`, its model file), kept
+    /// in this replica's records as promoted (once: the one promoted here
+    /// already is reused) so that a restart serves it without Redis too.
+    fn import(&self, base: &str, text: &str, now_s: u64) -> Option<Promoted> {
+        let model = match Model::from_json(text, &REQUEST) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "the checkpoint promoted in Redis is refused");
+                return None;
+            }
+        };
+        let digest = hash(text);
+        let checkpoint = self.store().and_then(|store| {
+            let local = match store.reader.promoted_for(base) {
+                Ok(local) => local,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read promoted checkpoints");
+                    return None;
+                }
+            };
+            if let Some(local) = local {
+                if hash(&local.model) == digest {
+                    return Some(local.id);
+                }
+                let retired = Record::Checkpoint {
+                    id: local.id,
+                    state: records::CheckpointState::Retired,
+                };
+                if let Err(e) = store.reader.write(&[retired]) {
+                    tracing::warn!(error = %e, "cannot retire a checkpoint");
+                }
+            }
+            let evaluation = json!({"from": "redis"});
+            store
+                .reader
+                .save_checkpoint(
+                    now_s,
+                    model.file(),
+                    &model.version(),
+                    records::CheckpointState::Promoted,
+                    &evaluation,
+                    base,
+                )
+                .map_err(|e| tracing::warn!(error = %e, "cannot keep the promoted checkpoint"))
+                .ok()
+        });
+        Some(Promoted {
+            model,
+            checkpoint,
+            digest,
+        })
+    }
+
+    /// With replicas sharing: serves the checkpoint another replica
+    /// promoted for the served model file, if it is not the one served.
+    /// Blocks on Redis and the records file.
+    pub fn follow(&self, policy: &Policy, metrics: &Metrics, now_s: u64) {
+        let active = self.active();
+        if !policy.scoring().enabled || active.model.is_none() {
+            return;
+        }
+        let Some(text) = self
+            .remote(Part::Checkpoints, metrics, |s| s.promoted(&active.base))
+            .flatten()
+        else {
+            return;
+        };
+        if active.digest.as_deref() == Some(hash(&text).as_str()) {
+            return;
+        }
+        let Some(promoted) = self.import(&active.base, &text, now_s) else {
+            return;
+        };
+        let mut guard = self.active.write().unwrap_or_else(|p| p.into_inner());
+        if !Arc::ptr_eq(&guard, &active) {
+            // Another change came first; the next look tries again.
+            return;
+        }
+        let version = promoted.model.version();
+        *guard = Arc::new(Active {
+            model: Some(Arc::new(promoted.model)),
+            error: None,
+            base: active.base.clone(),
+            checkpoint: promoted.checkpoint,
+            digest: Some(promoted.digest),
+            shadow: active.shadow.clone(),
+        });
+        drop(guard);
+        tracing::info!(
+            event = "model_followed",
+            model = %version,
+            checkpoint = promoted.checkpoint,
+            "serving the checkpoint another replica promoted"
+        );
+    }
+
     /// Scores `x` with the served model (and the shadow candidate).
     fn score(&self, client: Option<Cidr>, tag: u64, x: Vec<f32>, metrics: &Metrics) -> Assessed {
         let active = self.active();
-        let (score, top, model) = match &active.model {
-            Some(m) => (
-                Some(m.score(&x)),
-                m.top_features(&x, TOP_FEATURES),
-                Some(m.version()),
-            ),
-            None => (None, Vec::new(), None),
-        };
+        let judged = Judged::of(&active, &x);
+        Scoring::assessed(&active, client, tag, x, judged, metrics)
+    }
+
+    /// `x` as the served model judged it, with the shadow candidate's score.
+    fn assessed(
+        active: &Active,
+        client: Option<Cidr>,
+        tag: u64,
+        x: Vec<f32>,
+        judged: Judged,
+        metrics: &Metrics,
+    ) -> Assessed {
         let shadow = active.shadow.as_ref().map(|s| {
             s.scores.fetch_add(1, Ordering::Relaxed);
             let score = s.model.score(&x);
@@ -269,9 +542,9 @@ impl Scoring {
             client,
             tag,
             features: x,
-            score,
-            top,
-            model,
+            score: judged.score,
+            top: judged.top,
+            model: judged.model,
             shadow,
             cached: None,
         }
@@ -294,17 +567,22 @@ impl Scoring {
         let tag = tag_of(&prefix);
         let facts = policy.score_facts(request, None);
         let observation = Observation::of(request, policy.score_route(request).1);
-        let vector = self.clients().observe(tag, &observation, now_ns, |state| {
-            Vector::of(&REQUEST, state, &facts, now_ns)
+        let active = self.active();
+        let expires_ns =
+            now_ns.saturating_add(policy.scoring().cache_ttl.0.saturating_mul(1_000_000_000));
+        // One read-modify-write of the client: count, score, swap the cache.
+        let (vector, judged, cached) = self.update_client(tag, metrics, |slot| {
+            let vector = slot.observe(&observation, now_ns, |state| {
+                Vector::of(&REQUEST, state, &facts, now_ns)
+            });
+            let judged = Judged::of(&active, vector.as_slice());
+            let cached =
+                slot.exchange_score(scored_of(judged.score, &judged.top), now_ns, expires_ns);
+            (vector, judged, cached)
         })?;
-        let mut assessed = self.score(Some(prefix), tag, vector.as_slice().to_vec(), metrics);
-        let ttl_ns = policy.scoring().cache_ttl.0.saturating_mul(1_000_000_000);
-        assessed.cached = self.clients().exchange_score(
-            tag,
-            assessed.scored(),
-            now_ns,
-            now_ns.saturating_add(ttl_ns),
-        );
+        let x = vector.as_slice().to_vec();
+        let mut assessed = Scoring::assessed(&active, Some(prefix), tag, x, judged, metrics);
+        assessed.cached = cached;
         Some(assessed)
     }
 
@@ -320,19 +598,16 @@ impl Scoring {
         now_ns: u64,
     ) {
         if let Some(status) = decision.status(policy.challenge_config().status) {
-            self.clients().update(assessed.tag, |s| {
-                s.observe_response(status, decision.login);
+            self.update_client(assessed.tag, metrics, |slot| {
+                slot.state.observe_response(status, decision.login);
             });
         }
         let action = decision.action.as_str();
         self.count(policy, assessed, action, metrics, now_ns);
         if decision.action == crate::policy::Action::Block {
-            if let (Some(store), Some(client)) = (self.store(), assessed.client) {
-                store.writer.send(Record::Reputation {
-                    at: now_ns / 1_000_000_000,
-                    client: client.to_string(),
-                    event: Event::Blocked,
-                });
+            if let Some(client) = &assessed.client {
+                let at = now_ns / 1_000_000_000;
+                self.reputation(policy, client, Event::Blocked, metrics, at);
             }
         }
     }
@@ -394,7 +669,8 @@ impl Scoring {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let clients = self.clients();
-        Ok(queries
+        let mut reports = Vec::new();
+        let answers = queries
             .iter()
             .zip(vectors)
             .map(|(q, x)| {
@@ -402,6 +678,7 @@ impl Scoring {
                 let tag = prefix.as_ref().map_or(0, tag_of);
                 if let (Some(_), Some(v)) = (prefix, Vector::from_values(&x)) {
                     clients.report(tag, v);
+                    reports.push((tag, v));
                 }
                 let assessed = self.score(prefix, tag, x, metrics);
                 let action = assessed
@@ -424,7 +701,11 @@ impl Scoring {
                     top_features: assessed.top_features(),
                 }
             })
-            .collect())
+            .collect();
+        if policy.scoring().enabled {
+            self.remote(Part::Clients, metrics, |s| s.report(&reports));
+        }
+        Ok(answers)
     }
 
     /// `/feedback`: a label, capped, stored with the features given or the
@@ -452,8 +733,7 @@ impl Scoring {
         let features = match &request.features {
             Some(values) => api::vector(values, &REQUEST, active.model.as_deref())?,
             None => self
-                .clients()
-                .last(tag_of(&prefix))
+                .last(tag_of(&prefix), metrics)
                 .map(|v| v.as_slice().to_vec())
                 .ok_or_else(|| {
                     ApiError::UnknownClient(format!(
@@ -495,12 +775,19 @@ impl Scoring {
     ) -> Result<(), ApiError> {
         let now_s = now_ns / 1_000_000_000;
         let client = client.to_string();
-        let admitted = self.caps.lock().unwrap_or_else(|p| p.into_inner()).admit(
-            &policy.scoring().feedback,
-            source,
-            &client,
-            now_s,
-        );
+        let s = policy.scoring();
+        let admitted = self
+            .remote(Part::Caps, metrics, |shared| {
+                shared.admit(&s.feedback, source, &client, now_s)
+            })
+            .unwrap_or_else(|| {
+                self.caps.lock().unwrap_or_else(|p| p.into_inner()).admit(
+                    &s.feedback,
+                    source,
+                    &client,
+                    now_s,
+                )
+            });
         if let Err(refused) = admitted {
             return Err(match refused {
                 caps::Refused::UnknownSource { .. } => {
@@ -512,19 +799,29 @@ impl Scoring {
                 }
             });
         }
-        let Some(store) = self.store() else {
-            return Err(ApiError::Unavailable(
-                "the scoring records cannot be opened (see the log)".into(),
-            ));
-        };
-        store.writer.send(Record::Label(Label {
+        let label = Label {
             at: now_s,
             client,
             source: source.to_string(),
             bot,
             weight,
             features,
-        }));
+        };
+        let retention = s.records.labels_retention.0;
+        let shared = self
+            .remote(Part::Labels, metrics, |shared| {
+                shared.add_label(&label, s.records.shared_labels, retention)
+            })
+            .is_some();
+        // Kept here too: what a retrain reads while Redis cannot answer.
+        let local = self
+            .store()
+            .map(|store| store.writer.send(Record::Label(label)));
+        if !shared && local.is_none() {
+            return Err(ApiError::Unavailable(
+                "the scoring records cannot be opened (see the log)".into(),
+            ));
+        }
         metrics.feedback(source, "accepted");
         Ok(())
     }
@@ -546,23 +843,17 @@ impl Scoring {
         };
         let prefix = policy.client_prefix(ip);
         let tag = tag_of(&prefix);
-        let clients = self.clients();
-        clients.update(tag, |s| s.observe_challenge(passed));
-        if let Some(store) = self.store() {
-            store.writer.send(Record::Reputation {
-                at: now_ns / 1_000_000_000,
-                client: prefix.to_string(),
-                event: if passed {
-                    Event::ChallengePassed
-                } else {
-                    Event::ChallengeFailed
-                },
-            });
-        }
+        self.update_client(tag, metrics, |slot| slot.state.observe_challenge(passed));
+        let event = if passed {
+            Event::ChallengePassed
+        } else {
+            Event::ChallengeFailed
+        };
+        self.reputation(policy, &prefix, event, metrics, now_ns / 1_000_000_000);
         if !policy.scoring().feedback.challenge_labels {
             return;
         }
-        let Some(features) = clients.last(tag) else {
+        let Some(features) = self.last(tag, metrics) else {
             metrics.feedback("challenge", "no_features");
             return;
         };
@@ -592,12 +883,14 @@ impl Scoring {
         {
             return;
         }
-        self.promote(shadow, metrics);
+        self.promote(policy, shadow, metrics);
     }
 
     /// Serves `shadow` instead of the current model, unless another change
-    /// came first.
-    pub fn promote(&self, shadow: &Arc<Shadow>, metrics: &Metrics) {
+    /// came first, and with replicas sharing, publishes it for the others.
+    pub fn promote(&self, policy: &Policy, shadow: &Arc<Shadow>, metrics: &Metrics) {
+        // What other replicas serve, and how this one knows it serves it.
+        let text = serde_json::to_string(shadow.model.file()).ok();
         let mut guard = self.active.write().unwrap_or_else(|p| p.into_inner());
         let current = guard.clone();
         if !current
@@ -612,9 +905,16 @@ impl Scoring {
             error: None,
             base: current.base.clone(),
             checkpoint: Some(shadow.checkpoint),
+            digest: text.as_deref().map(hash),
             shadow: None,
         });
         drop(guard);
+        let retention = policy.scoring().records.labels_retention.0;
+        if let Some(text) = &text {
+            self.remote(Part::Checkpoints, metrics, |s| {
+                s.publish(&current.base, text, retention)
+            });
+        }
         if let Some(store) = self.store() {
             if let Some(old) = current.checkpoint {
                 store.writer.send(Record::Checkpoint {
@@ -699,12 +999,17 @@ impl Scoring {
             (Err(e), _) | (_, Err(e)) => return fail(e),
         };
         let since = now_s.saturating_sub(s.records.labels_retention.0);
-        let labels = match store.reader.labels_since(since) {
-            Ok(l) => l,
-            Err(e) => return fail(e.to_string()),
-        };
+        // Every replica's labels, from Redis; this replica's while it fails.
+        let (labels, labels_from) =
+            match self.remote(Part::Labels, metrics, |shared| shared.labels_since(since)) {
+                Some(l) => (l, "redis"),
+                None => match store.reader.labels_since(since) {
+                    Ok(l) => (l, "local"),
+                    Err(e) => return fail(e.to_string()),
+                },
+            };
         let version = format!("{}-retrain-{now_s}", current.file().kind);
-        let outcome = retrain::retrain(&retrain::Inputs {
+        let mut outcome = retrain::retrain(&retrain::Inputs {
             current: &current,
             base: &base,
             holdout: &holdout,
@@ -714,6 +1019,7 @@ impl Scoring {
             thresholds: policy.thresholds(),
             version: version.clone(),
         });
+        outcome.evaluation["labels_from"] = labels_from.into();
         let Some(file) = &outcome.candidate else {
             return (outcome, None);
         };
@@ -736,7 +1042,7 @@ impl Scoring {
         };
         if passed {
             if let Ok(model) = Model::new(file.clone(), &REQUEST) {
-                self.start_shadow(model, checkpoint, &active.base, now_s, t, metrics);
+                self.start_shadow(policy, model, checkpoint, &active.base, now_s, t, metrics);
             }
         }
         (outcome, Some(checkpoint))
@@ -744,8 +1050,10 @@ impl Scoring {
 
     /// Puts a candidate in shadow mode beside the model trained against
     /// the same file.
+    #[allow(clippy::too_many_arguments)]
     fn start_shadow(
         &self,
+        policy: &Policy,
         model: Model,
         checkpoint: i64,
         base: &str,
@@ -770,7 +1078,7 @@ impl Scoring {
             *guard = Arc::new(next);
         }
         if t.shadow_scores == 0 && t.shadow_period.0 == 0 {
-            self.promote(&shadow, metrics);
+            self.promote(policy, &shadow, metrics);
         }
     }
 
@@ -805,17 +1113,36 @@ impl Scoring {
                     stats["blocked_clients"] = c.blocked_clients.into();
                     stats["clients_with_reputation"] = c.clients.into();
                     stats["samples"] = c.samples.into();
+                    stats["counts_from"] = "local".into();
                 }
                 Err(e) => stats["records_error"] = e.to_string().into(),
             }
         }
+        // With replicas sharing, every replica's labels and reputation.
+        if let Some(c) = self.remote(Part::Labels, metrics, |s| s.counts()) {
+            stats["training_examples"] = c.labels.into();
+            stats["blocked_clients"] = c.blocked_clients.into();
+            stats["clients_with_reputation"] = c.clients.into();
+            stats["counts_from"] = "redis".into();
+        }
         stats
     }
 
-    /// Removes records past retention. Blocks on the records file.
-    pub fn sweep(&self, policy: &Policy, now_s: u64) {
-        let Some(store) = self.store() else { return };
+    /// Removes records past retention, here and in Redis. Blocks on the
+    /// records file and Redis.
+    pub fn sweep(&self, policy: &Policy, metrics: &Metrics, now_s: u64) {
         let r = &policy.scoring().records;
+        let swept = self.remote(Part::Labels, metrics, |s| {
+            s.sweep(now_s, r.labels_retention.0)
+        });
+        if let Some(swept) = swept.filter(|s| *s != shared::SharedSwept::default()) {
+            tracing::info!(
+                event = "shared_records_swept",
+                labels = swept.labels,
+                clients = swept.clients,
+            );
+        }
+        let Some(store) = self.store() else { return };
         match store
             .reader
             .sweep(now_s, r.retention.0, r.labels_retention.0)

@@ -106,8 +106,19 @@ pub enum Event {
     ChallengePassed,
 }
 
-/// A labelled example.
-#[derive(Debug, Clone, PartialEq)]
+impl Event {
+    /// The reputation counter it adds one to.
+    pub fn column(self) -> &'static str {
+        match self {
+            Event::Blocked => "blocks",
+            Event::ChallengeFailed => "challenges_failed",
+            Event::ChallengePassed => "challenges_passed",
+        }
+    }
+}
+
+/// A labelled example (also as JSON, in Redis: [`super::shared`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Label {
     pub at: u64,
     pub client: String,
@@ -115,6 +126,17 @@ pub struct Label {
     pub bot: bool,
     pub weight: f32,
     pub features: Vec<f32>,
+}
+
+impl Label {
+    /// The reputation counter it adds one to.
+    pub fn column(&self) -> &'static str {
+        if self.bot {
+            "bot_labels"
+        } else {
+            "human_labels"
+        }
+    }
 }
 
 /// A model checkpoint's place in the guarded retrain.
@@ -481,12 +503,7 @@ fn write_one(tx: &rusqlite::Transaction, record: &Record) -> rusqlite::Result<()
             )?;
         }
         Record::Reputation { at, client, event } => {
-            let column = match event {
-                Event::Blocked => "blocks",
-                Event::ChallengeFailed => "challenges_failed",
-                Event::ChallengePassed => "challenges_passed",
-            };
-            bump(tx, client, *at, column)?;
+            bump(tx, client, *at, event.column())?;
         }
         Record::Label(label) => {
             tx.execute(
@@ -501,12 +518,7 @@ fn write_one(tx: &rusqlite::Transaction, record: &Record) -> rusqlite::Result<()
                     json(&label.features)
                 ],
             )?;
-            let column = if label.bot {
-                "bot_labels"
-            } else {
-                "human_labels"
-            };
-            bump(tx, &label.client, label.at, column)?;
+            bump(tx, &label.client, label.at, label.column())?;
         }
         Record::Checkpoint { id, state } => {
             tx.execute(

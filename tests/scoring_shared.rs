@@ -18,17 +18,8 @@ mod common;
 
 const REPLICAS: usize = 6;
 
-fn get(path: &str) -> Observation<'_> {
-    Observation {
-        method: "GET",
-        path,
-        has_referrer: false,
-        login: false,
-    }
-}
-
 fn seen(slot: &mut ClientSlot, now_ns: u64) -> Vector {
-    slot.observe(&get("/a"), now_ns, |state| {
+    slot.observe(&Observation::get("/a"), now_ns, |state| {
         Vector::from_values(&[state.seen() as f32]).unwrap()
     })
 }

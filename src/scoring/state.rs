@@ -141,6 +141,17 @@ pub struct Observation<'a> {
 }
 
 impl<'a> Observation<'a> {
+    /// A `GET` of `path` without a referrer, off login routes: the plain
+    /// request that tests and examples count.
+    pub fn get(path: &'a str) -> Observation<'a> {
+        Observation {
+            method: "GET",
+            path,
+            has_referrer: false,
+            login: false,
+        }
+    }
+
     /// `request`, on a route marked `login` or not.
     pub fn of(request: &crate::policy::Request<'a>, login: bool) -> Observation<'a> {
         Observation {
@@ -417,20 +428,11 @@ mod tests {
 
     const S: u64 = 1_000_000_000;
 
-    fn get(path: &str) -> Observation<'_> {
-        Observation {
-            method: "GET",
-            path,
-            has_referrer: false,
-            login: false,
-        }
-    }
-
     #[test]
     fn bytes_round_trip_and_refuse_other_sizes_and_non_finite_counters() {
         let mut s = ClientState::new(7);
         for i in 0..20 {
-            s.observe(&get(&format!("/p/{i}.css")), i * S / 3);
+            s.observe(&Observation::get(&format!("/p/{i}.css")), i * S / 3);
             s.observe_response(if i % 4 == 0 { 404 } else { 200 }, false);
         }
         s.observe_challenge(false);
@@ -446,7 +448,7 @@ mod tests {
     fn a_steady_rate_settles_at_rate_times_window() {
         let mut s = ClientState::new(1);
         for i in 0..3000 {
-            s.observe(&get("/"), i * S / 2); // 2 per second for 25 minutes
+            s.observe(&Observation::get("/"), i * S / 2); // 2 per second for 25 minutes
         }
         let c = s.decayed(2999 * S / 2);
         assert!((c.short / SHORT_WINDOW_S - 2.0).abs() < 0.15, "{}", c.short);
@@ -462,9 +464,9 @@ mod tests {
         ];
         let mut t = 0.0f64;
         for (i, gap) in gaps.iter().enumerate() {
-            clockwork.observe(&get("/"), i as u64 * 2 * S);
+            clockwork.observe(&Observation::get("/"), i as u64 * 2 * S);
             t += gap;
-            person.observe(&get("/"), (t * 1e9) as u64);
+            person.observe(&Observation::get("/"), (t * 1e9) as u64);
         }
         assert!(clockwork.timing_cv().unwrap() < 0.01);
         assert!(person.timing_cv().unwrap() > 1.0);
@@ -476,8 +478,8 @@ mod tests {
         let mut crawler = ClientState::new(1);
         let mut poller = ClientState::new(2);
         for i in 0..200u64 {
-            crawler.observe(&get(&format!("/item/{i}")), i * S);
-            poller.observe(&get("/status"), i * S);
+            crawler.observe(&Observation::get(&format!("/item/{i}")), i * S);
+            poller.observe(&Observation::get("/status"), i * S);
         }
         assert!(crawler.path_entropy() > 0.9);
         assert_eq!(poller.path_entropy(), 0.0);
@@ -513,7 +515,7 @@ mod tests {
         let watched = |s: &mut ClientState, from: u64, n: u64| {
             (from..from + n)
                 .filter(|i| {
-                    s.observe(&get("/a"), i * S / 10);
+                    s.observe(&Observation::get("/a"), i * S / 10);
                     s.watches_status(false)
                 })
                 .count()

@@ -163,22 +163,15 @@ impl Clients {
 mod tests {
     use super::*;
 
-    fn get(path: &str) -> Observation<'_> {
-        Observation {
-            method: "GET",
-            path,
-            has_referrer: false,
-            login: false,
-        }
-    }
-
     fn seen(state: &ClientState) -> Vector {
         Vector::from_values(&[state.seen() as f32]).unwrap()
     }
 
     fn observe(clients: &Clients, tag: u64, path: &str, now_ns: u64) -> Vector {
         clients
-            .update(tag, |slot| slot.observe(&get(path), now_ns, seen))
+            .update(tag, |slot| {
+                slot.observe(&Observation::get(path), now_ns, seen)
+            })
             .unwrap()
     }
 

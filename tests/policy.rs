@@ -3928,3 +3928,47 @@ fn routes_may_opt_in_to_the_score_one_by_one() {
     assert_eq!(decide_scored(&p, &Req::get("/other"), 95).score, 0);
     assert_eq!(decide_scored(&p, &Req::get("/protected/a"), 95).score, 95);
 }
+
+#[test]
+fn crawler_hints_go_to_verified_crawlers_and_link_previews_only() {
+    let off = policy("rules: []\n");
+    assert!(off.crawler_hints().is_none(), "no upstream, no hints");
+    let p = policy("crawlers:\n  hints: {upstream: 'http://127.0.0.1:8080/'}\n");
+    assert_eq!(p.crawler_hints().unwrap().upstream, "http://127.0.0.1:8080");
+    let gets = |r: Req| p.gets_crawler_hints(&r.request(), r.ip);
+    assert!(gets(Req::get("/a").ua(GOOGLEBOT).ip(GOOGLE_IP)));
+    assert!(
+        !gets(Req::get("/a").ua(GOOGLEBOT).ip("203.0.113.9")),
+        "spoofed"
+    );
+    let preview = "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)";
+    assert!(gets(Req::get("/a").ua(preview).ip("203.0.113.9")));
+    assert!(!gets(Req::get("/a").ip("203.0.113.9")), "a person");
+    assert!(!gets(Req::get("/a").ua(CURL).ip("203.0.113.9")));
+    let disabled = policy("crawlers:\n  hints: {enabled: false, upstream: 'http://h'}\n");
+    assert!(disabled.crawler_hints().is_none());
+}
+
+#[test]
+fn crawler_hint_settings_are_checked_with_their_path() {
+    assert_error(
+        "crawlers:\n  hints: {upstream: 'http://h/pages'}\n",
+        "crawlers.hints.upstream",
+        &["origin"],
+    );
+    assert_error(
+        "crawlers:\n  hints: {upstream: 'http://h', previews: [twitterbot, nosuchbot]}\n",
+        "crawlers.hints.previews[1]",
+        &["nosuchbot"],
+    );
+    assert_error(
+        "crawlers:\n  hints: {upstream: 'http://h', timeout_ms: 0}\n",
+        "crawlers.hints.timeout_ms",
+        &["from 1 to 10000"],
+    );
+    assert_error(
+        "crawlers:\n  hints: {upstream: 'http://h', typo: 1}\n",
+        "crawlers.hints.typo",
+        &["unknown field"],
+    );
+}

@@ -18,6 +18,8 @@ pub mod audio;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod context;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod hints;
+#[cfg(not(target_arch = "wasm32"))]
 mod language;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod pages;

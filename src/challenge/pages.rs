@@ -9,6 +9,7 @@
 //! follow `prefers-color-scheme`. Proof of work keeps its own page
 //! ([`super::page`]), which needs JavaScript by nature.
 
+use super::hints::PageHead;
 use super::service::Issued;
 use super::strings::{fill, Strings};
 use super::urls::Urls;
@@ -45,21 +46,39 @@ const RECORDER: &str = concat!(
     "</script>"
 );
 
-fn document(lang: Lang, columns: usize, body: &str, script: &str) -> String {
+/// A page: its head is the page's title and `noindex`, or for a crawler
+/// the `hints` of the page it stands in for.
+fn document(
+    lang: Lang,
+    columns: usize,
+    body: &str,
+    script: &str,
+    hints: Option<&PageHead>,
+) -> String {
+    let title = Strings::of(lang).title;
+    let head = match hints {
+        Some(hints) => hints.to_html(title),
+        None => format!(
+            "<meta name=\"robots\" content=\"noindex\">\n<title>{}</title>",
+            escape_html(title)
+        ),
+    };
     include_str!("pages/challenge.html")
+        .replace("{{HEAD}}", &head)
         .replace("{{LANG}}", lang.code())
-        .replace("{{TITLE}}", &escape_html(Strings::of(lang).title))
         .replace("{{COLUMNS}}", &columns.max(1).to_string())
         .replace("{{BODY}}", body)
         .replace("{{SCRIPT}}", script)
 }
 
-/// The page for a stored challenge (`Issued::Stored`); `None` for `pow`.
+/// The page for a stored challenge (`Issued::Stored`), with crawler
+/// `hints` for a crawler that gets them; `None` for `pow`.
 pub fn challenge_page(
     issued: &Issued,
     urls: Urls,
     ttl_s: u64,
     notice: Option<Notice>,
+    hints: Option<&PageHead>,
 ) -> Option<String> {
     let Issued::Stored {
         context,
@@ -169,7 +188,7 @@ pub fn challenge_page(
         ));
     }
     body.push_str("</div>\n");
-    Some(document(context.lang, columns, &body, RECORDER))
+    Some(document(context.lang, columns, &body, RECORDER, hints))
 }
 
 /// The page for a client that cannot be challenged now: locked out, or the
@@ -182,5 +201,6 @@ pub fn message_page(lang: Lang, locked: bool) -> String {
         1,
         &format!("<p role=\"alert\">{}</p>\n", escape_html(text)),
         "",
+        None,
     )
 }

@@ -164,9 +164,20 @@ pub fn solve(data: &str, bits: u8) -> String {
 
 /// The challenge page for browsers: self-contained, solves in a Web Worker.
 pub fn page(data: &str, bits: u8, verify_path: &str) -> String {
+    let head = format!("<meta name=\"robots\" content=\"noindex\">\n<title>{POW_TITLE}</title>");
+    page_with_head(data, bits, verify_path, &head)
+}
+
+/// The proof-of-work page's title.
+pub const POW_TITLE: &str = "Checking your browser";
+
+/// [`page`] with `head` (markup whose every value is escaped: the
+/// companion's crawler hints) in place of its title and `noindex`.
+pub fn page_with_head(data: &str, bits: u8, verify_path: &str, head: &str) -> String {
     // `data` is base64url and `verify_path` is checked at configuration
     // time, so neither can break out of the attribute they land in.
     include_str!("pages/pow.html")
+        .replace("{{HEAD}}", head)
         .replace("{{DATA}}", data)
         .replace("{{BITS}}", &bits.to_string())
         .replace("{{VERIFY}}", verify_path)

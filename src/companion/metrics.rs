@@ -95,6 +95,7 @@ pub struct Metrics {
     checks: Family<CheckLabel, Counter>,
     limit_fallbacks: Family<ModeLabel, Counter>,
     scoring_fallbacks: Family<PartLabel, Counter>,
+    crawler_hints: Family<OutcomeLabel, Counter>,
     interactions: Family<VerdictLabel, Counter>,
     scores: Histogram,
     shadow_scores: Histogram,
@@ -133,6 +134,7 @@ impl Metrics {
             checks: Family::default(),
             limit_fallbacks: Family::default(),
             scoring_fallbacks: Family::default(),
+            crawler_hints: Family::default(),
             interactions: Family::default(),
             scores: score_histogram(),
             shadow_scores: score_histogram(),
@@ -210,6 +212,11 @@ impl Metrics {
             "scoring_fallbacks",
             "Scoring state that Redis could not share, kept in this replica alone instead, by part (clients, caps, labels, reputation, checkpoints)",
             m.scoring_fallbacks.clone(),
+        );
+        registry.register(
+            "crawler_hints",
+            "Challenge pages for crawlers by where their hints came from: fetched, cached, none (the page head had none or could not be fetched)",
+            m.crawler_hints.clone(),
         );
         registry.register(
             "interactions",
@@ -411,6 +418,14 @@ impl Metrics {
             mode: mode.as_str(),
         };
         self.limit_fallbacks.get_or_create(&l).inc();
+    }
+
+    /// A challenge page for a crawler: its hints `fetched`, `cached`, or
+    /// `none`.
+    pub fn crawler_hints(&self, outcome: &'static str) {
+        self.crawler_hints
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
 
     /// Scoring state that Redis could not take (`part`): kept locally.

@@ -16,6 +16,7 @@
 //! does not compile (or whose datasets or store cannot be opened) is
 //! refused with its path-qualified error and the old one keeps serving.
 
+mod hints;
 mod input;
 mod internal;
 mod limits;
@@ -85,6 +86,8 @@ pub struct Shared {
     verdicts: verdicts::Verdicts,
     /// The model, the per-client table and the records (outlive reloads).
     scoring: scoring::Scoring,
+    /// Page heads fetched for crawler hints (outlive reloads).
+    hints: hints::HeadFetcher,
     config_path: PathBuf,
 }
 
@@ -190,6 +193,7 @@ async fn run(config_path: PathBuf, loaded: Loaded) -> Result<(), ServeError> {
         metrics: Metrics::new(),
         verdicts: verdicts::Verdicts::default(),
         scoring: scoring::Scoring::new(),
+        hints: hints::HeadFetcher::new(),
         config_path,
     });
     shared
@@ -200,6 +204,11 @@ async fn run(config_path: PathBuf, loaded: Loaded) -> Result<(), ServeError> {
         internal = %c.internal,
         store = shared.current().store.name(),
         limits = shared.current().limits.name(),
+        crawler_hints = shared
+            .current()
+            .policy
+            .crawler_hints()
+            .map_or("off (no crawlers.hints.upstream)", |h| h.upstream.as_str()),
         "palisade companion serving"
     );
     tokio::spawn(reload_on_sighup(shared.clone()));

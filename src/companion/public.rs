@@ -5,6 +5,7 @@
 
 use super::input::{self, BadInput, MAX_BODY};
 use super::{headers_as_text, now_ns, Loaded, Shared, REAL_IP};
+use crate::challenge::hints::PageHead;
 use crate::challenge::pages::{self, Notice};
 use crate::challenge::second_look::Judgement;
 use crate::challenge::service::{
@@ -130,7 +131,10 @@ async fn handle(
     let get = matches!(incoming.method, Method::GET | Method::HEAD);
     let post = incoming.method == Method::POST;
     match segments.as_slice() {
-        ["challenge"] if get => blocking(move || issue(&shared, &loaded, &incoming)).await,
+        ["challenge"] if get => {
+            let hints = crawler_hints(&shared, &loaded, &incoming).await;
+            blocking(move || issue(&shared, &loaded, &incoming, hints.as_deref())).await
+        }
         ["verify"] if post => {
             let body = match read_body(body).await {
                 Ok(b) => b,
@@ -203,8 +207,35 @@ fn urls(loaded: &Loaded) -> Urls<'_> {
     }
 }
 
-/// `GET <prefix>challenge`: a new challenge, as a page or JSON.
-fn issue(shared: &Shared, loaded: &Loaded, incoming: &Incoming) -> Response {
+/// The head of the page a challenge stands in for, when the client is a
+/// crawler that gets crawler hints (`crawlers.hints`) and it has any.
+async fn crawler_hints(
+    shared: &Shared,
+    loaded: &Loaded,
+    incoming: &Incoming,
+) -> Option<Arc<PageHead>> {
+    let settings = loaded.policy.crawler_hints()?;
+    let return_path = input::challenge_query(&incoming.query).ok()?.return_path;
+    let client = incoming.client(loaded);
+    let request = incoming.request(client.ip, &incoming.headers);
+    if incoming.wants_json() || !loaded.policy.gets_crawler_hints(&request, client.ip) {
+        return None;
+    }
+    let host = incoming.header("host");
+    shared
+        .hints
+        .head(settings, host, &return_path, &shared.metrics)
+        .await
+}
+
+/// `GET <prefix>challenge`: a new challenge, as a page or JSON (a page
+/// for a crawler with `hints`, the head of the page it stands in for).
+fn issue(
+    shared: &Shared,
+    loaded: &Loaded,
+    incoming: &Incoming,
+    hints: Option<&PageHead>,
+) -> Response {
     let q = match input::challenge_query(&incoming.query) {
         Ok(q) => q,
         Err(e) => return bad_input(&e),
@@ -219,7 +250,7 @@ fn issue(shared: &Shared, loaded: &Loaded, incoming: &Incoming) -> Response {
     let client = incoming.client(loaded);
     let json = incoming.wants_json();
     match issue_or_fallback(shared, loaded, &ask, &client) {
-        Ok(issued) => challenge_reply(loaded, &issued, json, 200, None),
+        Ok(issued) => challenge_reply(loaded, &issued, json, 200, None, hints),
         Err(failure) => failure_reply(shared, loaded, &failure, ask.lang, json),
     }
 }
@@ -252,6 +283,17 @@ fn issue_or_fallback(
     Ok(issued)
 }
 
+/// The proof-of-work page, with a crawler's hints in its head.
+fn pow_page(ticket: &str, bits: u8, verify: &str, hints: Option<&PageHead>) -> String {
+    match hints {
+        Some(hints) => {
+            let head = hints.to_html(challenge::pow::POW_TITLE);
+            challenge::pow::page_with_head(ticket, bits, verify, &head)
+        }
+        None => challenge::page(ticket, bits, verify),
+    }
+}
+
 /// A challenge as a page or as JSON (`docs/challenge-api.md`).
 fn challenge_reply(
     loaded: &Loaded,
@@ -259,6 +301,7 @@ fn challenge_reply(
     json: bool,
     status: u16,
     notice: Option<Notice>,
+    hints: Option<&PageHead>,
 ) -> Response {
     let urls = urls(loaded);
     match issued {
@@ -271,7 +314,7 @@ fn challenge_reply(
                 return reply(
                     status,
                     "text/html; charset=utf-8",
-                    challenge::page(ticket, *bits, &urls.pow_verify()).into_bytes(),
+                    pow_page(ticket, *bits, &urls.pow_verify(), hints).into_bytes(),
                 );
             }
             json_reply(
@@ -294,7 +337,8 @@ fn challenge_reply(
         } => {
             if !json {
                 let ttl = loaded.policy.companion().ttl.0;
-                let page = pages::challenge_page(issued, urls, ttl, notice).unwrap_or_default();
+                let page =
+                    pages::challenge_page(issued, urls, ttl, notice, hints).unwrap_or_default();
                 return reply(status, "text/html; charset=utf-8", page.into_bytes());
             }
             let id = &context.id;
@@ -527,7 +571,7 @@ fn verify(
                 _ => Notice::Unknown,
             };
             match issue_or_fallback(shared, loaded, &ask, &client) {
-                Ok(issued) => challenge_reply(loaded, &issued, false, 403, Some(notice)),
+                Ok(issued) => challenge_reply(loaded, &issued, false, 403, Some(notice), None),
                 Err(e) => failure_reply(shared, loaded, &e, ask.lang, false),
             }
         }

@@ -717,6 +717,8 @@ pub struct CrawlersConfig {
     /// own browser builds), so they do not make a desktop browser user
     /// agent a bot. Needs `builtin: true`.
     pub browser_tokens: Vec<String>,
+    /// What challenge pages show crawlers of the page they stand in for.
+    pub hints: CrawlerHintsConfig,
 }
 
 impl Default for CrawlersConfig {
@@ -725,6 +727,59 @@ impl Default for CrawlersConfig {
             builtin: true,
             extra: Vec::new(),
             browser_tokens: Vec::new(),
+            hints: CrawlerHintsConfig::default(),
+        }
+    }
+}
+
+/// Crawler hints: a challenged crawler's page (served by the companion)
+/// carries the real page's title, description, Open Graph and Twitter
+/// card tags, fetched from `upstream`, so previews and snippets stay
+/// right; never its body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrawlerHintsConfig {
+    pub enabled: bool,
+    /// Where the companion fetches page heads (`http://host:port`, the
+    /// app behind the proxy); without it no hints are served.
+    pub upstream: Option<String>,
+    /// Crawlers that get hints though their address cannot be verified
+    /// (link-preview fetchers publish no ranges); crawlers whose address is
+    /// verified always get them, spoofed ones never.
+    pub previews: Vec<String>,
+    /// How long a fetch may take.
+    pub timeout_ms: u64,
+    /// How much of a page is read, at most, looking for the end of its head.
+    pub max_bytes: u64,
+    /// How long a fetched head (or a failed fetch) is reused.
+    pub cache_ttl: Duration,
+    /// Heads kept, at most.
+    pub cache_entries: u64,
+}
+
+impl Default for CrawlerHintsConfig {
+    fn default() -> Self {
+        CrawlerHintsConfig {
+            enabled: true,
+            upstream: None,
+            previews: [
+                "facebookexternalhit",
+                "twitterbot",
+                "linkedinbot",
+                "slackbot",
+                "discordbot",
+                "telegrambot",
+                "whatsapp",
+                "pinterestbot",
+                "redditbot",
+                "microsoftpreview",
+            ]
+            .map(String::from)
+            .to_vec(),
+            timeout_ms: 1500,
+            max_bytes: 64 * 1024,
+            cache_ttl: Duration(300),
+            cache_entries: 1024,
         }
     }
 }

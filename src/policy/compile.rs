@@ -264,6 +264,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
 
     let lists = compile_lists(config, env)?;
     let crawlers = compile_crawlers(config, &lists)?;
+    let hints = super::hints::compile_hints(&config.crawlers.hints, &crawlers)?;
 
     let mut route_paths = PathIndex::new();
     let mut routes = Vec::with_capacity(config.routes.len() + 1);
@@ -377,6 +378,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         list_labels: LabelTable::new(&lists.iter().map(|l| &l.set).collect::<Vec<_>>()),
         lists,
         crawlers,
+        hints,
         routes,
         route_paths,
         any_path_routes,

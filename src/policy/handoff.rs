@@ -54,7 +54,9 @@ impl Policy {
     ///
     /// A `pow` challenge is the filter's own proof of work, whatever the
     /// companion's health (when the companion is up it verifies the
-    /// solutions, since Envoy routes `<prefix>verify` to it).
+    /// solutions, since Envoy routes `<prefix>verify` to it); except for a
+    /// crawler that gets crawler hints ([`Policy::gets_crawler_hints`]),
+    /// which is sent to the companion's page while it is up.
     ///
     /// Any other kind needs the companion. While it is up (`health` is
     /// called only here):
@@ -92,6 +94,15 @@ impl Policy {
         let return_path = challenge::safe_return_path(&path_and_query).unwrap_or("/");
         let status = self.challenge.status;
         if !spec.kind.needs_companion() {
+            // Only the companion's page carries crawler hints: a crawler
+            // that gets them goes there while it is up.
+            let hinted = self.gets_crawler_hints(request, ip) && health() == CompanionHealth::Up;
+            if hinted {
+                return Reply {
+                    response: Some(self.hand_off(spec, request, return_path)),
+                    companion: CompanionUse::HandedOff,
+                };
+            }
             return Reply::send(self.pow_challenge(
                 spec.difficulty,
                 ip,

@@ -29,6 +29,7 @@ mod decide;
 mod decision;
 mod handoff;
 mod health;
+mod hints;
 mod paths;
 mod report;
 mod request;
@@ -42,6 +43,7 @@ pub use decision::{
 };
 pub use handoff::OwnReply;
 pub use health::{CompanionHealth, HealthRecord, DOWN_AFTER, HEALTH_KEY, STALE_AFTER};
+pub use hints::HintSettings;
 pub use report::{action_name, failure_mode_name, scope_name};
 pub use request::{form_pairs, percent_decode, percent_encode, Request};
 // The companion's pages escape text the same way.
@@ -87,6 +89,8 @@ pub struct Policy {
     /// Every list in one table, so a request needs one search for all.
     list_labels: LabelTable,
     crawlers: Crawlers,
+    /// `crawlers.hints`, when on.
+    hints: Option<HintSettings>,
     /// Configured routes, then the default route last.
     routes: Vec<CompiledRoute>,
     route_paths: PathIndex,

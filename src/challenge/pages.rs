@@ -63,12 +63,15 @@ fn document(
             escape_html(title)
         ),
     };
+    // The head last: hints are the upstream's text, and must not be
+    // taken for the template's own placeholders.
     include_str!("pages/challenge.html")
-        .replace("{{HEAD}}", &head)
+        .replace("{{TITLE}}", &escape_html(title))
         .replace("{{LANG}}", lang.code())
         .replace("{{COLUMNS}}", &columns.max(1).to_string())
         .replace("{{BODY}}", body)
         .replace("{{SCRIPT}}", script)
+        .replace("{{HEAD}}", &head)
 }
 
 /// The page for a stored challenge (`Issued::Stored`), with crawler

@@ -176,11 +176,13 @@ pub const POW_TITLE: &str = "Checking your browser";
 pub fn page_with_head(data: &str, bits: u8, verify_path: &str, head: &str) -> String {
     // `data` is base64url and `verify_path` is checked at configuration
     // time, so neither can break out of the attribute they land in.
+    // The head last: hints are the upstream's text, and must not be taken
+    // for the template's own placeholders.
     include_str!("pages/pow.html")
-        .replace("{{HEAD}}", head)
         .replace("{{DATA}}", data)
         .replace("{{BITS}}", &bits.to_string())
         .replace("{{VERIFY}}", verify_path)
+        .replace("{{HEAD}}", head)
 }
 
 #[cfg(test)]
@@ -198,6 +200,15 @@ mod tests {
 
     fn binding(ua: &str) -> Binding {
         Binding::new(None, Some(ua))
+    }
+
+    #[test]
+    fn a_head_is_taken_as_it_is_not_as_placeholders() {
+        let page = page_with_head("abc", 1, "/v", "<title>{{DATA}}</title>");
+        assert!(page.contains("<title>{{DATA}}</title>"));
+        assert!(page.contains("value=\"abc\"") && !page.contains("{{HEAD}}"));
+        assert!(!page.contains("noindex"));
+        assert!(super::page("abc", 1, "/v").contains("noindex"));
     }
 
     #[test]

@@ -23,6 +23,7 @@
 pub mod challenge;
 pub mod config;
 pub mod crawlers;
+pub mod geo;
 pub mod glob;
 pub mod net;
 pub mod policy;

@@ -28,6 +28,7 @@ pub mod glob;
 pub mod net;
 pub mod policy;
 pub mod ratelimit;
+pub mod reputation;
 pub mod scoring;
 pub mod token;
 

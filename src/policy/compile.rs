@@ -16,6 +16,7 @@ use crate::crawlers::{self, Anomalies, CrawlerSpec, Crawlers};
 use crate::geo;
 use crate::net::{self, Cidr, ClientPrefix, IpSet, LabelTable};
 use crate::ratelimit::Limit;
+use crate::reputation;
 use crate::token::{Key, Keyring};
 use crate::{glob, policy::ChallengeSpec};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
@@ -913,11 +914,12 @@ fn compile_field(f: &FieldCondition, at: &str, header: bool) -> Result<FieldTest
 }
 
 fn compile_lists(config: &Config, env: &dyn CompileEnv) -> Result<Vec<NamedList>, ConfigError> {
+    let datasets = config.companion.datasets.as_str();
     let mut lists = config
         .lists
         .iter()
         .map(|(name, list)| {
-            compile_list(list, &format!("lists.{name}"), env).map(|set| NamedList {
+            compile_list(list, &format!("lists.{name}"), datasets, env).map(|set| NamedList {
                 name: name.clone(),
                 set,
             })
@@ -928,13 +930,50 @@ fn compile_lists(config: &Config, env: &dyn CompileEnv) -> Result<Vec<NamedList>
             builtin: vec![name.clone()],
             ..IpList::default()
         };
-        let set = compile_list(&list, &format!("lists.{name}"), env)?;
+        let set = compile_list(&list, &format!("lists.{name}"), datasets, env)?;
         lists.push(NamedList { name, set });
     }
     Ok(lists)
 }
 
-fn compile_list(list: &IpList, at: &str, env: &dyn CompileEnv) -> Result<IpSet, ConfigError> {
+/// A reputation list's entries: the refreshed copy in
+/// `<datasets>/networks/` where the host can read it (native hosts; the
+/// companion rereads it on reload), else the copy built in.
+fn reputation_list(
+    source: &reputation::Source,
+    datasets: &str,
+    env: &dyn CompileEnv,
+    at: &str,
+) -> Result<Vec<net::Cidr>, ConfigError> {
+    let file = format!("{datasets}/networks/{}.txt", source.name);
+    let (text, shown) = match env.read_file(&file) {
+        Ok(text) => (text, file),
+        Err(_) => (
+            source.embedded.to_string(),
+            format!("built-in datasets/networks/{}.txt", source.name),
+        ),
+    };
+    let cidrs = net::parse_cidr_list(&text)
+        .map_err(|(line, e)| ConfigError::new(at, format!("{shown}: line {line}: {e}")))?;
+    if cidrs.is_empty() {
+        return Err(ConfigError::new(
+            at,
+            format!(
+                "the list `{}` has no entries ({shown}; no copy could be obtained where this \
+                 build was made): download it with `palisade datasets refresh {}`",
+                source.name, source.name
+            ),
+        ));
+    }
+    Ok(cidrs)
+}
+
+fn compile_list(
+    list: &IpList,
+    at: &str,
+    datasets: &str,
+    env: &dyn CompileEnv,
+) -> Result<IpSet, ConfigError> {
     let mut cidrs = Vec::new();
     for (i, text) in list.cidrs.iter().enumerate() {
         let cidr = text.parse().map_err(|e: net::CidrError| {
@@ -943,12 +982,18 @@ fn compile_list(list: &IpList, at: &str, env: &dyn CompileEnv) -> Result<IpSet, 
         cidrs.push(cidr);
     }
     for (i, name) in list.builtin.iter().enumerate() {
+        if let Some(source) = reputation::source(name) {
+            let here = format!("{at}.builtin[{i}]");
+            cidrs.extend(reputation_list(source, datasets, env, &here)?);
+            continue;
+        }
         let text = crawlers::builtin_network(name).ok_or_else(|| {
             ConfigError::new(
                 format!("{at}.builtin[{i}]"),
                 format!(
-                    "no built-in network list `{name}` (there are: {})",
-                    crawlers::builtin_network_names().join(", ")
+                    "no built-in network list `{name}` (there are: {}, {})",
+                    crawlers::builtin_network_names().join(", "),
+                    reputation::names().join(", ")
                 ),
             )
         })?;
@@ -1280,7 +1325,7 @@ fn implicit_lists(config: &Config) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for name in used {
         if !config.lists.contains_key(&name)
-            && crawlers::builtin_network(&name).is_some()
+            && (crawlers::builtin_network(&name).is_some() || reputation::source(&name).is_some())
             && !out.contains(&name)
         {
             out.push(name);

@@ -98,7 +98,7 @@ fn check_config_prints_a_one_line_summary() {
     assert_eq!(
         stdout(&o),
         format!(
-            "{DEMO}: ok: 12 routes, 12 rules, 2 lists (denylist=1 office=2 ranges), {} crawler patterns, 1 keys\n",
+            "{DEMO}: ok: 12 routes, 13 rules, 2 lists (denylist=1 office=2 ranges), {} crawler patterns, 1 keys\n",
             builtin_patterns() + 1
         )
     );

@@ -52,8 +52,8 @@ pub fn run(command: DatasetsCommand) -> Result<ExitCode, String> {
         chosen.push((source, url));
     }
     if let Some(bad) = args.urls.iter().find(|u| {
-        !u.split_once('=')
-            .is_some_and(|(n, _)| reputation::source(n).is_some())
+        u.split_once('=')
+            .is_none_or(|(n, _)| reputation::source(n).is_none())
     }) {
         return Err(format!(
             "--url `{bad}`: expected NAME=URL with a list's name"

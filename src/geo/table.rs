@@ -2,7 +2,7 @@
 //! `datasets/scripts/build-geo.py`).
 
 use super::countries::continent_of;
-use crate::net::{canonical, index};
+use crate::net::{canonical, index, IpSet};
 use std::net::IpAddr;
 
 const MAGIC: &[u8; 8] = b"PLSDGEO1";
@@ -252,9 +252,10 @@ impl GeoTable {
         }
     }
 
-    /// Every address range announced by one of `asns` (sorted), for the
-    /// hosting set: v4 and v6 (at the table's /48 granularity).
-    pub fn ranges_of(&self, asns: &[u32]) -> (Vec<(u32, u32)>, Vec<(u128, u128)>) {
+    /// Every address range announced by one of `asns` (sorted), compiled
+    /// into a range table: for the hosting set (v6 at the table's /48
+    /// granularity).
+    pub fn networks_of(&self, asns: &[u32]) -> IpSet {
         let hit = |record: usize| {
             asns.binary_search(&self.asn_at(self.asn_index(record)))
                 .is_ok()
@@ -276,7 +277,7 @@ impl GeoTable {
                 v6.push((start, end));
             }
         }
-        (v4, v6)
+        IpSet::from_ranges(v4, v6)
     }
 
     /// The full start of v4 segment `i`: its /16 from the index.
@@ -348,10 +349,11 @@ mod tests {
 
     #[test]
     fn ranges_of_an_asn_hold_its_addresses() {
-        let (v4, v6) = table().ranges_of(&[15169]);
-        assert!(v4.iter().any(|&(lo, hi)| (lo..=hi).contains(&0x0808_0808)));
-        assert!(!v6.is_empty());
-        assert!(!v4.iter().any(|&(lo, hi)| (lo..=hi).contains(&0x0101_0101)));
+        let google = table().networks_of(&[15169]);
+        assert!(google.contains("8.8.8.8".parse().unwrap()));
+        assert!(google.contains("2001:4860:4860::8888".parse().unwrap()));
+        assert!(!google.contains("1.1.1.1".parse().unwrap()));
+        assert!(!google.v6_ranges().is_empty());
     }
 
     #[test]

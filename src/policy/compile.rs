@@ -1299,8 +1299,7 @@ fn region_codes(
 pub(super) fn hosting_set(table: &geo::GeoTable) -> Result<IpSet, String> {
     let asns = geo::hosting_asns()
         .map_err(|(line, e)| format!("datasets/geo/hosting-asns.txt: line {line}: {e}"))?;
-    let (v4, v6) = table.ranges_of(&asns);
-    let mut set = IpSet::from_ranges(v4, v6);
+    let mut set = table.networks_of(&asns);
     for name in geo::HOSTING_LISTS {
         let list = crawlers::builtin_network_set(name).map_err(|e| e.to_string())?;
         set = set.union(&list);

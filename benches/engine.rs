@@ -251,8 +251,8 @@ fn bench_geo(c: &mut Criterion) {
     )
     .expect("hosting policy");
     let hosting_built = started.elapsed();
-    let asns = palisade::geo::hosting_asns().expect("hosting ASNs");
-    let hosting_asn_ranges = table.networks_of(&asns);
+    let hosting_asns = palisade::geo::hosting_asns().expect("hosting ASNs");
+    let hosting_asn_ranges = table.networks_of(&hosting_asns);
     let mut rng = Rng::new(bench_policy::SEED ^ 6);
     let probes: Vec<IpAddr> = (0..CIDR_PROBES).map(|_| random_address(&mut rng)).collect();
     let known = probes
@@ -266,7 +266,7 @@ fn bench_geo(c: &mut Criterion) {
         bytes as f64 / 1_048_576.0,
         loaded.as_secs_f64() * 1e3,
         hosting_built.as_secs_f64() * 1e3,
-        asns.len(),
+        hosting_asns.len(),
         hosting_asn_ranges.v4_ranges().len(),
         hosting_asn_ranges.v6_ranges().len(),
         100.0 * known as f64 / CIDR_PROBES as f64,

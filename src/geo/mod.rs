@@ -7,13 +7,13 @@
 //! pointing at a (country, AS) record, searched like the CIDR lists of
 //! [`crate::net`] (the same `/16` index and predecessor search), but read
 //! in place from the embedded bytes: nothing is copied but the 256 KiB
-//! index, so a policy that uses these conditions costs the file's size
-//! (about 9 MiB) and one that does not costs nothing at all. Native builds
-//! always carry the file (the operating system pages in only what is
-//! read); the Envoy filter carries it only when built with the `geo`
-//! feature (`scripts/build-wasm.sh` builds `palisade-geo.wasm` so), and a
-//! policy that uses geo conditions on a filter without it is refused at
-//! load time.
+//! index. Native builds always carry the file (the operating system pages
+//! in only what is read, so a policy without geo conditions costs
+//! nothing); the Envoy filter carries it only when built with the `geo`
+//! feature (`scripts/build-wasm.sh --geo` builds `palisade-geo.wasm`), and
+//! a policy that uses geo conditions on a filter without it is refused at
+//! load time. In wasm the embedded bytes are a data segment, so every VM
+//! of `palisade-geo.wasm` holds them whether its policy uses them or not.
 //!
 //! Country codes are checked against `datasets/geo/countries.txt`, which is
 //! small and always built in, so a policy's typo is an error even where the

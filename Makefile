@@ -15,6 +15,7 @@ build:
 
 wasm:
 	bash scripts/build-wasm.sh
+	bash scripts/build-wasm.sh --geo
 
 deps:
 	bash scripts/install-system-deps.sh

@@ -23,10 +23,12 @@
 pub mod challenge;
 pub mod config;
 pub mod crawlers;
+pub mod geo;
 pub mod glob;
 pub mod net;
 pub mod policy;
 pub mod ratelimit;
+pub mod reputation;
 pub mod scoring;
 pub mod token;
 

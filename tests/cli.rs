@@ -98,7 +98,7 @@ fn check_config_prints_a_one_line_summary() {
     assert_eq!(
         stdout(&o),
         format!(
-            "{DEMO}: ok: 12 routes, 12 rules, 2 lists (denylist=1 office=2 ranges), {} crawler patterns, 1 keys\n",
+            "{DEMO}: ok: 12 routes, 13 rules, 2 lists (denylist=1 office=2 ranges), {} crawler patterns, 1 keys\n",
             builtin_patterns() + 1
         )
     );
@@ -198,6 +198,45 @@ fn check_config_reports_file_path_and_reason() {
 
 // ---------------------------------------------------------------------------
 // explain
+
+#[test]
+fn explain_shows_where_the_client_comes_from() {
+    // The demo policy's monitor-only country/ASN rule (docs: "Done when").
+    let o = run(&[
+        "explain", "--config", DEMO, "--ip", "8.8.8.8", "--path", "/", "--json",
+    ]);
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["client"]["country"], "US");
+    assert_eq!(v["client"]["continent"], "NA");
+    assert_eq!(v["client"]["asn"], 15169);
+    assert_eq!(v["client"]["as_org"], "Google LLC");
+    assert_eq!(v["client"]["hosting"], false);
+    let rules: Vec<&str> = v["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert!(rules.contains(&"google-network-in-us"), "{rules:?}");
+
+    let o = run(&[
+        "explain", "--config", DEMO, "--ip", "8.8.8.8", "--path", "/",
+    ]);
+    assert!(
+        stdout(&o).contains("origin     US (NA), AS15169 (Google LLC), not a hosting network\n"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&[
+        "explain", "--config", DEMO, "--ip", "10.0.0.1", "--path", "/",
+    ]);
+    assert!(
+        stdout(&o).contains("origin     unknown (unknown), no AS, not a hosting network\n"),
+        "{}",
+        stdout(&o)
+    );
+}
 
 #[test]
 fn explain_narrates_each_step() {

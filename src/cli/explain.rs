@@ -2,6 +2,7 @@
 
 use super::{load_policy, now_ns, print};
 use clap::Args;
+use palisade::geo::Place;
 use palisade::policy::{action_name, scope_name, Action, Decision, Policy, Request, TokenState};
 use palisade::ratelimit::MemoryStore;
 use palisade::scoring::{
@@ -153,10 +154,18 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode, String> {
     let status = decision.status(policy.challenge_config().status);
     let secure = policy.is_secure(&request);
     let anomalies = policy.header_anomalies(&request, decision.client.class);
+    let origin = origin(&policy, &request);
     if args.json {
         let mut value = decision.to_json();
         value["status"] = status.into();
         value["client"]["secure"] = secure.into();
+        if let Some(o) = &origin {
+            value["client"]["country"] = o.place.country_str().into();
+            value["client"]["continent"] = o.place.continent_str().into();
+            value["client"]["asn"] = o.place.asn.into();
+            value["client"]["as_org"] = Some(o.place.org).filter(|s| !s.is_empty()).into();
+            value["client"]["hosting"] = o.hosting.into();
+        }
         value["client"]["header_anomalies"] = anomalies.iter().map(|a| a.as_str()).collect();
         if let Some(l) = &learned {
             value["learned"] = learned_json(l);
@@ -174,9 +183,10 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode, String> {
                 format!("anomalies: {}", names.join(", "))
             }
         );
-        // Right after the client line, which it qualifies.
+        let origin = origin.as_ref().map_or(String::new(), narrate_origin);
+        // Right after the client line, which they qualify.
         let at = text.find('\n').map_or(text.len(), |i| i + 1);
-        text.insert_str(at, &headers);
+        text.insert_str(at, &format!("{origin}{headers}"));
         if let Some(l) = &learned {
             text.push_str(&narrate_learned(
                 l,
@@ -186,6 +196,39 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode, String> {
         print(&text)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the client's address is, and whether it is a hosting network.
+struct Origin {
+    place: Place,
+    hosting: Option<bool>,
+}
+
+fn origin(policy: &Policy, request: &Request) -> Option<Origin> {
+    let ip = policy.client_ip(request)?;
+    Some(Origin {
+        place: policy.place(ip)?,
+        hosting: policy.is_hosting(ip),
+    })
+}
+
+fn narrate_origin(o: &Origin) -> String {
+    let or_unknown = |v: Option<&str>| v.unwrap_or("unknown").to_string();
+    let asn = match o.place.asn {
+        Some(asn) if o.place.org.is_empty() => format!("AS{asn}"),
+        Some(asn) => format!("AS{asn} ({})", o.place.org),
+        None => "no AS".to_string(),
+    };
+    let hosting = match o.hosting {
+        Some(true) => ", hosting network",
+        Some(false) => ", not a hosting network",
+        None => "",
+    };
+    format!(
+        "origin     {} ({}), {asn}{hosting}\n",
+        or_unknown(o.place.country_str()),
+        or_unknown(o.place.continent_str()),
+    )
 }
 
 fn learned_json(l: &Learned) -> serde_json::Value {

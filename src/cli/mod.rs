@@ -3,6 +3,7 @@
 
 mod access_log;
 mod classify;
+mod datasets;
 mod eval;
 mod explain;
 mod score;
@@ -41,6 +42,9 @@ enum Command {
     },
     /// Show what the policy decides for one request, step by step.
     Explain(explain::ExplainArgs),
+    /// Refresh the downloadable datasets (the reputation lists).
+    #[command(subcommand)]
+    Datasets(datasets::DatasetsCommand),
     /// Issue or inspect pass tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -98,6 +102,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain(a) => explain::run(a),
+        Command::Datasets(d) => datasets::run(d),
         Command::Token(t) => token::run(t),
         Command::Classify(c) => classify::run(c),
         Command::Simulate(a) => simulate::run(a),

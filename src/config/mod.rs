@@ -906,11 +906,36 @@ pub struct Condition {
     /// Path regexes; any may match.
     #[serde(default)]
     pub path_regex: Patterns,
+    /// Client address in any of these countries (ISO 3166-1 alpha-2).
+    #[serde(default)]
+    pub country: Patterns,
+    /// Client address on any of these continents (`EU`, `NA`, ...).
+    #[serde(default)]
+    pub continent: Patterns,
+    /// Client address announced by any of these AS numbers (`15169` or
+    /// `AS15169`).
+    #[serde(default)]
+    pub asn: Vec<AsnValue>,
+    /// The AS organisation's name matches any of these globs
+    /// (case-insensitive).
+    #[serde(default)]
+    pub as_org: Patterns,
+    /// `true`: the address is a hosting or datacenter network (the shipped
+    /// cloud lists and hosting AS numbers); `false`: it is not.
+    pub hosting: Option<bool>,
     #[serde(default)]
     pub all: Vec<Condition>,
     #[serde(default)]
     pub any: Vec<Condition>,
     pub not: Option<Box<Condition>>,
+}
+
+/// An AS number as a policy writes it: `15169` or `"AS15169"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum AsnValue {
+    Number(i64),
+    Text(String),
 }
 
 impl Config {

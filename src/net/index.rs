@@ -38,11 +38,18 @@ pub fn count_at_or_below(
         (Some(&lo), Some(&hi)) => (lo as usize, hi as usize),
         _ => (0, len),
     };
-    // Binary search in [lo, hi): every start before lo is below x's /16.
+    // Every start before lo is below x's /16, every one from hi above it.
+    count_in(lo, hi, starts, x)
+}
+
+/// How many of the sorted keys in `[lo, hi)` are `<= x`, plus `lo`: a
+/// binary search over keys read through `key`, so tables kept in other
+/// layouts (packed bytes, split columns) search the same way.
+pub fn count_in<T: Ord>(lo: usize, hi: usize, key: impl Fn(usize) -> T, x: T) -> usize {
     let (mut a, mut b) = (lo, hi);
     while a < b {
         let mid = a + (b - a) / 2;
-        if starts(mid) <= x {
+        if key(mid) <= x {
             a = mid + 1;
         } else {
             b = mid;

@@ -28,7 +28,7 @@
 
 mod cidr;
 mod client;
-mod index;
+pub(crate) mod index;
 mod labels;
 mod table;
 

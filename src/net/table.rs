@@ -94,6 +94,28 @@ impl IpSet {
         set
     }
 
+    /// Compiles inclusive address ranges (v4, v6) into the table, for data
+    /// kept as ranges rather than prefixes (the ranges of an AS number).
+    /// Unsorted, overlapping and reversed ranges are fine: a reversed range
+    /// is taken as written from its lower end.
+    pub fn from_ranges(mut v4: Vec<(u32, u32)>, mut v6: Vec<(u128, u128)>) -> IpSet {
+        for r in &mut v4 {
+            *r = (r.0.min(r.1), r.0.max(r.1));
+        }
+        for r in &mut v6 {
+            *r = (r.0.min(r.1), r.0.max(r.1));
+        }
+        normalise(&mut v4);
+        normalise(&mut v6);
+        let mut set = IpSet {
+            v4,
+            v6,
+            v4_index: Vec::new(),
+        };
+        set.reindex();
+        set
+    }
+
     /// Whether the address is inside any network of the set. IPv4-mapped
     /// IPv6 addresses are looked up as IPv4.
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -422,6 +444,24 @@ mod tests {
                 assert_eq!(a.key().cmp(&b.key()), a.cmp(&b), "{a} vs {b}");
             }
         }
+    }
+
+    #[test]
+    fn from_ranges_merges_like_prefixes() {
+        let s = IpSet::from_ranges(
+            vec![
+                (v4("10.0.1.0"), v4("10.0.1.255")),
+                (v4("10.0.0.255"), v4("10.0.0.0")),
+            ],
+            vec![(1, 5), (6, 9)],
+        );
+        assert_eq!(
+            s,
+            set(&["10.0.0.0/23"]).union(&IpSet::from_ranges(vec![], vec![(1, 9)]))
+        );
+        assert!(s.contains(ip("10.0.1.7")));
+        assert!(s.contains(ip("::8")));
+        assert!(!s.contains(ip("::a")));
     }
 
     #[test]

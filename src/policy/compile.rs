@@ -8,13 +8,15 @@ use super::{
     TokenSettings,
 };
 use crate::config::{
-    ChallengeSettings, ClientSource, CompanionConfig, Condition, Config, ConfigError,
+    AsnValue, ChallengeSettings, ClientSource, CompanionConfig, Condition, Config, ConfigError,
     FieldCondition, IpList, LimitsStore, Patterns, RateLimitSettings, Route, ScoreUse,
     ScoringConfig,
 };
 use crate::crawlers::{self, Anomalies, CrawlerSpec, Crawlers};
+use crate::geo;
 use crate::net::{self, Cidr, ClientPrefix, IpSet, LabelTable};
 use crate::ratelimit::Limit;
+use crate::reputation;
 use crate::token::{Key, Keyring};
 use crate::{glob, policy::ChallengeSpec};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
@@ -309,6 +311,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
     let mut ua = SetBuilder::default();
     let mut rule_paths = SetBuilder::default();
     let mut rules = Vec::with_capacity(config.rules.len());
+    let (mut geo_at, mut hosting_at): (Option<String>, Option<String>) = (None, None);
     for (i, rule) in config.rules.iter().enumerate() {
         let at = format!("rules[{i}]");
         if rule.name.is_empty() {
@@ -327,8 +330,12 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
             lists: &lists,
             ua: &mut ua,
             paths: &mut rule_paths,
+            geo_at: geo_at.take(),
+            hosting_at: hosting_at.take(),
         };
         let when = compile_condition(&rule.when, &format!("{at}.when"), &mut ctx)?;
+        geo_at = ctx.geo_at;
+        hosting_at = ctx.hosting_at;
         if rule.weight == 0
             && rule.action.is_none()
             && rule.challenge.is_none()
@@ -362,6 +369,14 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         )
     })?;
     let rule_paths = rule_paths.build("rules")?;
+    // Loaded only for a policy that asks where clients are.
+    let geo = geo_at
+        .map(|at| geo::table().map_err(|e| ConfigError::new(at, e.to_string())))
+        .transpose()?;
+    let hosting = match (hosting_at, geo) {
+        (Some(at), Some(table)) => Some(hosting_set(table).map_err(|e| ConfigError::new(at, e))?),
+        _ => None,
+    };
 
     Ok(Policy {
         client,
@@ -385,6 +400,8 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         rules,
         user_agents,
         rule_paths,
+        geo,
+        hosting,
     })
 }
 
@@ -911,19 +928,66 @@ fn compile_field(f: &FieldCondition, at: &str, header: bool) -> Result<FieldTest
 }
 
 fn compile_lists(config: &Config, env: &dyn CompileEnv) -> Result<Vec<NamedList>, ConfigError> {
-    config
+    let datasets = config.companion.datasets.as_str();
+    let mut lists = config
         .lists
         .iter()
         .map(|(name, list)| {
-            compile_list(list, &format!("lists.{name}"), env).map(|set| NamedList {
+            compile_list(list, &format!("lists.{name}"), datasets, env).map(|set| NamedList {
                 name: name.clone(),
                 set,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    for name in implicit_lists(config) {
+        let list = IpList {
+            builtin: vec![name.clone()],
+            ..IpList::default()
+        };
+        let set = compile_list(&list, &format!("lists.{name}"), datasets, env)?;
+        lists.push(NamedList { name, set });
+    }
+    Ok(lists)
 }
 
-fn compile_list(list: &IpList, at: &str, env: &dyn CompileEnv) -> Result<IpSet, ConfigError> {
+/// A reputation list's entries: the refreshed copy in
+/// `<datasets>/networks/` where the host can read it (native hosts; the
+/// companion rereads it on reload), else the copy built in.
+fn reputation_list(
+    source: &reputation::Source,
+    datasets: &str,
+    env: &dyn CompileEnv,
+    at: &str,
+) -> Result<Vec<net::Cidr>, ConfigError> {
+    let file = format!("{datasets}/networks/{}.txt", source.name);
+    let (text, shown) = match env.read_file(&file) {
+        Ok(text) => (text, file),
+        Err(_) => (
+            source.embedded.to_string(),
+            format!("built-in datasets/networks/{}.txt", source.name),
+        ),
+    };
+    let cidrs = net::parse_cidr_list(&text)
+        .map_err(|(line, e)| ConfigError::new(at, format!("{shown}: line {line}: {e}")))?;
+    if cidrs.is_empty() {
+        return Err(ConfigError::new(
+            at,
+            format!(
+                "the list `{}` has no entries ({shown}; no copy could be obtained where this \
+                 build was made): download it with `palisade datasets refresh {}`",
+                source.name, source.name
+            ),
+        ));
+    }
+    Ok(cidrs)
+}
+
+fn compile_list(
+    list: &IpList,
+    at: &str,
+    datasets: &str,
+    env: &dyn CompileEnv,
+) -> Result<IpSet, ConfigError> {
     let mut cidrs = Vec::new();
     for (i, text) in list.cidrs.iter().enumerate() {
         let cidr = text.parse().map_err(|e: net::CidrError| {
@@ -932,12 +996,18 @@ fn compile_list(list: &IpList, at: &str, env: &dyn CompileEnv) -> Result<IpSet, 
         cidrs.push(cidr);
     }
     for (i, name) in list.builtin.iter().enumerate() {
+        if let Some(source) = reputation::source(name) {
+            let here = format!("{at}.builtin[{i}]");
+            cidrs.extend(reputation_list(source, datasets, env, &here)?);
+            continue;
+        }
         let text = crawlers::builtin_network(name).ok_or_else(|| {
             ConfigError::new(
                 format!("{at}.builtin[{i}]"),
                 format!(
-                    "no built-in network list `{name}` (there are: {})",
-                    crawlers::builtin_network_names().join(", ")
+                    "no built-in network list `{name}` (there are: {}, {})",
+                    crawlers::builtin_network_names().join(", "),
+                    reputation::names().join(", ")
                 ),
             )
         })?;
@@ -1038,6 +1108,11 @@ struct CondCtx<'a> {
     lists: &'a [NamedList],
     ua: &'a mut SetBuilder,
     paths: &'a mut SetBuilder,
+    /// Where the first geo condition is (country, continent, ASN, AS
+    /// organisation, hosting): the table is loaded only when there is one.
+    geo_at: Option<String>,
+    /// Where the first `hosting` condition is.
+    hosting_at: Option<String>,
 }
 
 fn compile_condition(c: &Condition, at: &str, ctx: &mut CondCtx) -> Result<Cond, ConfigError> {
@@ -1103,6 +1178,7 @@ fn compile_condition(c: &Condition, at: &str, ctx: &mut CondCtx) -> Result<Cond,
         )?;
         all.push(Cond::Path(patterns));
     }
+    compile_geo_conditions(c, at, ctx, &mut all)?;
     if !c.all.is_empty() {
         let conds = c
             .all
@@ -1136,4 +1212,137 @@ fn compile_condition(c: &Condition, at: &str, ctx: &mut CondCtx) -> Result<Cond,
         1 => Ok(all.remove(0)),
         _ => Ok(Cond::All(all)),
     }
+}
+
+/// The conditions on where the address is. Codes and numbers are checked
+/// here, without the table, so a typo is an error on any host.
+fn compile_geo_conditions(
+    c: &Condition,
+    at: &str,
+    ctx: &mut CondCtx,
+    all: &mut Vec<Cond>,
+) -> Result<(), ConfigError> {
+    let used = |field: &str, ctx: &mut CondCtx| {
+        ctx.geo_at.get_or_insert_with(|| format!("{at}.{field}"));
+    };
+    if !c.country.0.is_empty() {
+        let codes = region_codes(&c.country, &format!("{at}.country"), |code| {
+            geo::is_country(code).then_some(()).ok_or_else(|| {
+                format!("`{code}` is not a country code (ISO 3166-1 alpha-2, e.g. `US`, `DE`)")
+            })
+        })?;
+        used("country", ctx);
+        all.push(Cond::Country(codes));
+    }
+    if !c.continent.0.is_empty() {
+        let codes = region_codes(&c.continent, &format!("{at}.continent"), |code| {
+            geo::is_continent(code).then_some(()).ok_or_else(|| {
+                format!(
+                    "`{code}` is not a continent code (one of {})",
+                    geo::CONTINENTS.join(", ")
+                )
+            })
+        })?;
+        used("continent", ctx);
+        all.push(Cond::Continent(codes));
+    }
+    if !c.asn.is_empty() {
+        let asns = c
+            .asn
+            .iter()
+            .enumerate()
+            .map(|(i, value)| {
+                let here = indexed(&format!("{at}.asn"), i, c.asn.len());
+                match value {
+                    AsnValue::Number(n) => u32::try_from(*n)
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| format!("`{n}` is not an AS number (1 to 4294967295)")),
+                    AsnValue::Text(text) => geo::parse_asn(text.trim()),
+                }
+                .map_err(|e| ConfigError::new(here, e))
+            })
+            .collect::<Result<_, _>>()?;
+        used("asn", ctx);
+        all.push(Cond::Asn(asns));
+    }
+    if !c.as_org.0.is_empty() {
+        let here = format!("{at}.as_org");
+        check_patterns(&c.as_org, &Patterns::default(), &here, "")?;
+        let alternation: Vec<String> = c.as_org.0.iter().map(|g| glob::to_regex(g)).collect();
+        let re = RegexBuilder::new(&alternation.join("|"))
+            .case_insensitive(true)
+            .build()
+            .map_err(|e| ConfigError::new(&here, e.to_string()))?;
+        used("as_org", ctx);
+        all.push(Cond::AsOrg(re));
+    }
+    if let Some(wanted) = c.hosting {
+        used("hosting", ctx);
+        ctx.hosting_at
+            .get_or_insert_with(|| format!("{at}.hosting"));
+        all.push(Cond::Hosting(wanted));
+    }
+    Ok(())
+}
+
+/// Two-letter codes, upper-cased, each checked by `known`.
+fn region_codes(
+    codes: &Patterns,
+    at: &str,
+    known: impl Fn(&str) -> Result<(), String>,
+) -> Result<Vec<[u8; 2]>, ConfigError> {
+    codes
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, code)| {
+            let upper = code.trim().to_ascii_uppercase();
+            known(&upper)
+                .and_then(|()| {
+                    <[u8; 2]>::try_from(upper.as_bytes())
+                        .map_err(|_| format!("`{code}`: not two letters"))
+                })
+                .map_err(|e| ConfigError::new(indexed(at, i, codes.0.len()), e))
+        })
+        .collect()
+}
+
+/// The hosting set: the shipped cloud lists and every range the hosting AS
+/// numbers announce, in one range table.
+pub(super) fn hosting_set(table: &geo::GeoTable) -> Result<IpSet, String> {
+    let asns = geo::hosting_asns()
+        .map_err(|(line, e)| format!("datasets/geo/hosting-asns.txt: line {line}: {e}"))?;
+    let mut set = table.networks_of(&asns);
+    for name in geo::HOSTING_LISTS {
+        let list = crawlers::builtin_network_set(name).map_err(|e| e.to_string())?;
+        set = set.union(&list);
+    }
+    Ok(set)
+}
+
+/// Named lists a rule uses (`ip_in: [tor]`) that the policy does not
+/// define but that are built in: defined implicitly, as
+/// `lists: {tor: {builtin: [tor]}}` would.
+fn implicit_lists(config: &Config) -> Vec<String> {
+    fn walk(c: &Condition, out: &mut Vec<String>) {
+        out.extend(c.ip_in.0.iter().cloned());
+        for sub in c.all.iter().chain(&c.any).chain(c.not.as_deref()) {
+            walk(sub, out);
+        }
+    }
+    let mut used = Vec::new();
+    for rule in &config.rules {
+        walk(&rule.when, &mut used);
+    }
+    let mut out: Vec<String> = Vec::new();
+    for name in used {
+        if !config.lists.contains_key(&name)
+            && (crawlers::builtin_network(&name).is_some() || reputation::source(&name).is_some())
+            && !out.contains(&name)
+        {
+            out.push(name);
+        }
+    }
+    out
 }

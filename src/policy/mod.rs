@@ -60,6 +60,7 @@ use crate::config::{
     CookieConfig, RateScope, ScoreUse, ScoringConfig, Thresholds,
 };
 use crate::crawlers::{Anomalies, ClientClass, Crawlers};
+use crate::geo::{GeoTable, Place};
 use crate::net::{Cidr, ClientPrefix, IpSet, LabelTable};
 use crate::ratelimit::Limit;
 use crate::token::{self, Binding, Claims, Keyring, TokenError};
@@ -99,6 +100,10 @@ pub struct Policy {
     rules: Vec<CompiledRule>,
     user_agents: regex::bytes::RegexSet,
     rule_paths: RegexSet,
+    /// The geo table, when a rule asks where clients are.
+    geo: Option<&'static GeoTable>,
+    /// The hosting set, when a rule has a `hosting` condition.
+    hosting: Option<IpSet>,
 }
 
 #[derive(Debug)]
@@ -316,6 +321,25 @@ impl Policy {
     /// (`companion.trusted_peers`).
     pub fn is_trusted_peer(&self, peer: IpAddr) -> bool {
         self.trusted_peers.iter().any(|c| c.contains(peer))
+    }
+
+    /// Where `ip` is, for reports (`explain`): from the policy's table, or
+    /// the embedded one loaded now when no rule needed it. `None` on a
+    /// host without the data.
+    pub fn place(&self, ip: IpAddr) -> Option<Place> {
+        self.geo
+            .or_else(|| crate::geo::table().ok())
+            .map(|table| table.lookup(ip))
+    }
+
+    /// Whether `ip` is in the hosting set, for reports: the policy's set,
+    /// or one built now when no rule needed it.
+    pub fn is_hosting(&self, ip: IpAddr) -> Option<bool> {
+        if let Some(set) = &self.hosting {
+            return Some(set.contains(ip));
+        }
+        let table = self.geo.or_else(|| crate::geo::table().ok())?;
+        compile::hosting_set(table).ok().map(|set| set.contains(ip))
     }
 
     /// Issues a pass token to a client that passed a challenge.

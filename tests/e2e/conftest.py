@@ -476,10 +476,11 @@ def _resp(reader):
 
 
 @contextlib.contextmanager
-def start_companion(policy, redis_url=None, public_port=None, internal_port=None, timeout=30):
+def start_companion(policy, redis_url=None, public_port=None, internal_port=None, timeout=30,
+                    datasets=None):
     """Starts `palisade serve` with `policy` (a dict; its `companion` section
-    is filled with free ports, a fresh data directory and the repository's
-    datasets) and stops it on exit."""
+    is filled with free ports, a fresh data directory and `datasets`, by
+    default the repository's) and stops it on exit."""
     workdir = Path(tempfile.mkdtemp(prefix="palisade-e2e-companion-"))
     public_port = public_port or free_port()
     internal_port = internal_port or free_port()
@@ -489,7 +490,7 @@ def start_companion(policy, redis_url=None, public_port=None, internal_port=None
         "public": f"127.0.0.1:{public_port}",
         "internal": f"127.0.0.1:{internal_port}",
         "data_dir": str(workdir / "data"),
-        "datasets": str(ROOT / "datasets"),
+        "datasets": str(datasets or ROOT / "datasets"),
     })
     if redis_url:
         section["redis_url"] = redis_url

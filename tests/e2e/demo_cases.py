@@ -62,6 +62,7 @@ CASES = [
     Case("spoofed Googlebot blocked", "/", headers={"User-Agent": GOOGLEBOT_UA}),
     Case("verified Googlebot allowed", "/", client="google", headers={"User-Agent": GOOGLEBOT_UA}),
     Case("denylisted network blocked", "/", client="198.51.100.7"),
+    Case("Google's network in the US is monitored", "/public/x", client="8.8.8.8"),
     Case("office network allowed", "/protected/x", client="192.0.2.44", headers=CURL),
     Case("office uptime monitor", "/", client="192.0.2.45",
          headers={"User-Agent": "AcmeUptime/2.1", "Accept": "*/*"}),

@@ -98,7 +98,7 @@ fn check_config_prints_a_one_line_summary() {
     assert_eq!(
         stdout(&o),
         format!(
-            "{DEMO}: ok: 12 routes, 12 rules, 2 lists (denylist=1 office=2 ranges), {} crawler patterns, 1 keys\n",
+            "{DEMO}: ok: 13 routes, 12 rules, 2 lists (denylist=1 office=2 ranges), {} crawler patterns, 1 keys\n",
             builtin_patterns() + 1
         )
     );
@@ -159,6 +159,13 @@ fn check_config_reports_file_path_and_reason() {
             "rate.json",
             format!(r#"{{"tokens": {{"keys": ["{KEY}"]}}, "default_route": {{"rate_limit": {{"rate": "10/fortnight"}}}}}}"#),
             "default_route.rate_limit.rate: invalid rate \"10/fortnight\": unknown time unit \"fortnight\"".to_string(),
+        ),
+        (
+            "chart.yaml",
+            format!(
+                "tokens: {{keys: [\"{KEY}\"]}}\nchallenge:\n  chart:\n    tables: {{cases: {{csv: datasets/charts/fruit.csv}}}}\n    templates:\n      - {{template: largest_bar, table: cases, label: fruit, value: crates_sold}}\n      - {{template: smallest_bar, table: cases, label: fruit, value: crates_sold}}\n      - {{template: largest_slice, table: cases, label: fruit, value: active}}\n"
+            ),
+            "challenge.chart.templates[2].value: table \"cases\" has no column \"active\"".to_string(),
         ),
     ] {
         let file = TempFile::new(name, &text);

@@ -152,7 +152,8 @@ fn pick_rows(
 /// stands apart from every other by `margin` of the largest.
 fn clear_extreme(values: &[f64], largest: bool, margin: f64) -> Option<usize> {
     let top = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !(top > 0.0) {
+    // Also refuses NaN: no value to compare against.
+    if top.is_nan() || top <= 0.0 {
         return None;
     }
     let key = |v: f64| if largest { v } else { -v };

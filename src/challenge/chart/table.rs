@@ -269,13 +269,13 @@ fn query_sqlite(path: &str, query: &str) -> Result<Parsed, String> {
             break;
         }
         let mut cells = Vec::with_capacity(width);
-        for i in 0..width {
+        for (i, column) in columns.iter().enumerate() {
             let cell = match row.get_ref(i).map_err(|e| e.to_string())? {
                 ValueRef::Null => String::new(),
                 ValueRef::Integer(n) => n.to_string(),
                 ValueRef::Real(x) => x.to_string(),
                 ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-                ValueRef::Blob(_) => return Err(format!("column \"{}\" is a blob", columns[i])),
+                ValueRef::Blob(_) => return Err(format!("column \"{column}\" is a blob")),
             };
             cells.push(cell);
         }

@@ -190,19 +190,24 @@ pub enum Given<'a> {
 
 /// Whether `given` is `answer`: its index among the choices, or text
 /// within `tolerance` edits of the answer ([`crate::challenge::text::matches`])
-/// and not within `tolerance` of any other choice (a typo that could be
-/// either of two answers is neither).
+/// and farther from every other choice (a typo that could be either of two
+/// answers is neither).
 pub fn is_right(layout: &str, answer: &str, given: Given, tolerance: u8) -> bool {
     let choices = choices(layout);
     match given {
         Given::Index(i) => choices.get(i).is_some_and(|c| c == answer),
         Given::Text(text) => {
             use crate::challenge::text::matches;
-            matches(answer, text, tolerance)
-                && !choices
-                    .iter()
-                    .filter(|c| *c != answer)
-                    .any(|other| matches(other, text, tolerance))
+            // The fewest edits that make it the answer; another choice as
+            // near makes it ambiguous (months `2024-07` and `2024-08` are
+            // one edit apart, yet typing either exactly is clear).
+            let Some(edits) = (0..=tolerance).find(|&k| matches(answer, text, k)) else {
+                return false;
+            };
+            !choices
+                .iter()
+                .filter(|c| *c != answer)
+                .any(|other| matches(other, text, edits))
         }
     }
 }

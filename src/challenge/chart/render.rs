@@ -201,7 +201,7 @@ fn axes(
         .x_label_area_size(34)
         .y_label_area_size(60)
         // A segmented range has a segment for each end: `0..n - 1` is n.
-        .build_cartesian_2d((0..n - 1).into_segmented(), bottom..top)?;
+        .build_cartesian_2d((0..n.max(2) - 1).into_segmented(), bottom..top)?;
     let grid = RGBColor(
         rng.random_range(205..=230),
         rng.random_range(205..=230),

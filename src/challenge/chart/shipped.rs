@@ -108,13 +108,22 @@ impl Values {
     }
 
     /// How many to show: the configured count, else `base + difficulty`
-    /// within `counts`, and never more than the table has.
-    fn count(&self, table: &Table, difficulty: u8, base: usize, counts: (usize, usize)) -> usize {
-        self.count
+    /// within `counts`, and never more than the table has; `None` below
+    /// two, which is no choice at all.
+    fn count(
+        &self,
+        table: &Table,
+        difficulty: u8,
+        base: usize,
+        counts: (usize, usize),
+    ) -> Option<usize> {
+        let count = self
+            .count
             .unwrap_or_else(|| {
                 (base + usize::from(difficulty.clamp(1, 5))).clamp(counts.0, counts.1)
             })
-            .min(table.rows.len())
+            .min(table.rows.len());
+        (count >= 2).then_some(count)
     }
 
     fn question(&self, count: usize, extra: &[(&str, &str)]) -> String {
@@ -266,7 +275,7 @@ fn bars(
     rng: &mut dyn RngCore,
 ) -> Option<(Challenge, String)> {
     let table = tables.get(&values.table)?;
-    let count = values.count(table, difficulty, 2, BAR_COUNTS);
+    let count = values.count(table, difficulty, 2, BAR_COUNTS)?;
     let (labels, numbers, answer) = draw_extreme(tables, values, count, largest, MARGIN, rng)?;
     let choices = shuffled(&labels, rng);
     let chart = Chart {
@@ -309,7 +318,9 @@ impl Template for LargestSlice {
     ) -> Option<(Challenge, String)> {
         let values = &self.0;
         let table = tables.get(&values.table)?;
-        let count = values.count(table, difficulty, 2, (3, 6)).min(PIE_COUNTS.1);
+        let count = values
+            .count(table, difficulty, 2, (3, 6))?
+            .min(PIE_COUNTS.1);
         let (labels, numbers, answer) = draw_extreme(tables, values, count, true, PIE_MARGIN, rng)?;
         // A slice of nothing cannot be seen, nor labelled where it is.
         if numbers.iter().any(|&v| v <= 0.0) {
@@ -359,7 +370,7 @@ impl Template for LinePeak {
     ) -> Option<(Challenge, String)> {
         let values = &self.0;
         let table = tables.get(&values.table)?;
-        let count = values.count(table, difficulty, 4, (5, 9));
+        let count = values.count(table, difficulty, 4, (5, 9))?;
         let starts = table.rows.len().checked_sub(count)? + 1;
         for _ in 0..DRAWS {
             let start = rng.random_range(0..starts);
@@ -463,7 +474,7 @@ impl Template for CompareValues {
     ) -> Option<(Challenge, String)> {
         let values = &self.values;
         let table = tables.get(&values.table)?;
-        let count = values.count(table, difficulty, 1, (2, 6));
+        let count = values.count(table, difficulty, 1, (2, 6))?;
         for _ in 0..DRAWS {
             let rows = pick_rows(table, values, count, rng)?;
             let numbers: Vec<f64> = rows

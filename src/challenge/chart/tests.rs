@@ -431,7 +431,11 @@ fn chart_challenges_pass_once_and_only_before_they_expire() {
                 now,
             )
             .unwrap_err();
-        assert!(matches!(again.failure, ChallengeFailure::Used));
+        assert!(
+            matches!(again.failure, ChallengeFailure::Used),
+            "{:?}",
+            again.failure
+        );
     }
     // Right, but after the challenge's timeout.
     let (context, _) = issue();

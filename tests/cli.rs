@@ -597,7 +597,7 @@ fn policy_json_prints_the_document_as_json() {
     assert_eq!(text.lines().count(), 1, "compact: one line");
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["client"]["source"], "x_forwarded_for");
-    assert_eq!(v["routes"].as_array().unwrap().len(), 12);
+    assert_eq!(v["routes"].as_array().unwrap().len(), 13);
     assert_eq!(v["routes"][2]["rate_limit"]["rate"], "10/minute");
     // What Envoy gets compiles to the same policy.
     let yaml = std::fs::read_to_string(DEMO).unwrap();

@@ -7,6 +7,8 @@ and not after the challenge's timeout.
 
 The page in a browser, with axe-core, is in test_companion_browser.py.
 """
+import os
+import signal
 import time
 
 import pytest
@@ -198,3 +200,36 @@ def test_demo_chart_through_envoy(echo_upstream):
         assert page.status_code == 200, page.text
         echo = page.json()
         assert echo["path"] == "/demo/chart" and echo["headers"]["x-palisade-action"] == "allow"
+
+
+def test_a_reload_reads_the_tables_afresh_and_refuses_a_broken_one(tmp_path):
+    table = tmp_path / "fruit.csv"
+    table.write_text((ROOT / "datasets" / "charts" / "fruit.csv").read_text())
+    p = demo_policy(retries=100)
+    p["challenge"]["chart"]["tables"]["fruit"]["csv"] = str(table)
+    # Only the fruit templates: every challenge shows the fruit table.
+    p["challenge"]["chart"]["templates"] = [
+        t for t in p["challenge"]["chart"]["templates"] if t["table"] == "fruit"]
+    with start_companion(p) as c:
+        seen = {x["text"] for _ in range(5) for x in new(c.public, "10.5.1.1")["choices"]}
+        assert not any(s.startswith("Veg") for s in seen)
+        table.write_text("fruit,crates_sold,price_per_kg\n" + "".join(
+            f"Veg{i},{100 * i},{i}.5\n" for i in range(1, 11)))
+        os.kill(c.process.pid, signal.SIGHUP)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            choices = [x["text"] for x in new(c.public, "10.5.1.1")["choices"]]
+            if all(x.startswith("Veg") for x in choices):
+                break
+            time.sleep(0.1)
+        assert all(x.startswith("Veg") for x in choices), choices
+        # A table that lost its column: the reload is refused, the data in
+        # force keeps serving.
+        table.write_text("fruit,price_per_kg\nApples,2\nPears,3\n")
+        os.kill(c.process.pid, signal.SIGHUP)
+        deadline = time.time() + 10
+        while "reload refused" not in c.log() and time.time() < deadline:
+            time.sleep(0.1)
+        assert 'table \\"fruit\\" has no column \\"crates_sold\\"' in c.log(), c.log()[-2000:]
+        choices = [x["text"] for x in new(c.public, "10.5.1.1")["choices"]]
+        assert all(x.startswith("Veg") for x in choices) and c.process.poll() is None

@@ -98,7 +98,8 @@ fn check_config_prints_a_one_line_summary() {
     assert_eq!(
         stdout(&o),
         format!(
-            "{DEMO}: ok: 12 routes, 13 rules, 2 lists (denylist=1 office=2 ranges), {} crawler patterns, 1 keys\n",
+            "{DEMO}: ok: 13 routes, 13 rules, 2 lists (denylist=1 office=2 ranges), {} crawler patterns, 1 keys
+",
             builtin_patterns() + 1
         )
     );
@@ -159,6 +160,13 @@ fn check_config_reports_file_path_and_reason() {
             "rate.json",
             format!(r#"{{"tokens": {{"keys": ["{KEY}"]}}, "default_route": {{"rate_limit": {{"rate": "10/fortnight"}}}}}}"#),
             "default_route.rate_limit.rate: invalid rate \"10/fortnight\": unknown time unit \"fortnight\"".to_string(),
+        ),
+        (
+            "chart.yaml",
+            format!(
+                "tokens: {{keys: [\"{KEY}\"]}}\nchallenge:\n  chart:\n    tables: {{cases: {{csv: datasets/charts/fruit.csv}}}}\n    templates:\n      - {{template: largest_bar, table: cases, label: fruit, value: crates_sold}}\n      - {{template: smallest_bar, table: cases, label: fruit, value: crates_sold}}\n      - {{template: largest_slice, table: cases, label: fruit, value: active}}\n"
+            ),
+            "challenge.chart.templates[2].value: table \"cases\" has no column \"active\"".to_string(),
         ),
     ] {
         let file = TempFile::new(name, &text);
@@ -629,7 +637,7 @@ fn policy_json_prints_the_document_as_json() {
     assert_eq!(text.lines().count(), 1, "compact: one line");
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["client"]["source"], "x_forwarded_for");
-    assert_eq!(v["routes"].as_array().unwrap().len(), 12);
+    assert_eq!(v["routes"].as_array().unwrap().len(), 13);
     assert_eq!(v["routes"][2]["rate_limit"]["rate"], "10/minute");
     // What Envoy gets compiles to the same policy.
     let yaml = std::fs::read_to_string(DEMO).unwrap();

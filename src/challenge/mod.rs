@@ -16,6 +16,8 @@ pub mod urls;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod audio;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod chart;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod context;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod hints;
@@ -112,6 +114,7 @@ fn kind_code(kind: ChallengeKind) -> u8 {
         ChallengeKind::OneClick => 2,
         ChallengeKind::Grid => 3,
         ChallengeKind::Audio => 4,
+        ChallengeKind::Chart => 5,
     }
 }
 

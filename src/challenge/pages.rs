@@ -167,6 +167,15 @@ pub fn challenge_page(
             );
             columns
         }
+        ChallengeKind::Chart => {
+            body.push_str(&super::chart::form_fields(
+                &context.layout,
+                prompt,
+                &urls.image(id),
+                context.lang,
+            ));
+            1
+        }
         ChallengeKind::Pow => return None,
     };
     body.push_str(&format!(

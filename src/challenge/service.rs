@@ -14,6 +14,7 @@
 //!    answer finds it used. Wrong answers count towards a lockout.
 
 use super::audio::{self, VoiceSet};
+use super::chart::{self, ChartKit};
 use super::context::{self, Context};
 use super::pictures::{self, PictureSet, Tile};
 use super::store::{Store, StoreError};
@@ -33,6 +34,9 @@ pub struct Assets {
     pub text: TextRenderer,
     pub pictures: PictureSet,
     pub voices: VoiceSet,
+    /// The policy's chart tables and templates (`challenge.chart`),
+    /// loaded with the policy; empty until then.
+    pub charts: ChartKit,
 }
 
 impl Assets {
@@ -42,6 +46,7 @@ impl Assets {
             text: TextRenderer::load(dir)?,
             pictures: PictureSet::load(dir)?,
             voices: VoiceSet::load(dir)?,
+            charts: ChartKit::empty(),
         })
     }
 }
@@ -227,17 +232,35 @@ impl Challenges<'_> {
         let seed = u64::from_be_bytes(seed);
         let mut rng = SmallRng::seed_from_u64(seed);
         let strings = super::strings::Strings::of(request.lang);
-        let (layout, answer, prompt, tiles) = match request.kind {
-            ChallengeKind::Text => {
+        // A chart request the policy's templates cannot serve (none given,
+        // or no rows found this time) is asked as text instead.
+        let chart = match request.kind {
+            ChallengeKind::Chart => self.assets.charts.issue(difficulty, &mut rng),
+            _ => None,
+        };
+        let kind = match (request.kind, &chart) {
+            (ChallengeKind::Chart, None) => {
+                tracing::warn!(
+                    event = "chart_fallback",
+                    "no chart challenge could be made (see `challenge.chart`); asking text instead"
+                );
+                ChallengeKind::Text
+            }
+            (kind, _) => kind,
+        };
+        let (layout, answer, prompt, tiles) = match (kind, chart) {
+            (_, Some(issued)) => (issued.layout, issued.answer, issued.prompt, 0),
+            // `kind` is never `Chart` without a chart (above).
+            (ChallengeKind::Text | ChallengeKind::Chart, None) => {
                 let answer = text::new_answer(&mut rng, difficulty);
                 (answer.clone(), answer, strings.text_label.to_string(), 0)
             }
-            ChallengeKind::Audio => {
+            (ChallengeKind::Audio, None) => {
                 let answer = audio::new_answer(&mut rng, difficulty);
                 (answer.clone(), answer, strings.audio_label.to_string(), 0)
             }
-            ChallengeKind::OneClick | ChallengeKind::Grid => {
-                let grid = request.kind == ChallengeKind::Grid;
+            (ChallengeKind::OneClick | ChallengeKind::Grid, None) => {
+                let grid = kind == ChallengeKind::Grid;
                 let puzzle = self.assets.pictures.puzzle(grid, difficulty, &mut rng);
                 // A puzzle's target is one of the set's own categories.
                 let noun = self
@@ -257,12 +280,12 @@ impl Challenges<'_> {
                     puzzle.tiles.len(),
                 )
             }
-            ChallengeKind::Pow => return Ok(self.issue_pow(request, client, now)),
+            (ChallengeKind::Pow, None) => return Ok(self.issue_pow(request, client, now)),
         };
         let ttl = self.policy.companion().ttl.0;
         let context = Context {
             id: context::new_id().map_err(ChallengeFailure::Random)?,
-            passed: Passed::new(request.kind, difficulty),
+            passed: Passed::new(kind, difficulty),
             lang: request.lang,
             seed,
             issued_at: now,
@@ -332,6 +355,13 @@ impl Challenges<'_> {
                 kind: ChallengeKind::Text,
                 content_type: "image/png",
                 bytes: self.assets.text.render(&ctx.answer, difficulty, &mut rng),
+            }),
+            (ChallengeKind::Chart, Media::Image) => Ok(Rendered {
+                kind: ChallengeKind::Chart,
+                content_type: "image/png",
+                bytes: chart::render_layout(&ctx.layout, difficulty, &mut rng)
+                    // Our sealed layouts are charts; anything else is not ours.
+                    .ok_or(ChallengeFailure::Unknown)?,
             }),
             (ChallengeKind::Audio, Media::Audio) => Ok(Rendered {
                 kind: ChallengeKind::Audio,
@@ -439,15 +469,30 @@ impl Challenges<'_> {
         Ok(failure)
     }
 
+    /// The edits a typed `answer` may be off by: `companion.typo_tolerance`,
+    /// else the text kind's default for its length.
+    fn typo_tolerance(&self, answer: &str) -> u8 {
+        self.policy
+            .companion()
+            .typo_tolerance
+            .unwrap_or_else(|| text::default_tolerance(answer.chars().count()))
+    }
+
     fn is_right(&self, ctx: &Context, answer: &Answer) -> bool {
         match (ctx.passed.kind, answer) {
             (ChallengeKind::Text | ChallengeKind::Audio, Answer::Text(given)) => {
-                let tolerance = self
-                    .policy
-                    .companion()
-                    .typo_tolerance
-                    .unwrap_or_else(|| text::default_tolerance(ctx.answer.chars().count()));
-                text::matches(&ctx.answer, given, tolerance)
+                text::matches(&ctx.answer, given, self.typo_tolerance(&ctx.answer))
+            }
+            (ChallengeKind::Chart, given) => {
+                let given = match given {
+                    Answer::Text(text) => chart::Given::Text(text),
+                    Answer::Tiles(tiles) => match tiles.as_slice() {
+                        [index] => chart::Given::Index(usize::from(*index)),
+                        _ => return false,
+                    },
+                };
+                let tolerance = self.typo_tolerance(&ctx.answer);
+                chart::is_right(&ctx.layout, &ctx.answer, given, tolerance)
             }
             (ChallengeKind::OneClick | ChallengeKind::Grid, given) => {
                 let given = match given {

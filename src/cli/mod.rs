@@ -73,6 +73,13 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
     match args.command {
         Command::CheckConfig { file } => {
             let policy = load_policy(&file)?;
+            // The chart kind's tables are files the companion reads; check
+            // them, and every template's columns, as it will.
+            palisade::challenge::chart::ChartKit::load(
+                policy.challenge_config(),
+                std::path::Path::new(&policy.companion().datasets),
+            )
+            .map_err(|e| format!("{file}: {e}"))?;
             let s = policy.summary();
             let lists: Vec<String> = s
                 .lists

@@ -29,6 +29,7 @@ pub use input::{answer as parse_answer, challenge_query as parse_challenge_query
 pub use limits::CheckLimits;
 pub use metrics::Metrics;
 
+use crate::challenge::chart::ChartKit;
 use crate::challenge::second_look::SecondLook;
 use crate::challenge::service::Assets;
 use crate::challenge::store::{self, Store, StoreError};
@@ -120,11 +121,20 @@ pub fn load(path: &Path, previous: Option<&Loaded>) -> Result<Loaded, ServeError
         reason: e.to_string(),
     })?;
     let policy = Policy::from_yaml(&text, &ProcessEnv).map_err(|e| ServeError::Config {
-        path: file,
+        path: file.clone(),
         reason: e.to_string(),
     })?;
     let c = policy.companion();
-    let assets = Assets::load(Path::new(&c.datasets)).map_err(ServeError::Datasets)?;
+    let mut assets = Assets::load(Path::new(&c.datasets)).map_err(ServeError::Datasets)?;
+    // The chart kind's tables are read afresh on every load, so a reload
+    // picks up new data.
+    assets.charts =
+        ChartKit::load(policy.challenge_config(), Path::new(&c.datasets)).map_err(|e| {
+            ServeError::Config {
+                path: file,
+                reason: e.to_string(),
+            }
+        })?;
     let store = match previous {
         Some(p)
             if p.policy.companion().redis_url == c.redis_url

@@ -345,7 +345,7 @@ fn challenge_reply(
             let kind = context.passed.kind;
             let mut media = serde_json::Map::new();
             match kind {
-                ChallengeKind::Text => {
+                ChallengeKind::Text | ChallengeKind::Chart => {
                     media.insert("image".into(), urls.image(id).into());
                 }
                 ChallengeKind::Audio => {
@@ -369,6 +369,15 @@ fn challenge_reply(
                     .collect::<Vec<Value>>()
                     .into();
                 body["multiple"] = (kind == ChallengeKind::Grid).into();
+            }
+            if kind == ChallengeKind::Chart {
+                body["choices"] = challenge::chart::choices(&context.layout)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(n, text)| json!({"index": n, "text": text}))
+                    .collect::<Vec<Value>>()
+                    .into();
+                body["multiple"] = false.into();
             }
             if kind != ChallengeKind::Audio {
                 body["audio_alternative"] = urls

@@ -5,9 +5,11 @@
 //! denies unknown fields, so a typo is an error rather than a silently
 //! ignored setting. `docs/configuration.md` documents each field.
 
+mod chart;
 mod error;
 mod values;
 
+pub use chart::{ChartConfig, TableSource, TemplateConfig};
 pub use error::ConfigError;
 pub use values::Patterns;
 
@@ -545,6 +547,8 @@ pub struct ChallengeConfig {
     pub path_prefix: String,
     /// How long a challenge ticket may be solved.
     pub ticket_ttl: Duration,
+    /// The `chart` kind's tables and templates.
+    pub chart: ChartConfig,
 }
 
 impl Default for ChallengeConfig {
@@ -555,6 +559,7 @@ impl Default for ChallengeConfig {
             status: 403,
             path_prefix: "/.palisade/".to_string(),
             ticket_ttl: Duration(300),
+            chart: ChartConfig::default(),
         }
     }
 }
@@ -572,15 +577,19 @@ pub enum ChallengeKind {
     Grid,
     /// Spoken digits in noise: the alternative to every visual kind.
     Audio,
+    /// A chart drawn from the site's own data, with a question about it
+    /// (`challenge.chart`).
+    Chart,
 }
 
 impl ChallengeKind {
-    pub const ALL: [ChallengeKind; 5] = [
+    pub const ALL: [ChallengeKind; 6] = [
         ChallengeKind::Pow,
         ChallengeKind::Text,
         ChallengeKind::OneClick,
         ChallengeKind::Grid,
         ChallengeKind::Audio,
+        ChallengeKind::Chart,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -590,6 +599,7 @@ impl ChallengeKind {
             ChallengeKind::OneClick => "one_click",
             ChallengeKind::Grid => "grid",
             ChallengeKind::Audio => "audio",
+            ChallengeKind::Chart => "chart",
         }
     }
 

@@ -58,6 +58,7 @@ CASES = [
     Case("one-click challenge", "/demo/one-click"),
     Case("grid challenge", "/demo/grid"),
     Case("audio challenge", "/demo/audio"),
+    Case("chart challenge", "/demo/chart"),
     Case("pow demo", "/demo/pow"),
     Case("spoofed Googlebot blocked", "/", headers={"User-Agent": GOOGLEBOT_UA}),
     Case("verified Googlebot allowed", "/", client="google", headers={"User-Agent": GOOGLEBOT_UA}),

@@ -21,7 +21,7 @@ from conftest import (BROWSER_HEADERS, CHROMEDRIVER, CHROMIUM, ROOT, next_client
 ARTIFACTS = ROOT / "target" / "e2e"
 AXE = ROOT / "target" / "js" / "node_modules" / "axe-core" / "axe.min.js"
 KINDS = {"text": "/demo/text", "one_click": "/demo/one-click", "grid": "/demo/grid",
-         "audio": "/demo/audio"}
+         "audio": "/demo/audio", "chart": "/demo/chart"}
 
 pytestmark = pytest.mark.skipif(
     not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
@@ -49,7 +49,12 @@ def answer_page(driver, companion, answer=None):
     right = companion.answer(cid)
     given = right if answer is None else answer
     tiles = driver.find_elements(By.CSS_SELECTOR, "input[name=tile]")
-    if tiles:
+    choices = driver.find_elements(By.CSS_SELECTOR, "input[type=radio][name=answer]")
+    if choices:
+        # A chart: the choice whose text is the answer, clicked by its label.
+        chosen = next(c for c in choices if c.get_attribute("value") == given)
+        chosen.find_element(By.XPATH, "..").click()
+    elif tiles:
         chosen = {int(t) for t in given.split(",") if t}
         for box in tiles:
             if int(box.get_attribute("value")) in chosen:
@@ -85,7 +90,7 @@ def test_a_person_solves_each_kind_and_lands_on_the_upstream(stack, launch, kind
     assert "/.palisade/challenge?kind=" + kind in driver.current_url
     assert driver.find_element(By.TAG_NAME, "h1").text == "Please confirm you are a person"
     # The media load (through Envoy, from the companion).
-    if kind in ("text", "one_click", "grid"):
+    if kind in ("text", "one_click", "grid", "chart"):
         loaded = driver.execute_script(
             "return [...document.images].every(i => i.complete && i.naturalWidth > 0)")
         assert loaded

@@ -209,6 +209,23 @@ fn the_writer_commits_everything_it_queued_and_counts_what_it_dropped() {
     assert_eq!(counters.failed.get(), 0);
 }
 
+#[test]
+fn a_flush_returns_once_what_was_queued_before_it_is_in_the_file() {
+    let dir = TempDir::new("records-flush");
+    let writer = Writer::start(
+        Records::open_in(dir.path()).unwrap(),
+        4096,
+        WriterCounters::default(),
+    );
+    let reader = Records::open_in(dir.path()).unwrap();
+    for i in 0..1_000 {
+        assert!(writer.send(Record::Label(label(100 + i, "f/32", i % 2 == 0))));
+    }
+    assert!(writer.flush(std::time::Duration::from_secs(10)));
+    assert_eq!(reader.labels_since(0).unwrap().len(), 1_000);
+    writer.close();
+}
+
 fn scoring_policy(dir: &TempDir, model: &str) -> Policy {
     let yaml = format!(
         "tokens: {{keys: ['1:test-secret-0123456789abcdef']}}

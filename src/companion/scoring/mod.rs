@@ -89,6 +89,20 @@ pub struct RecordStore {
     writer: Writer,
 }
 
+/// How long a retrain waits for the writer to commit what is queued.
+const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl RecordStore {
+    /// The store, once what was queued before now is in the file (or the
+    /// writer took too long: logged, and the reads see what is there).
+    fn flushed(&self) -> &RecordStore {
+        if !self.writer.flush(FLUSH_TIMEOUT) {
+            tracing::warn!("the records writer did not catch up: reading what is written");
+        }
+        self
+    }
+}
+
 /// One client's features and score, from one request or report.
 #[derive(Debug, Clone)]
 pub struct Assessed {
@@ -1003,7 +1017,7 @@ impl Scoring {
         let (labels, labels_from) =
             match self.remote(Part::Labels, metrics, |shared| shared.labels_since(since)) {
                 Some(l) => (l, "redis"),
-                None => match store.reader.labels_since(since) {
+                None => match store.flushed().reader.labels_since(since) {
                     Ok(l) => (l, "local"),
                     Err(e) => return fail(e.to_string()),
                 },

@@ -177,7 +177,7 @@ pub struct Checkpoint {
 }
 
 /// What the writer stores.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Record {
     Sample {
         at: u64,
@@ -200,6 +200,9 @@ pub enum Record {
         id: i64,
         state: CheckpointState,
     },
+    /// Not a record: answered once everything queued before it is in the
+    /// file (see [`Writer::flush`]).
+    Flushed(std::sync::mpsc::Sender<()>),
 }
 
 /// Totals for `/stats`.
@@ -526,6 +529,7 @@ fn write_one(tx: &rusqlite::Transaction, record: &Record) -> rusqlite::Result<()
                 params![state.as_str(), id],
             )?;
         }
+        Record::Flushed(_) => {}
     }
     Ok(())
 }
@@ -592,6 +596,18 @@ impl Writer {
         }
     }
 
+    /// Waits, up to `timeout`, until everything queued so far is in the
+    /// file: what a retrain reads must include the labels `/feedback`
+    /// accepted just before. `false` if the writer is gone or too slow.
+    pub fn flush(&self, timeout: std::time::Duration) -> bool {
+        let Some(sender) = &self.sender else {
+            return false;
+        };
+        let (done, written) = std::sync::mpsc::channel();
+        // Blocking: the barrier waits for room in a full queue.
+        sender.send(Record::Flushed(done)).is_ok() && written.recv_timeout(timeout).is_ok()
+    }
+
     /// Commits what is queued and stops the thread.
     pub fn close(mut self) {
         self.sender = None;
@@ -613,6 +629,11 @@ fn drain(records: &Records, receiver: &Receiver<Record>, counters: &WriterCounte
         if let Err(e) = records.write(&batch) {
             counters.failed.inc();
             tracing::warn!(error = %e, records = batch.len(), "scoring records were not written");
+        }
+        for record in &batch {
+            if let Record::Flushed(done) = record {
+                let _ = done.send(());
+            }
         }
     }
 }

@@ -208,7 +208,9 @@ mod tests {
         assert!(page.contains("<title>{{DATA}}</title>"));
         assert!(page.contains("value=\"abc\"") && !page.contains("{{HEAD}}"));
         assert!(!page.contains("noindex"));
-        assert!(super::page("abc", 1, "/v").contains("noindex"));
+        let plain = super::page("abc", 1, "/v");
+        assert!(plain.contains("<meta name=\"robots\" content=\"noindex\">"));
+        assert!(plain.contains("<title>Checking your browser</title>"));
     }
 
     #[test]

@@ -29,9 +29,15 @@ function loadPow() {
   return vm.runInNewContext(`${src}\n;palisadePow()`);
 }
 
-// Substitute placeholders the way the Rust side does: plain string replace.
+// The head `pow::page` gives the page (the companion gives crawlers their
+// hints instead; src/challenge/pow.rs tests both).
+const HEAD = '<meta name="robots" content="noindex">\n<title>Checking your browser</title>';
+
+// Substitute placeholders the way the Rust side does: plain string replace,
+// the head last.
 function render(data, bits, verify = "/.palisade/verify") {
-  return PAGE.replaceAll("{{DATA}}", data).replaceAll("{{BITS}}", String(bits)).replaceAll("{{VERIFY}}", verify);
+  return PAGE.replaceAll("{{DATA}}", data).replaceAll("{{BITS}}", String(bits))
+    .replaceAll("{{VERIFY}}", verify).replaceAll("{{HEAD}}", HEAD);
 }
 
 const nodeHex = (x) => createHash("sha256").update(typeof x === "string" ? Buffer.from(x, "utf8") : x).digest("hex");
@@ -214,8 +220,10 @@ test("page: form, accessibility and metadata", () => {
   assert.equal([...form.matchAll(/<(input|select|textarea|button)\b/g)].length, 2);
   assert.match(PAGE, /<html lang="en">/);
   assert.match(PAGE, /<meta name="viewport" content="width=device-width, initial-scale=1">/);
-  assert.match(PAGE, /<meta name="robots" content="noindex">/);
-  assert.match(PAGE, /<title>Checking your browser<\/title>/);
+  assert.match(PAGE, /<head>[\s\S]*\{\{HEAD\}\}[\s\S]*<\/head>/, "the head's title and robots are filled in");
+  const page = render("abc", 8);
+  assert.match(page, /<meta name="robots" content="noindex">/);
+  assert.match(page, /<title>Checking your browser<\/title>/);
   assert.match(PAGE, /role="status"/);
   assert.match(PAGE, /aria-live="polite"/);
   assert.match(PAGE, /prefers-color-scheme:\s*dark/);

@@ -15,7 +15,6 @@ build:
 
 wasm:
 	bash scripts/build-wasm.sh
-	bash scripts/build-wasm.sh --geo
 
 deps:
 	bash scripts/install-system-deps.sh

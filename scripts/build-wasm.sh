@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
 # Build the Envoy filter: target/wasm32-wasip1/{release,debug}/palisade.wasm.
 #
-#   scripts/build-wasm.sh [--debug | --clippy | --profile | --geo] [--manifest-path PATH]
+#   scripts/build-wasm.sh [--debug | --clippy | --profile] [--manifest-path PATH]
 #
-# --geo builds the filter with the geo table built in (cargo feature `geo`,
-# about 9 MiB more per VM), for policies with country, continent, ASN,
-# AS-organisation or hosting conditions: palisade-geo.wasm beside
-# palisade.wasm. scripts/render_envoy.py picks it for such policies.
 # --clippy lints the filter code (compiled only for wasm) instead of building.
 # --profile builds the filter with its per-phase timers (cargo feature
 # `profile`) into target/profile/ (the benchmark's BENCH_PROFILE=1).
@@ -30,19 +26,17 @@ log() { echo "build-wasm: $*" >&2; }
 
 PROFILE=release PROFILE_FLAG=--release MODE=build
 NAME=palisade CRATE_ARGS=(--lib) TARGET_DIR="$ROOT/target" DEBIAN_DIR="$ROOT/target/debian-wasm"
-COPY_AS=
 while [ $# -gt 0 ]; do
   case "$1" in
     --debug) PROFILE=debug PROFILE_FLAG= ;;
     --clippy) MODE=clippy ;;
     --profile) CRATE_ARGS+=(--features profile) TARGET_DIR="$ROOT/target/profile" DEBIAN_DIR="$ROOT/target/profile-debian" ;;
-    --geo) CRATE_ARGS+=(--features geo) TARGET_DIR="$ROOT/target/geo" DEBIAN_DIR="$ROOT/target/geo-debian" COPY_AS=palisade-geo ;;
     --manifest-path)
       NAME=$(basename "$(dirname "$2")")
       CRATE_ARGS=(--manifest-path "$(cd "$(dirname "$2")" && pwd)/Cargo.toml")
       TARGET_DIR="$ROOT/target/$NAME" DEBIAN_DIR="$ROOT/target/$NAME-debian"
       shift ;;
-    *) echo "usage: $0 [--debug | --clippy | --profile | --geo] [--manifest-path PATH]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--debug | --clippy | --profile] [--manifest-path PATH]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -113,8 +107,7 @@ if [ "$MODE" = clippy ]; then
   # Debian's toolchain ships no clippy; lint only where rustup can.
   if [ "${PALISADE_WASM_TOOLCHAIN:-auto}" != debian ] && rustup_ready; then
     cargo clippy --target "$TARGET" --lib -- -D warnings
-    # The per-phase timers and the geo table are compiled only with their features.
-    cargo clippy --target "$TARGET" --lib --features geo -- -D warnings
+    # The per-phase timers are compiled only with their feature.
     exec cargo clippy --target "$TARGET" --lib --features profile -- -D warnings
   fi
   log "no rustup wasm target: skipping the wasm clippy pass"
@@ -147,12 +140,6 @@ if [ "$PROFILE" = release ] && [ "$MODE" = build ]; then
     || { rm -f "$OUT.opt"; log "wasm-opt failed on $OUT"; exit 1; }
   log "wasm-opt: $(stat -c %s "$OUT") -> $(stat -c %s "$OUT.opt") bytes"
   rm -f "$OUT" && mv "$OUT.opt" "$OUT"
-fi
-
-if [ -n "$COPY_AS" ]; then
-  FINAL="$ROOT/target/$TARGET/$PROFILE/$COPY_AS.wasm"
-  mkdir -p "$(dirname "$FINAL")" && rm -f "$FINAL" && cp "$OUT" "$FINAL"
-  OUT=$FINAL NAME=$COPY_AS
 fi
 
 stat -c %s "$OUT" | awk -v name="$NAME" '{ printf "%s.wasm: %d bytes (%.2f MiB)\n", name, $1, $1 / 1048576 }'

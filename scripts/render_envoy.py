@@ -31,39 +31,9 @@ def challenge_prefix(policy):
     return prefix if isinstance(prefix, str) else DEFAULT_PREFIX
 
 
-GEO_FIELDS = ("country", "continent", "asn", "as_org", "hosting")
-
-
-def uses_geo(policy):
-    """Whether a rule of the policy (JSON text) asks where clients are."""
-    def walk(cond):
-        if not isinstance(cond, dict):
-            return False
-        if any(field in cond for field in GEO_FIELDS):
-            return True
-        subs = list(cond.get("all", [])) + list(cond.get("any", [])) + [cond.get("not")]
-        return any(walk(sub) for sub in subs)
-    try:
-        rules = json.loads(policy).get("rules", [])
-    except (ValueError, AttributeError):
-        return False
-    return any(walk(rule.get("when")) for rule in rules if isinstance(rule, dict))
-
-
-def wasm_for(policy, wasm):
-    """palisade-geo.wasm (the filter with the geo table, scripts/build-wasm.sh
-    --geo) beside `wasm` for a policy with geo conditions, else `wasm`: the
-    plain filter refuses such a policy, and the geo table costs ~9 MiB per VM."""
-    geo = os.path.join(os.path.dirname(wasm), "palisade-geo.wasm")
-    if os.path.basename(wasm) == "palisade.wasm" and uses_geo(policy):
-        return geo
-    return wasm
-
-
 def render(template_text, policy, wasm, listen, admin, upstream, companion=8181,
            companion_internal=8182):
     """Fills the placeholders; `policy` is the plugin configuration text."""
-    wasm = wasm_for(policy, wasm)
     # A JSON string literal is a valid YAML double-quoted scalar.
     return (
         template_text.replace("__POLICY_JSON__", json.dumps(policy))

@@ -110,6 +110,78 @@ fn a_policy_without_geo_conditions_loads_no_table() {
     assert_eq!(p.is_hosting("8.8.8.8".parse().unwrap()), Some(false));
 }
 
+/// `RULES` as `palisade policy-json` prints it: with `geo_ranges`.
+fn resolved_document() -> serde_json::Value {
+    let p = policy(RULES);
+    let mut doc =
+        palisade::config::yaml_to_json(&format!("tokens:\n  keys: [\"{KEY}\"]\nrules:\n{RULES}"))
+            .unwrap();
+    doc["geo_ranges"] = serde_json::to_value(p.geo_ranges()).unwrap();
+    doc
+}
+
+#[test]
+fn resolved_ranges_decide_as_the_table_does() {
+    let doc = resolved_document();
+    let keys: Vec<&String> = doc["geo_ranges"].as_object().unwrap().keys().collect();
+    // One set per distinct test: `country: [US]` and `country: US` share.
+    assert_eq!(
+        keys,
+        [
+            "as_org=[\"cloudflare*\"]",
+            "asn=15169",
+            "asn=15169,396982",
+            "continent=EU",
+            "country=US",
+            "hosting"
+        ]
+    );
+    let from_table = policy(RULES);
+    let from_ranges = Policy::from_json(&doc.to_string(), &NoEnv).unwrap();
+    for ip in [
+        "8.8.8.8",
+        "2001:4860:4860::8888",
+        "1.1.1.1",
+        "3.5.140.1",
+        "88.198.1.1",
+        "192.168.1.1",
+        "80.130.1.1",
+    ] {
+        assert_eq!(fired(&from_ranges, ip), fired(&from_table, ip), "{ip}");
+    }
+    // The sets are not lists the policy names.
+    assert!(from_ranges.summary().lists.is_empty());
+}
+
+#[test]
+fn given_ranges_are_used_and_stale_ones_refused() {
+    // The ranges in the document win: that is all the filter has.
+    let mut doc = resolved_document();
+    let test_net = Policy::from_yaml(
+        &format!("tokens:\n  keys: [\"{KEY}\"]\nrules:\n  - {{name: r, when: {{country: [US]}}, weight: 1}}\n"),
+        &NoEnv,
+    )
+    .unwrap();
+    let us = test_net.geo_ranges()["country=US"].clone();
+    doc["geo_ranges"]["continent=EU"] = serde_json::to_value(us).unwrap();
+    let swapped = Policy::from_json(&doc.to_string(), &NoEnv).unwrap();
+    assert!(fired(&swapped, "8.8.8.8").contains(&"europe".to_string()));
+
+    // An entry no condition asks for is refused, naming it.
+    let mut doc = resolved_document();
+    doc["geo_ranges"]["country=DE"] = doc["geo_ranges"]["country=US"].clone();
+    let e = Policy::from_json(&doc.to_string(), &NoEnv).unwrap_err();
+    assert_eq!(e.path, "geo_ranges.\"country=DE\"");
+    assert!(e.reason.contains("stale"), "{e}");
+
+    // Damaged ranges name the entry and the family.
+    let mut doc = resolved_document();
+    doc["geo_ranges"]["hosting"]["v6"] = "!!".into();
+    let e = Policy::from_json(&doc.to_string(), &NoEnv).unwrap_err();
+    assert_eq!(e.path, "geo_ranges.\"hosting\"");
+    assert!(e.reason.starts_with("v6: not base64"), "{e}");
+}
+
 #[test]
 fn bad_codes_and_numbers_name_their_path() {
     let cases: &[(&str, &str, &str)] = &[

@@ -102,9 +102,21 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::PolicyJson { file } => {
-            load_policy(&file)?;
+            let policy = load_policy(&file)?;
             let text = std::fs::read_to_string(&file).map_err(|e| format!("{file}: {e}"))?;
-            let json = palisade::config::yaml_to_json(&text).map_err(|e| format!("{file}: {e}"))?;
+            let mut json =
+                palisade::config::yaml_to_json(&text).map_err(|e| format!("{file}: {e}"))?;
+            // The geo conditions resolved into ranges, for the filter, which
+            // has no geo table (written afresh: a stale copy was refused above).
+            if let Some(document) = json.as_object_mut() {
+                let ranges = policy.geo_ranges();
+                if ranges.is_empty() {
+                    document.remove("geo_ranges");
+                } else {
+                    let ranges = serde_json::to_value(ranges).map_err(|e| e.to_string())?;
+                    document.insert("geo_ranges".to_string(), ranges);
+                }
+            }
             print(&format!("{json}\n"))?;
             Ok(ExitCode::SUCCESS)
         }

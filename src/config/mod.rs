@@ -15,7 +15,7 @@ pub use values::Patterns;
 
 use crate::crawlers::ClientClass;
 use crate::ratelimit::Rate;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The whole configuration document.
@@ -56,6 +56,21 @@ pub struct Config {
     /// Learned bot scores (`docs/scoring.md`).
     #[serde(default)]
     pub scoring: ScoringConfig,
+    /// The address ranges of each geo condition (`country`, `asn`, ...),
+    /// keyed by the condition. `palisade policy-json` writes them so that
+    /// the Envoy filter, which carries no geo table, can decide on them;
+    /// not meant to be written by hand.
+    #[serde(default)]
+    pub geo_ranges: BTreeMap<String, GeoRanges>,
+}
+
+/// One geo condition's address ranges: per family, big-endian inclusive
+/// `(start, end)` pairs, base64-encoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoRanges {
+    pub v4: String,
+    pub v6: String,
 }
 
 /// Learned bot scores: whether they are used, where the companion finds

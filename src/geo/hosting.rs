@@ -2,6 +2,7 @@
 //! hosting providers' AS numbers (`datasets/geo/hosting-asns.txt`).
 
 /// The built-in network lists (`datasets/networks/`) that are hosting.
+#[cfg(not(target_arch = "wasm32"))]
 pub const HOSTING_LISTS: [&str; 7] = [
     "aws",
     "azure",
@@ -12,9 +13,25 @@ pub const HOSTING_LISTS: [&str; 7] = [
     "ovh",
 ];
 
+#[cfg(not(target_arch = "wasm32"))]
 const HOSTING_ASNS: &str = include_str!("../../datasets/geo/hosting-asns.txt");
 
+/// The hosting set: the shipped cloud lists and every range the hosting AS
+/// numbers announce, in one range table.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn hosting_set(table: &super::GeoTable) -> Result<crate::net::IpSet, String> {
+    let asns = hosting_asns()
+        .map_err(|(line, e)| format!("datasets/geo/hosting-asns.txt: line {line}: {e}"))?;
+    let mut set = table.networks_where(|p| p.asn.is_some_and(|a| asns.binary_search(&a).is_ok()));
+    for name in HOSTING_LISTS {
+        let list = crate::crawlers::builtin_network_set(name).map_err(|e| e.to_string())?;
+        set = set.union(&list);
+    }
+    Ok(set)
+}
+
 /// The hosting AS numbers, sorted; a bad line is `(line, reason)`.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn hosting_asns() -> Result<Vec<u32>, (usize, String)> {
     let mut out = Vec::new();
     for (i, line) in HOSTING_ASNS.lines().enumerate() {

@@ -66,7 +66,8 @@ fn segments<T>(ranges: impl Iterator<Item = (T, T, usize)>) -> Vec<(T, u64)>
 where
     T: Ord + Copy + num::Step,
 {
-    let mut events: Vec<(T, bool, u64)> = Vec::new();
+    let ranges = ranges.into_iter();
+    let mut events: Vec<(T, bool, u64)> = Vec::with_capacity(ranges.size_hint().0 * 2);
     for (lo, hi, bit) in ranges {
         events.push((lo, true, 1 << bit));
         if let Some(past) = hi.next() {
@@ -87,6 +88,8 @@ where
             _ => out.push((at, mask)),
         }
     }
+    // The table lives as long as the policy: no spare capacity.
+    out.shrink_to_fit();
     out
 }
 

@@ -177,6 +177,9 @@ impl IpSet {
     }
 
     fn reindex(&mut self) {
+        // Merging leaves spare capacity; sets live as long as the policy.
+        self.v4.shrink_to_fit();
+        self.v6.shrink_to_fit();
         let starts: Vec<u32> = self.v4.iter().map(|&(start, _)| start).collect();
         self.v4_index = index::build(&starts);
     }

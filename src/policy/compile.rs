@@ -2,6 +2,7 @@
 //! compiled here, once, so deciding a request only matches.
 
 use super::condition::{Cond, FieldTest, ValueTest};
+use super::origin::{GeoSets, GeoTest};
 use super::paths::PathIndex;
 use super::{
     BlockSpec, ClientSettings, CompiledLimit, CompiledRoute, CompiledRule, NamedList, Policy,
@@ -311,7 +312,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
     let mut ua = SetBuilder::default();
     let mut rule_paths = SetBuilder::default();
     let mut rules = Vec::with_capacity(config.rules.len());
-    let (mut geo_at, mut hosting_at): (Option<String>, Option<String>) = (None, None);
+    let mut geo = GeoSets::new(&config.geo_ranges);
     for (i, rule) in config.rules.iter().enumerate() {
         let at = format!("rules[{i}]");
         if rule.name.is_empty() {
@@ -330,12 +331,9 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
             lists: &lists,
             ua: &mut ua,
             paths: &mut rule_paths,
-            geo_at: geo_at.take(),
-            hosting_at: hosting_at.take(),
+            geo: &mut geo,
         };
         let when = compile_condition(&rule.when, &format!("{at}.when"), &mut ctx)?;
-        geo_at = ctx.geo_at;
-        hosting_at = ctx.hosting_at;
         if rule.weight == 0
             && rule.action.is_none()
             && rule.challenge.is_none()
@@ -369,14 +367,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         )
     })?;
     let rule_paths = rule_paths.build("rules")?;
-    // Loaded only for a policy that asks where clients are.
-    let geo = geo_at
-        .map(|at| geo::table().map_err(|e| ConfigError::new(at, e.to_string())))
-        .transpose()?;
-    let hosting = match (hosting_at, geo) {
-        (Some(at), Some(table)) => Some(hosting_set(table).map_err(|e| ConfigError::new(at, e))?),
-        _ => None,
-    };
+    let geo_sets = geo.finish()?;
 
     Ok(Policy {
         client,
@@ -392,6 +383,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         rate_buckets: config.rate_limiting.buckets,
         list_labels: LabelTable::new(&lists.iter().map(|l| &l.set).collect::<Vec<_>>()),
         lists,
+        geo_sets,
         crawlers,
         hints,
         routes,
@@ -400,8 +392,6 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         rules,
         user_agents,
         rule_paths,
-        geo,
-        hosting,
     })
 }
 
@@ -1104,15 +1094,12 @@ fn find_list(lists: &[NamedList], name: &str, at: &str) -> Result<usize, ConfigE
     })
 }
 
-struct CondCtx<'a> {
+struct CondCtx<'a, 'c> {
     lists: &'a [NamedList],
     ua: &'a mut SetBuilder,
     paths: &'a mut SetBuilder,
-    /// Where the first geo condition is (country, continent, ASN, AS
-    /// organisation, hosting): the table is loaded only when there is one.
-    geo_at: Option<String>,
-    /// Where the first `hosting` condition is.
-    hosting_at: Option<String>,
+    /// The geo tests' sets.
+    geo: &'a mut GeoSets<'c>,
 }
 
 fn compile_condition(c: &Condition, at: &str, ctx: &mut CondCtx) -> Result<Cond, ConfigError> {
@@ -1214,25 +1201,23 @@ fn compile_condition(c: &Condition, at: &str, ctx: &mut CondCtx) -> Result<Cond,
     }
 }
 
-/// The conditions on where the address is. Codes and numbers are checked
-/// here, without the table, so a typo is an error on any host.
+/// The conditions on where the address is, each a test of the client's
+/// address against its set (see [`super::origin`]). Codes and numbers are
+/// checked here, so a typo is an error on any host.
 fn compile_geo_conditions(
     c: &Condition,
     at: &str,
     ctx: &mut CondCtx,
     all: &mut Vec<Cond>,
 ) -> Result<(), ConfigError> {
-    let used = |field: &str, ctx: &mut CondCtx| {
-        ctx.geo_at.get_or_insert_with(|| format!("{at}.{field}"));
-    };
+    let mut tests = Vec::new();
     if !c.country.0.is_empty() {
         let codes = region_codes(&c.country, &format!("{at}.country"), |code| {
             geo::is_country(code).then_some(()).ok_or_else(|| {
                 format!("`{code}` is not a country code (ISO 3166-1 alpha-2, e.g. `US`, `DE`)")
             })
         })?;
-        used("country", ctx);
-        all.push(Cond::Country(codes));
+        tests.push(("country", GeoTest::Country(codes), true));
     }
     if !c.continent.0.is_empty() {
         let codes = region_codes(&c.continent, &format!("{at}.continent"), |code| {
@@ -1243,11 +1228,10 @@ fn compile_geo_conditions(
                 )
             })
         })?;
-        used("continent", ctx);
-        all.push(Cond::Continent(codes));
+        tests.push(("continent", GeoTest::Continent(codes), true));
     }
     if !c.asn.is_empty() {
-        let asns = c
+        let mut asns = c
             .asn
             .iter()
             .enumerate()
@@ -1262,26 +1246,26 @@ fn compile_geo_conditions(
                 }
                 .map_err(|e| ConfigError::new(here, e))
             })
-            .collect::<Result<_, _>>()?;
-        used("asn", ctx);
-        all.push(Cond::Asn(asns));
+            .collect::<Result<Vec<_>, _>>()?;
+        asns.sort_unstable();
+        asns.dedup();
+        tests.push(("asn", GeoTest::Asn(asns), true));
     }
     if !c.as_org.0.is_empty() {
         let here = format!("{at}.as_org");
         check_patterns(&c.as_org, &Patterns::default(), &here, "")?;
-        let alternation: Vec<String> = c.as_org.0.iter().map(|g| glob::to_regex(g)).collect();
-        let re = RegexBuilder::new(&alternation.join("|"))
-            .case_insensitive(true)
-            .build()
-            .map_err(|e| ConfigError::new(&here, e.to_string()))?;
-        used("as_org", ctx);
-        all.push(Cond::AsOrg(re));
+        tests.push(("as_org", GeoTest::AsOrg(c.as_org.0.clone()), true));
     }
     if let Some(wanted) = c.hosting {
-        used("hosting", ctx);
-        ctx.hosting_at
-            .get_or_insert_with(|| format!("{at}.hosting"));
-        all.push(Cond::Hosting(wanted));
+        tests.push(("hosting", GeoTest::Hosting, wanted));
+    }
+    for (field, test, wanted) in tests {
+        let held = Cond::InGeoSet(ctx.geo.position(&test, &format!("{at}.{field}"))?);
+        all.push(if wanted {
+            held
+        } else {
+            Cond::Not(Box::new(held))
+        });
     }
     Ok(())
 }
@@ -1306,19 +1290,6 @@ fn region_codes(
                 .map_err(|e| ConfigError::new(indexed(at, i, codes.0.len()), e))
         })
         .collect()
-}
-
-/// The hosting set: the shipped cloud lists and every range the hosting AS
-/// numbers announce, in one range table.
-pub(super) fn hosting_set(table: &geo::GeoTable) -> Result<IpSet, String> {
-    let asns = geo::hosting_asns()
-        .map_err(|(line, e)| format!("datasets/geo/hosting-asns.txt: line {line}: {e}"))?;
-    let mut set = table.networks_of(&asns);
-    for name in geo::HOSTING_LISTS {
-        let list = crawlers::builtin_network_set(name).map_err(|e| e.to_string())?;
-        set = set.union(&list);
-    }
-    Ok(set)
 }
 
 /// Named lists a rule uses (`ip_in: [tor]`) that the policy does not

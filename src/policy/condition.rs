@@ -1,7 +1,6 @@
 //! Compiled rule conditions and header/query tests.
 
 use crate::crawlers::{Anomalies, ClientClass, Verification};
-use crate::geo::Place;
 use regex::Regex;
 
 /// A compiled test on one header or query parameter.
@@ -50,15 +49,9 @@ pub enum Cond {
     Methods(Vec<String>),
     /// Path matches any of these patterns of the policy's rule-path set.
     Path(Vec<usize>),
-    /// The address's country is any of these (upper-case codes).
-    Country(Vec<[u8; 2]>),
-    Continent(Vec<[u8; 2]>),
-    /// Announced by any of these AS numbers.
-    Asn(Vec<u32>),
-    /// The AS organisation's name matches (case-insensitive globs).
-    AsOrg(Regex),
-    /// In the hosting set (`true`) or not in it (`false`).
-    Hosting(bool),
+    /// Client address in the set of geo test `n` (country, continent, AS
+    /// number, AS organisation or hosting; see `policy::origin`).
+    InGeoSet(usize),
     All(Vec<Cond>),
     Any(Vec<Cond>),
     Not(Box<Cond>),
@@ -75,9 +68,7 @@ pub trait Facts {
     fn query(&self, name: &str) -> Option<&str>;
     fn method(&self) -> &str;
     fn path_matches(&self, pattern: usize) -> bool;
-    /// Where the client's address is (unknown without an address).
-    fn place(&self) -> Place;
-    fn hosting(&self) -> bool;
+    fn in_geo_set(&self, set: usize) -> bool;
 }
 
 impl Cond {
@@ -95,15 +86,7 @@ impl Cond {
                 .iter()
                 .any(|m| m.eq_ignore_ascii_case(facts.method())),
             Cond::Path(patterns) => patterns.iter().any(|&p| facts.path_matches(p)),
-            Cond::Country(codes) => facts.place().country.is_some_and(|c| codes.contains(&c)),
-            Cond::Continent(codes) => facts.place().continent.is_some_and(|c| codes.contains(&c)),
-            Cond::Asn(asns) => facts.place().asn.is_some_and(|a| asns.contains(&a)),
-            // An unknown organisation is "": it matches no name.
-            Cond::AsOrg(re) => {
-                let org = facts.place().org;
-                !org.is_empty() && re.is_match(org)
-            }
-            Cond::Hosting(wanted) => facts.hosting() == *wanted,
+            Cond::InGeoSet(set) => facts.in_geo_set(*set),
             Cond::All(conds) => conds.iter().all(|c| c.holds(facts)),
             Cond::Any(conds) => conds.iter().any(|c| c.holds(facts)),
             Cond::Not(cond) => !cond.holds(facts),

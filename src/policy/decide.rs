@@ -8,7 +8,6 @@ use super::{
 use crate::challenge::Passed;
 use crate::config::{ActionName, RateScope, ScoreUse};
 use crate::crawlers::{Anomalies, ClientClass, Verification};
-use crate::geo::Place;
 use crate::net::MAX_LABELS;
 use crate::ratelimit::RateLimitStore;
 use crate::scoring::{self, Scored};
@@ -29,7 +28,6 @@ struct RequestFacts<'r, 'p> {
     paths: OnceCell<SetMatches>,
     list_labels: OnceCell<u64>,
     query: OnceCell<Vec<(String, String)>>,
-    place: OnceCell<Place>,
 }
 
 impl Facts for RequestFacts<'_, '_> {
@@ -85,15 +83,9 @@ impl Facts for RequestFacts<'_, '_> {
             .get_or_init(|| self.policy.rule_paths.matches(self.request.path))
             .matched(pattern)
     }
-    fn place(&self) -> Place {
-        *self.place.get_or_init(|| match (self.policy.geo, self.ip) {
-            (Some(table), Some(ip)) => table.lookup(ip),
-            _ => Place::UNKNOWN,
-        })
-    }
-    fn hosting(&self) -> bool {
-        match (&self.policy.hosting, self.ip) {
-            (Some(set), Some(ip)) => set.contains(ip),
+    fn in_geo_set(&self, set: usize) -> bool {
+        match (self.policy.geo_sets.get(set), self.ip) {
+            (Some((_, set)), Some(ip)) => set.contains(ip),
             _ => false,
         }
     }
@@ -148,7 +140,6 @@ impl Policy {
             paths: OnceCell::new(),
             list_labels: OnceCell::new(),
             query: OnceCell::new(),
-            place: OnceCell::new(),
         };
 
         let route_index = self.match_route(request);

@@ -30,6 +30,7 @@ mod decision;
 mod handoff;
 mod health;
 mod hints;
+mod origin;
 mod paths;
 mod report;
 mod request;
@@ -57,16 +58,18 @@ pub use respond::{
 use crate::challenge::Passed;
 use crate::config::{
     ActionName, ChallengeConfig, ChallengeSettings, CompanionConfig, Config, ConfigError,
-    CookieConfig, RateScope, ScoreUse, ScoringConfig, Thresholds,
+    CookieConfig, GeoRanges, RateScope, ScoreUse, ScoringConfig, Thresholds,
 };
 use crate::crawlers::{Anomalies, ClientClass, Crawlers};
-use crate::geo::{GeoTable, Place};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::geo::Place;
 use crate::net::{Cidr, ClientPrefix, IpSet, LabelTable};
 use crate::ratelimit::Limit;
 use crate::token::{self, Binding, Claims, Keyring, TokenError};
 use condition::{Cond, FieldTest};
 use paths::PathIndex;
 use regex::{Regex, RegexSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// A compiled, validated configuration. Immutable; share it freely.
@@ -89,6 +92,9 @@ pub struct Policy {
     lists: Vec<NamedList>,
     /// Every list in one table, so a request needs one search for all.
     list_labels: LabelTable,
+    /// The set of each geo test (`country`, `asn`, ...), keyed by the test:
+    /// searched only when a rule reaches the test, so not labelled.
+    geo_sets: Vec<(String, IpSet)>,
     crawlers: Crawlers,
     /// `crawlers.hints`, when on.
     hints: Option<HintSettings>,
@@ -100,10 +106,6 @@ pub struct Policy {
     rules: Vec<CompiledRule>,
     user_agents: regex::bytes::RegexSet,
     rule_paths: RegexSet,
-    /// The geo table, when a rule asks where clients are.
-    geo: Option<&'static GeoTable>,
-    /// The hosting set, when a rule has a `hosting` condition.
-    hosting: Option<IpSet>,
 }
 
 #[derive(Debug)]
@@ -323,23 +325,35 @@ impl Policy {
         self.trusted_peers.iter().any(|c| c.contains(peer))
     }
 
-    /// Where `ip` is, for reports (`explain`): from the policy's table, or
-    /// the embedded one loaded now when no rule needed it. `None` on a
-    /// host without the data.
+    /// Where `ip` is, for reports (`explain`); `None` if the embedded
+    /// table is unusable.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn place(&self, ip: IpAddr) -> Option<Place> {
-        self.geo
-            .or_else(|| crate::geo::table().ok())
-            .map(|table| table.lookup(ip))
+        crate::geo::table().ok().map(|table| table.lookup(ip))
     }
 
     /// Whether `ip` is in the hosting set, for reports: the policy's set,
     /// or one built now when no rule needed it.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn is_hosting(&self, ip: IpAddr) -> Option<bool> {
-        if let Some(set) = &self.hosting {
+        let key = origin::GeoTest::Hosting.key();
+        if let Some((_, set)) = self.geo_sets.iter().find(|(k, _)| *k == key) {
             return Some(set.contains(ip));
         }
-        let table = self.geo.or_else(|| crate::geo::table().ok())?;
-        compile::hosting_set(table).ok().map(|set| set.contains(ip))
+        let table = crate::geo::table().ok()?;
+        crate::geo::hosting_set(table)
+            .ok()
+            .map(|set| set.contains(ip))
+    }
+
+    /// Every geo test's address ranges, keyed by the test: what
+    /// `palisade policy-json` writes as `geo_ranges`, so the Envoy filter
+    /// needs no geo table.
+    pub fn geo_ranges(&self) -> BTreeMap<String, GeoRanges> {
+        self.geo_sets
+            .iter()
+            .map(|(key, set)| (key.clone(), origin::encode(set)))
+            .collect()
     }
 
     /// Issues a pass token to a client that passed a challenge.

@@ -1,9 +1,9 @@
-"""Rules on where a client comes from, through real Envoy: the filter built
-with the geo table (palisade-geo.wasm) decides by country, ASN and hosting,
-and the plain filter (palisade.wasm) refuses such a policy at load time,
-naming the condition."""
+"""Rules on where a client comes from, through real Envoy: the filter, which
+carries no geo table, decides by country, ASN and hosting from the ranges
+`palisade policy-json` resolves them into (`geo_ranges`), and refuses at
+load time a policy whose geo conditions come without them, naming the
+condition."""
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,21 +15,24 @@ from conftest import (
     ROOT,
     WASM,
     free_port,
+    policy_json,
     policy_without_scoring,
     start_envoy,
 )
 from test_config import invalid_lines, running
 
-GEO_WASM = WASM.parent / "palisade-geo.wasm"
-
 
 def geo_policy():
+    """The demo policy with two geo rules in front, as `policy-json` prints
+    it (so with their ranges)."""
     policy = policy_without_scoring()
     policy["rules"][:0] = [
         {"name": "google-us", "when": {"country": ["US"], "asn": [15169]}, "action": "block"},
         {"name": "datacenter", "when": {"hosting": True}, "action": "block"},
     ]
-    return policy
+    source = Path(tempfile.mkdtemp(prefix="palisade-e2e-geo-")) / "policy.json"
+    source.write_text(json.dumps(policy))
+    return policy_json(source)
 
 
 def get(envoy, client_ip):
@@ -37,9 +40,9 @@ def get(envoy, client_ip):
     return requests.get(f"http://127.0.0.1:{envoy.port}/", headers=headers, timeout=10)
 
 
-def test_the_geo_filter_decides_by_country_asn_and_hosting(echo_upstream):
+def test_the_filter_decides_by_country_asn_and_hosting(echo_upstream):
     policy = geo_policy()
-    assert render_envoy.wasm_for(json.dumps(policy), str(WASM)) == str(GEO_WASM)
+    assert {"country=US", "asn=15169", "hosting"} <= set(policy["geo_ranges"])
     with start_envoy(policy, echo_upstream) as envoy:
         google = get(envoy, "8.8.8.8")  # US, AS15169
         assert google.status_code == 403, google.text
@@ -50,21 +53,20 @@ def test_the_geo_filter_decides_by_country_asn_and_hosting(echo_upstream):
         assert home.status_code == 200, home.text
 
 
-def test_the_plain_filter_refuses_a_geo_policy(echo_upstream):
-    # A copy under another name, so render_envoy does not swap in the geo build.
-    plain = Path(tempfile.mkdtemp(prefix="palisade-e2e-geo-")) / "plain.wasm"
-    shutil.copy(WASM, plain)
-    text = json.dumps(geo_policy())
+def test_the_filter_refuses_geo_conditions_without_their_ranges(echo_upstream):
+    policy = geo_policy()
+    del policy["geo_ranges"]
     port, admin = free_port(), free_port()
     template = (ROOT / "envoy" / "demo.yaml").read_text()
-    config = render_envoy.render(template, text, str(plain), port, admin, echo_upstream,
-                                 free_port(), free_port())
+    config = render_envoy.render(template, json.dumps(policy), str(WASM), port, admin,
+                                 echo_upstream, free_port(), free_port())
     with running(config, admin) as (process, log_path, _):
         process.wait(timeout=30)
         assert process.returncode == 1
         lines = invalid_lines(log_path.read_text())
         assert lines, log_path.read_text()[-2000:]
-        assert "rules[0].when.country: this build has no geo data" in lines[0], lines
+        assert "rules[0].when.country: the Envoy filter carries no geo table" in lines[0], lines
+        assert "palisade policy-json" in lines[0], lines
 
 
 def test_the_companion_uses_a_refreshed_list_after_sighup(tmp_path):

@@ -83,7 +83,7 @@ pub struct Issued {
 #[derive(Default)]
 pub struct ChartKit {
     tables: Tables,
-    templates: Vec<Box<dyn Generate>>,
+    templates: Vec<Generate>,
 }
 
 /// Seeds tried at load to show that each template can make a challenge.
@@ -125,7 +125,7 @@ impl ChartKit {
             let template = registry.build(item, &tables, &at)?;
             let makes_one = (0..LOAD_TRIALS).any(|seed| {
                 let mut rng = SmallRng::seed_from_u64(seed);
-                template.generate(&tables, 3, &mut rng).is_some()
+                template(&tables, 3, &mut rng).is_some()
             });
             if !makes_one {
                 return Err(ConfigError::new(
@@ -152,7 +152,7 @@ impl ChartKit {
         // Every template once, from a random one on.
         (0..self.templates.len()).find_map(|k| {
             let template = &self.templates[(first + k) % self.templates.len()];
-            let (challenge, answer) = template.generate(&self.tables, difficulty, rng)?;
+            let (challenge, answer) = template(&self.tables, difficulty, rng)?;
             if !challenge.choices.contains(&answer) {
                 return None;
             }

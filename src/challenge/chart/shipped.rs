@@ -30,10 +30,10 @@ fn usable_label(label: &str) -> bool {
 
 pub fn register(registry: &mut Registry) {
     registry
-        .register::<LargestBar>()
-        .register::<SmallestBar>()
+        .register::<ExtremeOf<LargestBar>>()
+        .register::<ExtremeOf<SmallestBar>>()
         .register::<LinePeak>()
-        .register::<LargestSlice>()
+        .register::<ExtremeOf<LargestSlice>>()
         .register::<CompareValues>();
 }
 
@@ -210,23 +210,48 @@ fn shuffled(labels: &[String], rng: &mut dyn RngCore) -> Vec<String> {
 
 const BAR_COUNTS: (usize, usize) = (2, 8);
 
-/// "Which bar shows the highest …?": a bar chart of 3 to 7 rows (2 plus
-/// the difficulty), the answer the tallest bar.
-pub struct LargestBar(Values);
+/// What tells apart the templates that ask which value is the extreme.
+pub struct ExtremeSpec {
+    pub config_name: &'static str,
+    /// The default question.
+    pub question: &'static str,
+    pub kind: ChartKind,
+    /// Whether the answer is the largest value (else the smallest).
+    pub largest: bool,
+    /// How far apart the answer must stand ([`MARGIN`], or more).
+    pub margin: f64,
+    /// The counts a policy may configure.
+    pub counts: (usize, usize),
+    /// The default count is `default_base` plus the difficulty, within
+    /// `default_counts`.
+    pub default_base: usize,
+    pub default_counts: (usize, usize),
+    /// Whether every value shown must be above zero.
+    pub positive: bool,
+}
 
-impl Template for LargestBar {
-    const CONFIG_NAME: &'static str = "largest_bar";
+/// A type naming an [`ExtremeSpec`], so that each is a template of its own.
+pub trait Extreme: Send + Sync + 'static {
+    const SPEC: ExtremeSpec;
+}
+
+/// A template asking which of the rows shown has the extreme value, as
+/// [`Extreme`] `S` says.
+pub struct ExtremeOf<S> {
+    values: Values,
+    spec: std::marker::PhantomData<S>,
+}
+
+impl<S: Extreme> Template for ExtremeOf<S> {
+    const CONFIG_NAME: &'static str = S::SPEC.config_name;
     type Params = ValuesParams;
 
     fn new(params: ValuesParams, tables: &Tables) -> Result<Self, TemplateError> {
-        Values::check(
-            params,
-            tables,
-            "Which of these has the highest {title}?",
-            Some(0.0),
-            BAR_COUNTS,
-        )
-        .map(LargestBar)
+        let values = Values::check(params, tables, S::SPEC.question, Some(0.0), S::SPEC.counts)?;
+        Ok(ExtremeOf {
+            values,
+            spec: std::marker::PhantomData,
+        })
     }
 
     fn generate(
@@ -235,100 +260,17 @@ impl Template for LargestBar {
         difficulty: u8,
         rng: &mut dyn RngCore,
     ) -> Option<(Challenge, String)> {
-        bars(&self.0, tables, difficulty, true, rng)
-    }
-}
-
-/// "Which bar shows the lowest …?": as [`LargestBar`], the shortest bar.
-pub struct SmallestBar(Values);
-
-impl Template for SmallestBar {
-    const CONFIG_NAME: &'static str = "smallest_bar";
-    type Params = ValuesParams;
-
-    fn new(params: ValuesParams, tables: &Tables) -> Result<Self, TemplateError> {
-        Values::check(
-            params,
-            tables,
-            "Which of these has the lowest {title}?",
-            Some(0.0),
-            BAR_COUNTS,
-        )
-        .map(SmallestBar)
-    }
-
-    fn generate(
-        &self,
-        tables: &Tables,
-        difficulty: u8,
-        rng: &mut dyn RngCore,
-    ) -> Option<(Challenge, String)> {
-        bars(&self.0, tables, difficulty, false, rng)
-    }
-}
-
-fn bars(
-    values: &Values,
-    tables: &Tables,
-    difficulty: u8,
-    largest: bool,
-    rng: &mut dyn RngCore,
-) -> Option<(Challenge, String)> {
-    let table = tables.get(&values.table)?;
-    let count = values.count(table, difficulty, 2, BAR_COUNTS)?;
-    let (labels, numbers, answer) = draw_extreme(tables, values, count, largest, MARGIN, rng)?;
-    let choices = shuffled(&labels, rng);
-    let chart = Chart {
-        kind: ChartKind::Bar,
-        title: values.title.clone(),
-        labels,
-        values: numbers,
-    };
-    Some((
-        template::challenge(values.question(count, &[]), chart, choices),
-        answer,
-    ))
-}
-
-const PIE_COUNTS: (usize, usize) = (2, 7);
-
-/// "Which slice of the pie is the largest?": a pie of 3 to 6 rows.
-pub struct LargestSlice(Values);
-
-impl Template for LargestSlice {
-    const CONFIG_NAME: &'static str = "largest_slice";
-    type Params = ValuesParams;
-
-    fn new(params: ValuesParams, tables: &Tables) -> Result<Self, TemplateError> {
-        Values::check(
-            params,
-            tables,
-            "Which slice of the pie is the largest?",
-            Some(0.0),
-            PIE_COUNTS,
-        )
-        .map(LargestSlice)
-    }
-
-    fn generate(
-        &self,
-        tables: &Tables,
-        difficulty: u8,
-        rng: &mut dyn RngCore,
-    ) -> Option<(Challenge, String)> {
-        let values = &self.0;
+        let (values, spec) = (&self.values, &S::SPEC);
         let table = tables.get(&values.table)?;
-        let count = values
-            .count(table, difficulty, 2, (3, 6))?
-            .min(PIE_COUNTS.1);
-        let (labels, numbers, answer) = draw_extreme(tables, values, count, true, PIE_MARGIN, rng)?;
-        // A slice of nothing cannot be seen, nor labelled where it is.
-        if numbers.iter().any(|&v| v <= 0.0) {
+        let count = values.count(table, difficulty, spec.default_base, spec.default_counts)?;
+        let (labels, numbers, answer) =
+            draw_extreme(tables, values, count, spec.largest, spec.margin, rng)?;
+        if spec.positive && numbers.iter().any(|&v| v <= 0.0) {
             return None;
         }
         let choices = shuffled(&labels, rng);
         let chart = Chart {
-            kind: ChartKind::Pie,
+            kind: spec.kind,
             title: values.title.clone(),
             labels,
             values: numbers,
@@ -338,6 +280,54 @@ impl Template for LargestSlice {
             answer,
         ))
     }
+}
+
+/// "Which bar shows the highest …?": a bar chart of 3 to 7 rows (2 plus
+/// the difficulty), the answer the tallest bar.
+pub struct LargestBar;
+
+impl Extreme for LargestBar {
+    const SPEC: ExtremeSpec = ExtremeSpec {
+        config_name: "largest_bar",
+        question: "Which of these has the highest {title}?",
+        kind: ChartKind::Bar,
+        largest: true,
+        margin: MARGIN,
+        counts: BAR_COUNTS,
+        default_base: 2,
+        default_counts: BAR_COUNTS,
+        positive: false,
+    };
+}
+
+/// "Which bar shows the lowest …?": as [`LargestBar`], the shortest bar.
+pub struct SmallestBar;
+
+impl Extreme for SmallestBar {
+    const SPEC: ExtremeSpec = ExtremeSpec {
+        config_name: "smallest_bar",
+        question: "Which of these has the lowest {title}?",
+        largest: false,
+        ..LargestBar::SPEC
+    };
+}
+
+/// "Which slice of the pie is the largest?": a pie of 3 to 6 rows, every
+/// one above zero (a slice of nothing cannot be seen, nor labelled where
+/// it is).
+pub struct LargestSlice;
+
+impl Extreme for LargestSlice {
+    const SPEC: ExtremeSpec = ExtremeSpec {
+        config_name: "largest_slice",
+        question: "Which slice of the pie is the largest?",
+        kind: ChartKind::Pie,
+        margin: PIE_MARGIN,
+        counts: (2, 7),
+        default_counts: (3, 6),
+        positive: true,
+        ..LargestBar::SPEC
+    };
 }
 
 const LINE_COUNTS: (usize, usize) = (3, 12);

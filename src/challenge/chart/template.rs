@@ -57,28 +57,12 @@ impl TemplateError {
     }
 }
 
-/// A template with its type erased, as the kit holds it.
-pub(super) trait Generate: Send + Sync {
-    fn generate(
-        &self,
-        tables: &Tables,
-        difficulty: u8,
-        rng: &mut dyn RngCore,
-    ) -> Option<(Challenge, String)>;
-}
+/// A built template's [`Template::generate`], its type erased, as the kit
+/// holds it.
+pub(super) type Generate =
+    Box<dyn Fn(&Tables, u8, &mut dyn RngCore) -> Option<(Challenge, String)> + Send + Sync>;
 
-impl<T: Template> Generate for T {
-    fn generate(
-        &self,
-        tables: &Tables,
-        difficulty: u8,
-        rng: &mut dyn RngCore,
-    ) -> Option<(Challenge, String)> {
-        Template::generate(self, tables, difficulty, rng)
-    }
-}
-
-type Build = fn(&TemplateConfig, &Tables, &str) -> Result<Box<dyn Generate>, ConfigError>;
+type Build = fn(&TemplateConfig, &Tables, &str) -> Result<Generate, ConfigError>;
 
 /// The templates a policy may name.
 pub struct Registry {
@@ -119,7 +103,7 @@ impl Registry {
         config: &TemplateConfig,
         tables: &Tables,
         at: &str,
-    ) -> Result<Box<dyn Generate>, ConfigError> {
+    ) -> Result<Generate, ConfigError> {
         let (_, build) = self
             .builders
             .iter()
@@ -142,7 +126,7 @@ fn build<T: Template>(
     config: &TemplateConfig,
     tables: &Tables,
     at: &str,
-) -> Result<Box<dyn Generate>, ConfigError> {
+) -> Result<Generate, ConfigError> {
     let params = serde_json::Value::Object(config.params.clone());
     let params: T::Params = serde_path_to_error::deserialize(params).map_err(|e| {
         let path = e.path().to_string();
@@ -161,7 +145,9 @@ fn build<T: Template>(
         };
         ConfigError::new(here, e.reason)
     })?;
-    Ok(Box::new(template))
+    Ok(Box::new(move |tables, difficulty, rng| {
+        template.generate(tables, difficulty, rng)
+    }))
 }
 
 /// Helpers for templates' constructors: tables and columns by name, with

@@ -40,16 +40,18 @@ RECAPTCHA_ERRORS = ["missing-input-secret", "invalid-input-secret", "missing-inp
 FRIENDLY_ERRORS = {"auth_required": 401, "auth_invalid": 401, "sitekey_invalid": 400,
                    "response_missing": 400, "response_invalid": 200, "response_timeout": 200,
                    "response_duplicate": 200, "bad_request": 400}
-# Codes that mean the site's own secret or key is wrong: no visitor can fix
-# them, so the companion serves its fallback kind.
-OUR_FAULT = {"missing-input-secret", "invalid-input-secret", "sitekey-secret-mismatch",
-             "auth_required", "auth_invalid", "sitekey_invalid"}
+# Codes that are not the visitor's doing (the site's own secret or key is
+# wrong, or the provider failed): the companion serves its fallback kind.
+NOT_THE_VISITOR = {"missing-input-secret", "invalid-input-secret", "sitekey-secret-mismatch",
+                   "auth_required", "auth_invalid", "sitekey_invalid", "internal-error"}
 
 PATHS = {
     "turnstile": "/turnstile/v0/siteverify",
     "hcaptcha": "/hcaptcha/siteverify",
     "recaptcha_v2": "/recaptcha/api/siteverify",
-    "recaptcha_v3": "/recaptcha/api/siteverify",
+    # One endpoint for both at Google, which tells v3 keys by the secret;
+    # here by the path.
+    "recaptcha_v3": "/recaptcha-v3/api/siteverify",
     "friendly_captcha": "/frc/api/v2/captcha/siteverify",
 }
 ERRORS = {"turnstile": TURNSTILE_ERRORS, "hcaptcha": HCAPTCHA_ERRORS,

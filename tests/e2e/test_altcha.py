@@ -111,22 +111,45 @@ def test_the_widget_is_served_with_its_licence_in_the_repo(companion):
     assert "MIT" in (ROOT / "datasets" / "altcha" / "LICENSE.txt").read_text()
 
 
-@pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-                    reason="chromium/chromedriver not installed (scripts/install-system-deps.sh)")
-def test_the_real_widget_solves_it_in_chromium_through_envoy(echo_upstream, launch):
+needs_chromium = pytest.mark.skipif(
+    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+    reason="chromium/chromedriver not installed (scripts/install-system-deps.sh)")
+
+
+def solve_in_browser(driver):
+    """Waits for the widget to finish its proof of work, then submits."""
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "altcha-widget"))
+    # The widget runs the proof of work on load and fills its field.
+    WebDriverWait(driver, 60).until(lambda d: d.execute_script(
+        "var i=document.querySelector('input[name=altcha]');return i&&i.value;"))
+    driver.find_element(By.CSS_SELECTOR, "button.primary").click()
+
+
+def solved_count(companion):
+    prefix = 'palisade_companion_challenges_solved_total{kind="altcha"} '
+    lines = [line for line in companion.metrics().splitlines() if line.startswith(prefix)]
+    return int(float(lines[0][len(prefix):])) if lines else 0
+
+
+@needs_chromium
+def test_the_real_widget_solves_it_in_chromium(companion, launch):
+    before = solved_count(companion)
+    driver = launch()
+    driver.get(companion.public + "/.palisade/challenge?kind=altcha&return=/after")
+    solve_in_browser(driver)
+    WebDriverWait(driver, 30).until(lambda d: d.current_url.endswith("/after"))
+    assert pass_cookie(driver)
+    assert solved_count(companion) == before + 1
+
+
+@needs_chromium
+def test_the_demo_route_through_envoy(echo_upstream, launch):
     policy = policy_without_scoring()
     with start_companion(policy) as companion, \
             start_envoy(policy, echo_upstream, companion=companion) as envoy:
         driver = launch()
         driver.get(envoy.url + "/demo/altcha")
-        WebDriverWait(driver, 30).until(
-            lambda d: d.find_elements(By.CSS_SELECTOR, "altcha-widget"))
-        # The widget runs the proof of work on load and fills its field.
-        WebDriverWait(driver, 60).until(lambda d: d.execute_script(
-            "var i=document.querySelector('input[name=altcha]');return i&&i.value;"))
-        driver.find_element(By.CSS_SELECTOR, "button.primary").click()
+        solve_in_browser(driver)
         assert "GET /demo/altcha" in wait_for_upstream(driver)
         assert pass_cookie(driver)
-        solved = [line for line in companion.metrics().splitlines()
-                  if line.startswith('palisade_companion_challenges_solved_total{kind="altcha"}')]
-        assert solved and solved[0].endswith(" 1"), companion.metrics()
+        assert solved_count(companion) == 1

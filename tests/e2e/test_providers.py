@@ -16,7 +16,7 @@ import requests
 
 from conftest import (BROWSER_UA, CLI, cli, next_client_ip, policy_without_scoring, start_companion,
                       write_policy)
-from provider_contracts import (ERRORS, OUR_FAULT, SECRET, SITE_KEY, SLOW_S, ContractServer)
+from provider_contracts import (ERRORS, NOT_THE_VISITOR, SECRET, SITE_KEY, SLOW_S, ContractServer)
 
 PROVIDERS = ["turnstile", "hcaptcha", "recaptcha_v2", "recaptcha_v3", "friendly_captcha"]
 FIELDS = {"turnstile": "cf-turnstile-response", "hcaptcha": "h-captcha-response",
@@ -128,9 +128,9 @@ def test_every_documented_error_code_is_refused(companion, kind, code):
     c = issue(companion, kind, ip)
     r = answer(companion, c, f"err:{code}", ip)
     assert r.status_code == 403, r.text
-    if code in OUR_FAULT:
-        # The site's own keys are wrong: no visitor can pass, so the
-        # fallback kind is offered.
+    if code in NOT_THE_VISITOR:
+        # The site's keys are wrong or the provider failed: no visitor can
+        # pass, so the fallback kind is offered.
         assert r.json()["error"] == "provider_unavailable"
         assert "kind=text" in r.json()["retry"]
     else:

@@ -96,21 +96,22 @@ pub enum Verdict {
     /// `score-too-low`, `action-mismatch`).
     Refused(Vec<String>),
     /// No usable answer: the provider is down or slow (a 5xx, an unreadable
-    /// body, or the caller's timeout), or refuses our own credentials (a
-    /// bad secret or site key, which no visitor can fix). The fallback
-    /// kind is served instead.
+    /// body, an internal error, or the caller's timeout), or refuses our
+    /// own credentials (a bad secret or site key, which no visitor can
+    /// fix). The fallback kind is served instead.
     Unusable(String),
 }
 
-/// Error codes that mean our configuration is wrong, not the visitor.
-const OUR_FAULT: [&str; 7] = [
+/// Error codes that are not the visitor's doing: our credentials are
+/// wrong, or (Turnstile's `internal-error`) the provider failed.
+const NOT_THE_VISITOR: [&str; 7] = [
     "missing-input-secret",
     "invalid-input-secret",
     "sitekey-secret-mismatch",
     "auth_required",
     "auth_invalid",
     "sitekey_invalid",
-    "invalid-keys",
+    "internal-error",
 ];
 
 /// Judges siteverify's answer (`status`, `body`) for a page served on `host`.
@@ -145,8 +146,8 @@ pub fn judge(provider: &Siteverify, status: u16, body: &[u8], host: &str) -> Ver
                 })
                 .unwrap_or_default()
         };
-        if let Some(code) = codes.iter().find(|c| OUR_FAULT.contains(&c.as_str())) {
-            return Verdict::Unusable(format!("siteverify refused our credentials: {code}"));
+        if let Some(code) = codes.iter().find(|c| NOT_THE_VISITOR.contains(&c.as_str())) {
+            return Verdict::Unusable(format!("siteverify could not judge: {code}"));
         }
         return Verdict::Refused(codes);
     }

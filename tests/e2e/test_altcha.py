@@ -17,6 +17,7 @@ from conftest import (BROWSER_UA, CHROMEDRIVER, CHROMIUM, ROOT, cli, next_client
                       policy_without_scoring, start_companion, start_envoy, wait_for_upstream)
 
 JSON = {"Accept": "application/json", "User-Agent": BROWSER_UA}
+ARTIFACTS = ROOT / "target" / "e2e"
 
 
 @pytest.fixture(scope="module")
@@ -116,12 +117,15 @@ needs_chromium = pytest.mark.skipif(
     reason="chromium/chromedriver not installed (scripts/install-system-deps.sh)")
 
 
-def solve_in_browser(driver):
+def solve_in_browser(driver, screenshot=None):
     """Waits for the widget to finish its proof of work, then submits."""
     WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "altcha-widget"))
     # The widget runs the proof of work on load and fills its field.
     WebDriverWait(driver, 60).until(lambda d: d.execute_script(
         "var i=document.querySelector('input[name=altcha]');return i&&i.value;"))
+    if screenshot:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(screenshot))
     driver.find_element(By.CSS_SELECTOR, "button.primary").click()
 
 
@@ -149,7 +153,7 @@ def test_the_demo_route_through_envoy(echo_upstream, launch):
             start_envoy(policy, echo_upstream, companion=companion) as envoy:
         driver = launch()
         driver.get(envoy.url + "/demo/altcha")
-        solve_in_browser(driver)
+        solve_in_browser(driver, screenshot=ARTIFACTS / "companion-altcha.png")
         assert "GET /demo/altcha" in wait_for_upstream(driver)
         assert pass_cookie(driver)
         assert solved_count(companion) == 1

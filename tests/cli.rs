@@ -98,8 +98,7 @@ fn check_config_prints_a_one_line_summary() {
     assert_eq!(
         stdout(&o),
         format!(
-            "{DEMO}: ok: 13 routes, 13 rules, 2 lists (denylist=1 office=2 ranges), {} crawler patterns, 1 keys
-",
+            "{DEMO}: ok: 14 routes, 13 rules, 2 lists (denylist=1 office=2 ranges), {} crawler patterns, 1 keys\n",
             builtin_patterns() + 1
         )
     );
@@ -637,7 +636,7 @@ fn policy_json_prints_the_document_as_json() {
     assert_eq!(text.lines().count(), 1, "compact: one line");
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["client"]["source"], "x_forwarded_for");
-    assert_eq!(v["routes"].as_array().unwrap().len(), 13);
+    assert_eq!(v["routes"].as_array().unwrap().len(), 14);
     assert_eq!(v["routes"][2]["rate_limit"]["rate"], "10/minute");
     // What Envoy gets compiles to the same policy.
     let yaml = std::fs::read_to_string(DEMO).unwrap();

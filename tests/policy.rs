@@ -257,7 +257,7 @@ fn the_demo_policy_compiles() {
     .unwrap();
     let p = Policy::from_yaml(&text, &FakeEnv::default()).unwrap();
     let s = p.summary();
-    assert_eq!(s.routes, 13);
+    assert_eq!(s.routes, 14);
     assert_eq!(s.rules, 13);
     assert_eq!(s.keys, 1);
     assert_eq!(

@@ -52,8 +52,10 @@ pub fn widget(kind: ChallengeKind) -> Option<Widget> {
             "g-recaptcha",
             "g-recaptcha-response",
         ),
+        // Pinned, as Friendly Captcha's install guide asks; `script_url`
+        // overrides it (or self-hosts it).
         ChallengeKind::FriendlyCaptcha => (
-            "https://cdn.jsdelivr.net/npm/@friendlycaptcha/sdk@0.1.31/site.min.js",
+            "https://cdn.jsdelivr.net/npm/@friendlycaptcha/sdk@0.1.36/site.min.js",
             "frc-captcha",
             "frc-captcha-response",
         ),

@@ -167,6 +167,20 @@ fn check_config_reports_file_path_and_reason() {
             ),
             "challenge.chart.templates[2].value: table \"cases\" has no column \"active\"".to_string(),
         ),
+        (
+            "provider.yaml",
+            format!(
+                "tokens: {{keys: [\"{KEY}\"]}}\nroutes:\n  - {{match: {{path: /a}}}}\n  - {{match: {{path: /b}}}}\n  - {{match: {{path: /c}}}}\n  - {{match: {{path: /d}}, challenge: {{kind: turnstile}}}}\n"
+            ),
+            "routes[3].challenge.kind: `turnstile` is a provider kind and needs its settings in companion.providers.turnstile (docs/providers.md)".to_string(),
+        ),
+        (
+            "secret.yaml",
+            format!(
+                "tokens: {{keys: [\"{KEY}\"]}}\ncompanion:\n  providers:\n    hcaptcha: {{site_key: k, secret_env: PALISADE_CLI_TEST_UNSET_SECRET}}\nroutes:\n  - {{match: {{path: /a}}, challenge: {{kind: hcaptcha}}}}\n"
+            ),
+            "companion.providers.hcaptcha.secret_env: the environment variable `PALISADE_CLI_TEST_UNSET_SECRET` is not set".to_string(),
+        ),
     ] {
         let file = TempFile::new(name, &text);
         let o = run(&["check-config", file.path()]);

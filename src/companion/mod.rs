@@ -143,15 +143,10 @@ pub fn load(path: &Path, previous: Option<&Loaded>) -> Result<Loaded, ServeError
     // picks up new data.
     assets.charts =
         ChartKit::load(policy.challenge_config(), Path::new(&c.datasets)).map_err(config_error)?;
+    // Every provider kind the policy asks for has its block (checked when
+    // it compiled); here their secrets are read.
     let providers = Providers::load(&c.providers, &policy.tokens().keyring, &ProcessEnv)
         .map_err(config_error)?;
-    let default_kind = policy.challenge_config().kind;
-    if !providers.can_issue(default_kind) {
-        return Err(config_error(ConfigError::new(
-            "challenge.kind",
-            format!("`{}` needs companion.providers.{0}", default_kind.as_str()),
-        )));
-    }
     let altcha_widget = providers::load_altcha_widget(&providers, Path::new(&c.datasets))
         .map_err(ServeError::Datasets)?
         .map(Arc::new);

@@ -637,6 +637,20 @@ impl ChallengeKind {
     pub fn needs_companion(self) -> bool {
         self != ChallengeKind::Pow
     }
+
+    /// Whether it is a third-party widget or ALTCHA, which need their
+    /// block in `companion.providers`.
+    pub fn is_provider(self) -> bool {
+        matches!(
+            self,
+            ChallengeKind::Turnstile
+                | ChallengeKind::Hcaptcha
+                | ChallengeKind::RecaptchaV2
+                | ChallengeKind::RecaptchaV3
+                | ChallengeKind::FriendlyCaptcha
+                | ChallengeKind::Altcha
+        )
+    }
 }
 
 /// Per-route or per-rule challenge settings; unset fields inherit.

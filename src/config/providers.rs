@@ -31,6 +31,14 @@ impl ProvidersConfig {
             _ => None,
         }
     }
+
+    /// Whether `kind` is a provider kind with its block here.
+    pub fn configures(&self, kind: ChallengeKind) -> bool {
+        match kind {
+            ChallengeKind::Altcha => self.altcha.is_some(),
+            kind => self.siteverify(kind).is_some(),
+        }
+    }
 }
 
 /// A provider whose widget hands the page a response token that the

@@ -8,6 +8,7 @@ Each test posts what the provider's widget would put in the form; which
 answer the contract server gives is chosen by that token (see
 provider_contracts.py).
 """
+import contextlib
 import os
 import subprocess
 
@@ -41,16 +42,24 @@ def contract():
         yield server
 
 
-@pytest.fixture(scope="module")
-def companion(contract):
+@contextlib.contextmanager
+def providers_companion(section):
+    """A companion with the providers of `section` besides the demo
+    policy's (ALTCHA, which its /demo/altcha route needs)."""
     policy = policy_without_scoring()
-    policy.setdefault("companion", {})["providers"] = providers_section(contract)
+    policy.setdefault("companion", {}).setdefault("providers", {}).update(section)
     os.environ[SECRET_ENV] = SECRET
     try:
         with start_companion(policy) as c:
             yield c
     finally:
         os.environ.pop(SECRET_ENV, None)
+
+
+@pytest.fixture(scope="module")
+def companion(contract):
+    with providers_companion(providers_section(contract)) as c:
+        yield c
 
 
 def issue(companion, kind, ip, json=True):
@@ -178,34 +187,45 @@ def test_an_unreachable_provider_serves_the_fallback_kind(companion, kind, token
 
 
 def test_an_unreachable_endpoint_serves_the_fallback_kind(contract):
-    policy = policy_without_scoring()
     section = providers_section(contract)
     section["turnstile"]["verify_url"] = "http://127.0.0.1:9/siteverify"
-    policy.setdefault("companion", {})["providers"] = {"turnstile": section["turnstile"]}
-    os.environ[SECRET_ENV] = SECRET
-    try:
-        with start_companion(policy) as c:
-            ip = next_client_ip()
-            challenge = issue(c, "turnstile", ip)
-            r = answer(c, challenge, "ok", ip)
-            assert r.status_code == 403 and r.json()["error"] == "provider_unavailable"
-    finally:
-        os.environ.pop(SECRET_ENV, None)
+    with providers_companion({"turnstile": section["turnstile"]}) as c:
+        ip = next_client_ip()
+        challenge = issue(c, "turnstile", ip)
+        r = answer(c, challenge, "ok", ip)
+        assert r.status_code == 403 and r.json()["error"] == "provider_unavailable"
+
+
+def load_failure(policy, tmp_path):
+    """What `check-config` and `serve` say of `policy`, which both refuse
+    (without the secret in their environment)."""
+    policy.setdefault("companion", {})["data_dir"] = str(tmp_path / "data")
+    path = write_policy(policy, tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
+    said = []
+    for args in (["check-config", str(path)], ["serve", "--config", str(path)]):
+        out = subprocess.run([str(CLI), *args], capture_output=True, text=True, env=env,
+                             timeout=30)
+        assert out.returncode != 0, args
+        said.append(out.stdout + out.stderr)
+    return said
 
 
 def test_an_unset_secret_fails_at_load_with_its_path(contract, tmp_path):
     policy = policy_without_scoring()
-    policy.setdefault("companion", {}).update({
-        "providers": {"hcaptcha": providers_section(contract)["hcaptcha"]},
-        "data_dir": str(tmp_path / "data"),
-    })
-    path = write_policy(policy, tmp_path)
-    env = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
-    out = subprocess.run([str(CLI), "serve", "--config", str(path)], capture_output=True,
-                         text=True, env=env, timeout=30)
-    assert out.returncode != 0
-    text = out.stdout + out.stderr
-    assert "companion.providers.hcaptcha.secret_env" in text and SECRET_ENV in text, text
+    policy.setdefault("companion", {}).setdefault("providers", {})["hcaptcha"] = \
+        providers_section(contract)["hcaptcha"]
+    for text in load_failure(policy, tmp_path):
+        assert "companion.providers.hcaptcha.secret_env" in text and SECRET_ENV in text, text
+
+
+def test_a_route_asking_for_an_unconfigured_provider_fails_at_load(tmp_path):
+    """The demo's /demo/altcha route without `companion.providers.altcha`."""
+    policy = policy_without_scoring()
+    del policy["companion"]["providers"]
+    at = next(i for i, r in enumerate(policy["routes"]) if r.get("name") == "demo-altcha")
+    for text in load_failure(policy, tmp_path):
+        assert f"routes[{at}].challenge.kind: `altcha` is a provider kind" in text, text
 
 
 def test_an_unconfigured_provider_kind_is_not_issued(companion):

@@ -78,11 +78,6 @@ pub const RESPONSE_FIELDS: [&str; 5] = [
     altcha::FIELD,
 ];
 
-/// Whether `kind` is one of this module's.
-pub fn is_provider(kind: ChallengeKind) -> bool {
-    kind == ChallengeKind::Altcha || widget(kind).is_some()
-}
-
 /// A siteverify provider, ready to use: its settings and its secret.
 #[derive(Clone)]
 pub struct Siteverify {
@@ -156,10 +151,10 @@ impl Providers {
             if c.site_key.trim().is_empty() {
                 return Err(ConfigError::new(format!("{at}.site_key"), "is empty"));
             }
-            if is_provider(c.fallback) {
+            if c.fallback.is_provider() {
                 return Err(ConfigError::new(
                     format!("{at}.fallback"),
-                    "must be one of Palisade's own kinds (pow, text, one_click, grid, audio)",
+                    "must be one of Palisade's own kinds (pow, text, one_click, grid, audio, chart)",
                 ));
             }
             if c.timeout_ms == 0 || c.timeout_ms > 30_000 {
@@ -228,7 +223,7 @@ impl Providers {
     /// Whether `kind` can be issued: Palisade's own kinds always, provider
     /// kinds when configured.
     pub fn can_issue(&self, kind: ChallengeKind) -> bool {
-        !is_provider(kind) || self.kinds().any(|k| k == kind)
+        !kind.is_provider() || self.kinds().any(|k| k == kind)
     }
 
     pub fn siteverify(&self, kind: ChallengeKind) -> Option<&Siteverify> {

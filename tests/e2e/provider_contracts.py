@@ -14,6 +14,10 @@ A test chooses the answer through the response token it posts: the token
 NAME, `score:0.3` a v3 success with that score, `err:CODE` the documented
 failure with error code CODE, `slow` an answer after `SLOW_S` seconds,
 `500` an internal error. Every request is recorded (path, headers, body).
+
+`GET /widget.js` is a stand-in for the widgets' scripts (for browser tests,
+with `script_url` pointing at it): it does what a widget does once the
+visitor has passed, and nothing of what it shows.
 """
 import json
 import threading
@@ -54,6 +58,27 @@ PATHS = {
     "recaptcha_v3": "/recaptcha-v3/api/siteverify",
     "friendly_captcha": "/frc/api/v2/captcha/siteverify",
 }
+# Fills every widget element's response field with `ok`, and answers
+# reCAPTCHA v3's `grecaptcha.execute` with `ok`.
+WIDGET_JS = b"""(function () {
+  var fields = {"cf-turnstile": "cf-turnstile-response", "h-captcha": "h-captcha-response",
+                "g-recaptcha": "g-recaptcha-response", "frc-captcha": "frc-captcha-response"};
+  window.grecaptcha = {ready: function (f) { f(); },
+                       execute: function () { return Promise.resolve("ok"); }};
+  function fill() {
+    Object.keys(fields).forEach(function (cls) {
+      document.querySelectorAll("." + cls).forEach(function (el) {
+        var input = document.createElement("input");
+        input.type = "hidden"; input.name = fields[cls]; input.value = "ok";
+        el.appendChild(input);
+      });
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", fill);
+  else fill();
+})();
+"""
+WIDGET_PATH = "/widget.js"
 ERRORS = {"turnstile": TURNSTILE_ERRORS, "hcaptcha": HCAPTCHA_ERRORS,
           "recaptcha_v2": RECAPTCHA_ERRORS, "recaptcha_v3": RECAPTCHA_ERRORS,
           "friendly_captcha": list(FRIENDLY_ERRORS)}
@@ -90,6 +115,18 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def do_GET(self):
+        # reCAPTCHA v3's script comes with `?render=SITE_KEY`.
+        if urllib.parse.urlsplit(self.path).path != WIDGET_PATH:
+            return self.reply(404, {"error": "not found"})
+        self.send_response(200)
+        self.send_header("content-type", "text/javascript")
+        # Friendly Captcha's is a module script, fetched with CORS.
+        self.send_header("access-control-allow-origin", "*")
+        self.send_header("content-length", str(len(WIDGET_JS)))
+        self.end_headers()
+        self.wfile.write(WIDGET_JS)
 
     def do_POST(self):
         length = int(self.headers.get("content-length") or 0)
@@ -172,6 +209,9 @@ class ContractServer:
 
     def url(self, provider):
         return f"http://127.0.0.1:{self.port}{PATHS[provider]}"
+
+    def widget_url(self):
+        return f"http://127.0.0.1:{self.port}{WIDGET_PATH}"
 
     @property
     def requests(self):

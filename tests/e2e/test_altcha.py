@@ -13,8 +13,9 @@ import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import (BROWSER_UA, CHROMEDRIVER, CHROMIUM, ROOT, cli, next_client_ip, pass_cookie,
-                      policy_without_scoring, start_companion, start_envoy, wait_for_upstream)
+from conftest import (BROWSER_UA, CHROMEDRIVER, CHROMIUM, ROOT, assert_accessible, cli, next_client_ip,
+                      pass_cookie, policy_without_scoring, start_companion, start_envoy,
+                      wait_for_path, wait_for_upstream)
 
 JSON = {"Accept": "application/json", "User-Agent": BROWSER_UA}
 ARTIFACTS = ROOT / "target" / "e2e"
@@ -117,12 +118,17 @@ needs_chromium = pytest.mark.skipif(
     reason="chromium/chromedriver not installed (scripts/install-system-deps.sh)")
 
 
-def solve_in_browser(driver, screenshot=None):
-    """Waits for the widget to finish its proof of work, then submits."""
+def wait_for_the_widget(driver):
+    """Waits for the widget to finish its proof of work."""
     WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "altcha-widget"))
     # The widget runs the proof of work on load and fills its field.
     WebDriverWait(driver, 60).until(lambda d: d.execute_script(
         "var i=document.querySelector('input[name=altcha]');return i&&i.value;"))
+
+
+def solve_in_browser(driver, screenshot=None):
+    """Waits for the widget to finish its proof of work, then submits."""
+    wait_for_the_widget(driver)
     if screenshot:
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(screenshot))
@@ -141,9 +147,18 @@ def test_the_real_widget_solves_it_in_chromium(companion, launch):
     driver = launch()
     driver.get(companion.public + "/.palisade/challenge?kind=altcha&return=/after")
     solve_in_browser(driver)
-    WebDriverWait(driver, 30).until(lambda d: d.current_url.endswith("/after"))
+    wait_for_path(driver, "/after")
     assert pass_cookie(driver)
     assert solved_count(companion) == before + 1
+
+
+@needs_chromium
+def test_the_page_is_accessible(companion, launch):
+    """axe-core on the page with the widget in it, once it has solved."""
+    driver = launch()
+    driver.get(companion.public + "/.palisade/challenge?kind=altcha&return=/after")
+    wait_for_the_widget(driver)
+    assert_accessible(driver, "altcha")
 
 
 @needs_chromium

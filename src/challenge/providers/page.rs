@@ -22,10 +22,12 @@ pub fn widget_html(providers: &Providers, context: &Context, prefix: &str) -> Op
         providers.altcha()?;
         // `auto="onload"` starts the proof of work at once; the page's
         // button posts the form once the widget has put its payload in
-        // the `altcha` field.
+        // the `altcha` field. `hidelogo`: the widget's logo is a link
+        // hidden from screen readers but still focusable (axe-core's
+        // aria-hidden-focus); its footer still credits ALTCHA.
         return Some(format!(
             "<script type=\"module\" src=\"{}\"></script>\n\
-             <altcha-widget name=\"{}\" auto=\"onload\" challengejson=\"{}\"></altcha-widget>\n",
+             <altcha-widget name=\"{}\" auto=\"onload\" hidelogo challengejson=\"{}\"></altcha-widget>\n",
             escape_html(&format!("{prefix}{ALTCHA_SCRIPT}")),
             super::altcha::FIELD,
             escape_html(&context.layout),

@@ -16,6 +16,7 @@
 //! `--print-size` prints the text image size and exits.
 
 use criterion::{BatchSize, Criterion};
+use palisade::challenge::providers::Providers;
 use palisade::challenge::service::{Answer, Assets, Challenges, Client, Issued, Request};
 use palisade::challenge::store::SqliteStore;
 use palisade::challenge::{audio, text, Lang};
@@ -99,10 +100,12 @@ fn bench_verify(c: &mut Criterion, assets: &Assets) {
     let policy = Policy::from_yaml(&text, &ProcessEnv).expect("demo policy");
     let dir = std::env::temp_dir().join(format!("palisade-bench-verify-{}", std::process::id()));
     let store = SqliteStore::open_in(&dir).expect("sqlite store");
+    let providers = Providers::default();
     let challenges = Challenges {
         policy: &policy,
         assets,
         store: &store,
+        providers: &providers,
     };
     let client = Client {
         ip: Some("192.0.2.9".parse().unwrap()),

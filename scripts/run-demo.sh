@@ -65,7 +65,8 @@ cat <<MSG
   Try:             curl -i http://127.0.0.1:$LISTEN_PORT/admin/     (blocked)
                    curl -i http://127.0.0.1:$LISTEN_PORT/login      (challenged)
   In a browser:    http://127.0.0.1:$LISTEN_PORT/demo/text  (also /demo/one-click,
-                   /demo/grid, /demo/audio, /demo/chart, /demo/pow)
+                   /demo/grid, /demo/audio, /demo/chart, /demo/pow,
+                   /demo/altcha)
   Stop with Ctrl-C.
 
 MSG

@@ -98,8 +98,7 @@ fn check_config_prints_a_one_line_summary() {
     assert_eq!(
         stdout(&o),
         format!(
-            "{DEMO}: ok: 13 routes, 13 rules, 2 lists (denylist=1 office=2 ranges), {} crawler patterns, 1 keys
-",
+            "{DEMO}: ok: 14 routes, 13 rules, 2 lists (denylist=1 office=2 ranges), {} crawler patterns, 1 keys\n",
             builtin_patterns() + 1
         )
     );
@@ -167,6 +166,20 @@ fn check_config_reports_file_path_and_reason() {
                 "tokens: {{keys: [\"{KEY}\"]}}\nchallenge:\n  chart:\n    tables: {{cases: {{csv: datasets/charts/fruit.csv}}}}\n    templates:\n      - {{template: largest_bar, table: cases, label: fruit, value: crates_sold}}\n      - {{template: smallest_bar, table: cases, label: fruit, value: crates_sold}}\n      - {{template: largest_slice, table: cases, label: fruit, value: active}}\n"
             ),
             "challenge.chart.templates[2].value: table \"cases\" has no column \"active\"".to_string(),
+        ),
+        (
+            "provider.yaml",
+            format!(
+                "tokens: {{keys: [\"{KEY}\"]}}\nroutes:\n  - {{match: {{path: /a}}}}\n  - {{match: {{path: /b}}}}\n  - {{match: {{path: /c}}}}\n  - {{match: {{path: /d}}, challenge: {{kind: turnstile}}}}\n"
+            ),
+            "routes[3].challenge.kind: `turnstile` is a provider kind and needs its settings in companion.providers.turnstile (docs/providers.md)".to_string(),
+        ),
+        (
+            "secret.yaml",
+            format!(
+                "tokens: {{keys: [\"{KEY}\"]}}\ncompanion:\n  providers:\n    hcaptcha: {{site_key: k, secret_env: PALISADE_CLI_TEST_UNSET_SECRET}}\nroutes:\n  - {{match: {{path: /a}}, challenge: {{kind: hcaptcha}}}}\n"
+            ),
+            "companion.providers.hcaptcha.secret_env: the environment variable `PALISADE_CLI_TEST_UNSET_SECRET` is not set".to_string(),
         ),
     ] {
         let file = TempFile::new(name, &text);
@@ -637,7 +650,7 @@ fn policy_json_prints_the_document_as_json() {
     assert_eq!(text.lines().count(), 1, "compact: one line");
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["client"]["source"], "x_forwarded_for");
-    assert_eq!(v["routes"].as_array().unwrap().len(), 13);
+    assert_eq!(v["routes"].as_array().unwrap().len(), 14);
     assert_eq!(v["routes"][2]["rate_limit"]["rate"], "10/minute");
     // The demo's geo rule comes with its ranges, for the filter; nothing
     // else is added.

@@ -21,6 +21,7 @@ fn check_answer(content_type: &str, body: &[u8]) {
     match parse_answer(content_type, body) {
         Ok(Answer::Text(text)) => assert!(text.chars().count() <= 64),
         Ok(Answer::Tiles(tiles)) => assert!(tiles.len() <= 64),
+        Ok(Answer::Token(token)) => assert!(token.len() <= 4096),
         Err(e) => {
             let (status, label) = e.status_and_label();
             assert!((400..500).contains(&status) && !label.is_empty());
@@ -41,7 +42,7 @@ proptest! {
     }
 
     #[test]
-    fn form_like_bodies(body in "(answer|tile|x|%[0-9A-Fa-f]{0,2}|[=&+]|[a-z0-9]{1,5}|\u{e9}){0,24}") {
+    fn form_like_bodies(body in "(answer|tile|altcha|cf-turnstile-response|x|%[0-9A-Fa-f]{0,2}|[=&+]|[a-z0-9]{1,5}|\u{e9}){0,24}") {
         check_answer("application/x-www-form-urlencoded", body.as_bytes());
     }
 

@@ -257,7 +257,7 @@ fn the_demo_policy_compiles() {
     .unwrap();
     let p = Policy::from_yaml(&text, &FakeEnv::default()).unwrap();
     let s = p.summary();
-    assert_eq!(s.routes, 13);
+    assert_eq!(s.routes, 14);
     assert_eq!(s.rules, 13);
     assert_eq!(s.keys, 1);
     assert_eq!(
@@ -2563,6 +2563,50 @@ fn token_errors() {
 }
 
 #[test]
+fn a_provider_kind_needs_its_block_in_companion_providers() {
+    let needs = |kind: &str| {
+        format!("`{kind}` is a provider kind and needs its settings in companion.providers.{kind}")
+    };
+    assert_error(
+        "challenge: {kind: turnstile}\n",
+        "challenge.kind",
+        &[&needs("turnstile")],
+    );
+    assert_error(
+        "routes:\n  - {match: {path: /a}}\n  - {match: {path: /b}}\n  - {match: {path: /c}}\n  - {match: {path: /d}, challenge: {kind: hcaptcha}}\n",
+        "routes[3].challenge.kind",
+        &[&needs("hcaptcha")],
+    );
+    assert_error(
+        "rules: [{name: a, when: {path: /a}, challenge: {kind: altcha}}]\n",
+        "rules[0].challenge.kind",
+        &[&needs("altcha")],
+    );
+    assert_error(
+        "default_route: {challenge: {kind: recaptcha_v3}}\n",
+        "default_route.challenge.kind",
+        &[&needs("recaptcha_v3")],
+    );
+    assert_error(
+        "scoring: {interaction: {escalate_to: {kind: friendly_captcha}}}\n",
+        "scoring.interaction.escalate_to.kind",
+        &[&needs("friendly_captcha")],
+    );
+    // Another provider's block does not do.
+    assert_error(
+        "companion: {providers: {hcaptcha: {site_key: k, secret_env: S}}}\nroutes: [{match: {path: /a}, challenge: {kind: turnstile}}]\n",
+        "routes[0].challenge.kind",
+        &[&needs("turnstile")],
+    );
+    // With their blocks they compile; secrets are read by the companion
+    // and check-config, not here.
+    let p = policy(
+        "challenge: {kind: altcha}\ncompanion: {providers: {altcha: {}, turnstile: {site_key: k, secret_env: PALISADE_UNSET}}}\nroutes: [{match: {path: /a}, challenge: {kind: turnstile}}]\nrules: [{name: a, when: {path: /b}, challenge: {kind: altcha}}]\n",
+    );
+    assert_eq!(p.challenge_config().kind, ChallengeKind::Altcha);
+}
+
+#[test]
 fn challenge_block_client_and_threshold_errors() {
     assert_error(
         "challenge: {difficulty: 0}\n",
@@ -3161,9 +3205,18 @@ fn unknown_header_anomalies_are_config_errors() {
 /// A policy whose every request is challenged with `kind` at difficulty 3,
 /// the companion probed every 5 s and `failure_mode: mode`.
 fn companion_policy(kind: ChallengeKind, mode: &str) -> Policy {
+    // A provider kind needs its block (any settings do here).
+    let providers = match kind {
+        ChallengeKind::Altcha => ", providers: {altcha: {}}".to_string(),
+        k if k.is_provider() => format!(
+            ", providers: {{{}: {{site_key: k, secret_env: S}}}}",
+            k.as_str()
+        ),
+        _ => String::new(),
+    };
     policy(&format!(
         "challenge: {{kind: {}, difficulty: 3, status: 429}}\n\
-         companion: {{failure_mode: {mode}, health_interval: 5s}}\n\
+         companion: {{failure_mode: {mode}, health_interval: 5s{providers}}}\n\
          default_route: {{action: challenge_all}}\n",
         kind.as_str()
     ))

@@ -28,6 +28,8 @@ pub mod pages;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod pictures;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod providers;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod second_look;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod service;
@@ -115,6 +117,12 @@ fn kind_code(kind: ChallengeKind) -> u8 {
         ChallengeKind::Grid => 3,
         ChallengeKind::Audio => 4,
         ChallengeKind::Chart => 5,
+        ChallengeKind::Turnstile => 6,
+        ChallengeKind::Hcaptcha => 7,
+        ChallengeKind::RecaptchaV2 => 8,
+        ChallengeKind::RecaptchaV3 => 9,
+        ChallengeKind::FriendlyCaptcha => 10,
+        ChallengeKind::Altcha => 11,
     }
 }
 

@@ -10,6 +10,8 @@
 //! ([`super::page`]), which needs JavaScript by nature.
 
 use super::hints::PageHead;
+use super::providers::page::widget_html;
+use super::providers::Providers;
 use super::service::Issued;
 use super::strings::{fill, Strings};
 use super::urls::Urls;
@@ -78,6 +80,7 @@ fn document(
 /// `hints` for a crawler that gets them; `None` for `pow`.
 pub fn challenge_page(
     issued: &Issued,
+    providers: &Providers,
     urls: Urls,
     ttl_s: u64,
     notice: Option<Notice>,
@@ -177,6 +180,11 @@ pub fn challenge_page(
             1
         }
         ChallengeKind::Pow => return None,
+        // A provider's widget.
+        _ => {
+            body.push_str(&widget_html(providers, context, urls.prefix)?);
+            1
+        }
     };
     body.push_str(&format!(
         "<p class=\"mu\">{}</p>\n<div class=\"row\"><button class=\"primary\" type=\"submit\">{}</button></div>\n</form>\n",

@@ -17,6 +17,7 @@ use super::audio::{self, VoiceSet};
 use super::chart::{self, ChartKit};
 use super::context::{self, Context};
 use super::pictures::{self, PictureSet, Tile};
+use super::providers::{self, Providers};
 use super::store::{Store, StoreError};
 use super::text::{self, TextRenderer};
 use super::{DatasetError, Lang, Passed};
@@ -110,6 +111,8 @@ pub enum Answer {
     Text(String),
     /// Chosen tile indexes (grid, one_click).
     Tiles(Vec<u8>),
+    /// A provider widget's response: a siteverify token, or ALTCHA's payload.
+    Token(String),
 }
 
 /// A passed challenge: the token to give the client.
@@ -148,6 +151,13 @@ pub enum ChallengeFailure {
     /// A right answer given the way a script gives it: ask `next`.
     #[error("the answer was right, but the page was solved like a script")]
     AskAgain(AskAgain),
+    /// The provider could not say (down, slow, or refusing our keys):
+    /// `fallback` is asked instead.
+    #[error("the challenge provider is unavailable: {reason}")]
+    ProviderUnavailable {
+        fallback: ChallengeKind,
+        reason: String,
+    },
 }
 
 /// The challenge a second look asks for, and where the first one was going.
@@ -169,6 +179,7 @@ impl ChallengeFailure {
             ChallengeFailure::Locked { .. } => "locked",
             ChallengeFailure::Store(_) | ChallengeFailure::Random(_) => "unavailable",
             ChallengeFailure::AskAgain(_) => "ask_again",
+            ChallengeFailure::ProviderUnavailable { .. } => "provider_unavailable",
         }
     }
 }
@@ -186,6 +197,7 @@ pub struct Challenges<'a> {
     pub policy: &'a Policy,
     pub assets: &'a Assets,
     pub store: &'a dyn Store,
+    pub providers: &'a Providers,
 }
 
 impl Challenges<'_> {
@@ -281,6 +293,19 @@ impl Challenges<'_> {
                 )
             }
             (ChallengeKind::Pow, None) => return Ok(self.issue_pow(request, client, now)),
+            (ChallengeKind::Altcha, None) => {
+                let altcha = self.providers.altcha().ok_or(ChallengeFailure::Unknown)?;
+                let mut random = [0u8; 20];
+                getrandom::fill(&mut random).map_err(ChallengeFailure::Random)?;
+                let expires_at = now.saturating_add(self.policy.companion().ttl.0);
+                let issue = altcha.issue(expires_at, random);
+                (issue.json, issue.number.to_string(), String::new(), 0)
+            }
+            // The widget is the whole challenge; siteverify has the answer.
+            (kind, None) if self.providers.siteverify(kind).is_some() => {
+                (String::new(), String::new(), String::new(), 0)
+            }
+            _ => return Err(ChallengeFailure::Unknown),
         };
         let ttl = self.policy.companion().ttl.0;
         let context = Context {
@@ -399,6 +424,19 @@ impl Challenges<'_> {
         client: &Client,
         now: u64,
     ) -> Result<Verified, Refused> {
+        self.verify_by(id, client, now, |ctx| Ok(self.is_right(ctx, answer, now)))
+    }
+
+    /// Like [`Challenges::verify`], with the answer judged by `check`
+    /// (siteverify kinds: a call to the provider). An `Err` from `check`
+    /// refuses without counting towards a lockout.
+    pub fn verify_by(
+        &self,
+        id: &str,
+        client: &Client,
+        now: u64,
+        check: impl FnOnce(&Context) -> Result<bool, ChallengeFailure>,
+    ) -> Result<Verified, Refused> {
         let refuse = |failure, challenge: Option<&Context>| Refused {
             failure,
             challenge: challenge.cloned().map(Box::new),
@@ -420,10 +458,12 @@ impl Challenges<'_> {
         // than that it is unknown.
         let failure = if ctx.binding != self.binding(client) {
             Some(ChallengeFailure::Unknown)
-        } else if !self.is_right(&ctx, answer) {
-            Some(ChallengeFailure::WrongAnswer)
         } else {
-            None
+            match check(&ctx) {
+                Ok(true) => None,
+                Ok(false) => Some(ChallengeFailure::WrongAnswer),
+                Err(e) => return Err(refuse(e, Some(&ctx))),
+            }
         };
         if let Some(failure) = failure {
             let failure = self.fail(client, now, failure).unwrap_or_else(|e| e);
@@ -478,7 +518,9 @@ impl Challenges<'_> {
             .unwrap_or_else(|| text::default_tolerance(answer.chars().count()))
     }
 
-    fn is_right(&self, ctx: &Context, answer: &Answer) -> bool {
+    /// Whether `answer` is right for `ctx`; siteverify kinds are never
+    /// right here (their check is the provider's).
+    pub fn is_right(&self, ctx: &Context, answer: &Answer, now: u64) -> bool {
         match (ctx.passed.kind, answer) {
             (ChallengeKind::Text | ChallengeKind::Audio, Answer::Text(given)) => {
                 text::matches(&ctx.answer, given, self.typo_tolerance(&ctx.answer))
@@ -490,6 +532,7 @@ impl Challenges<'_> {
                         [index] => chart::Given::Index(usize::from(*index)),
                         _ => return false,
                     },
+                    Answer::Token(_) => return false,
                 };
                 let tolerance = self.typo_tolerance(&ctx.answer);
                 chart::is_right(&ctx.layout, &ctx.answer, given, tolerance)
@@ -498,6 +541,7 @@ impl Challenges<'_> {
                 let given = match given {
                     Answer::Tiles(tiles) => Some(tiles.clone()),
                     Answer::Text(text) => pictures::answer_from_text(text.trim()),
+                    Answer::Token(_) => None,
                 };
                 let Some(mut given) = given else {
                     return false;
@@ -505,6 +549,19 @@ impl Challenges<'_> {
                 given.sort_unstable();
                 given.dedup();
                 pictures::answer_from_text(&ctx.answer).is_some_and(|want| want == given)
+            }
+            (ChallengeKind::Altcha, Answer::Token(payload)) => {
+                let (Some(altcha), Some(salt), Ok(number)) = (
+                    self.providers.altcha(),
+                    providers::altcha::salt_of(&ctx.layout),
+                    ctx.answer.parse::<u64>(),
+                ) else {
+                    return false;
+                };
+                altcha
+                    .verify(payload, &salt, number, now)
+                    .inspect_err(|e| tracing::info!(event = "altcha", refused = %e))
+                    .is_ok()
             }
             _ => false,
         }

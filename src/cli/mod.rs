@@ -80,6 +80,13 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
                 std::path::Path::new(&policy.companion().datasets),
             )
             .map_err(|e| format!("{file}: {e}"))?;
+            // So are the providers' settings and secrets.
+            palisade::challenge::providers::Providers::load(
+                &policy.companion().providers,
+                &policy.tokens().keyring,
+                &ProcessEnv,
+            )
+            .map_err(|e| format!("{file}: {e}"))?;
             let s = policy.summary();
             let lists: Vec<String> = s
                 .lists

@@ -3,6 +3,7 @@
 //! JSON reason; nothing here panics on any input (property-tested in
 //! `tests/companion_input.rs`).
 
+use crate::challenge::providers;
 use crate::challenge::service::Answer;
 use crate::challenge::{safe_return_path, Lang};
 use crate::config::ChallengeKind;
@@ -14,6 +15,10 @@ pub const MAX_BODY: usize = 8 * 1024;
 
 /// The longest typed answer accepted, in characters.
 const MAX_TEXT_ANSWER: usize = 64;
+
+/// The longest provider response accepted, in bytes (Turnstile documents
+/// up to 2048 characters).
+const MAX_TOKEN: usize = 4096;
 
 /// The most tiles an answer may name.
 const MAX_TILES: usize = 64;
@@ -138,6 +143,14 @@ pub fn interaction(content_type: &str, body: &[u8]) -> Option<Interaction> {
 fn json_answer(body: &[u8]) -> Result<Answer, BadInput> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| BadInput::Body(format!("the body is not JSON: {e}")))?;
+    if let Some(response) = value.get("response") {
+        return match response {
+            serde_json::Value::String(s) => token_answer(s.clone()),
+            _ => Err(BadInput::Body(
+                "`response` is the widget's token, a string".into(),
+            )),
+        };
+    }
     match value.get("answer") {
         Some(serde_json::Value::String(s)) => text_answer(s.clone()),
         Some(serde_json::Value::Array(items)) => {
@@ -170,6 +183,8 @@ fn form_answer(body: &[u8]) -> Result<Answer, BadInput> {
     for (key, value) in pairs(text) {
         match key.as_str() {
             "answer" => typed = Some(value),
+            // A provider widget's own field (`docs/providers.md`).
+            key if providers::RESPONSE_FIELDS.contains(&key) => return token_answer(value),
             "tile" => {
                 if tiles.len() == MAX_TILES {
                     return Err(BadInput::Body(format!("more than {MAX_TILES} tiles")));
@@ -186,6 +201,15 @@ fn form_answer(body: &[u8]) -> Result<Answer, BadInput> {
         // An empty grid selection is an answer (a wrong one), not an error.
         None => Ok(Answer::Tiles(tiles)),
     }
+}
+
+fn token_answer(token: String) -> Result<Answer, BadInput> {
+    if token.len() > MAX_TOKEN {
+        return Err(BadInput::Body(format!(
+            "the widget's response is longer than {MAX_TOKEN} bytes"
+        )));
+    }
+    Ok(Answer::Token(token))
 }
 
 fn text_answer(text: String) -> Result<Answer, BadInput> {

@@ -21,6 +21,7 @@ mod input;
 mod internal;
 mod limits;
 mod metrics;
+mod providers;
 mod public;
 pub mod scoring;
 mod verdicts;
@@ -30,10 +31,12 @@ pub use limits::CheckLimits;
 pub use metrics::Metrics;
 
 use crate::challenge::chart::ChartKit;
+use crate::challenge::providers::Providers;
 use crate::challenge::second_look::SecondLook;
 use crate::challenge::service::Assets;
 use crate::challenge::store::{self, Store, StoreError};
 use crate::challenge::DatasetError;
+use crate::config::ConfigError;
 use crate::policy::{Policy, ProcessEnv};
 use crate::redis_pool::PoolError;
 use std::net::SocketAddr;
@@ -72,6 +75,10 @@ pub struct Loaded {
     pub limits: CheckLimits,
     /// How right answers' interaction records are judged.
     pub second_look: SecondLook,
+    /// The configured provider kinds, with their secrets.
+    pub providers: Providers,
+    /// The vendored ALTCHA widget, when ALTCHA is configured.
+    pub altcha_widget: Option<Arc<Vec<u8>>>,
 }
 
 /// `$remote_addr`, as nginx tells the companion the connection address of
@@ -89,6 +96,8 @@ pub struct Shared {
     scoring: scoring::Scoring,
     /// Page heads fetched for crawler hints (outlive reloads).
     hints: hints::HeadFetcher,
+    /// Calls providers' siteverify (outlives reloads).
+    siteverify: providers::SiteverifyClient,
     config_path: PathBuf,
 }
 
@@ -126,15 +135,21 @@ pub fn load(path: &Path, previous: Option<&Loaded>) -> Result<Loaded, ServeError
     })?;
     let c = policy.companion();
     let mut assets = Assets::load(Path::new(&c.datasets)).map_err(ServeError::Datasets)?;
+    let config_error = |e: ConfigError| ServeError::Config {
+        path: file.clone(),
+        reason: e.to_string(),
+    };
     // The chart kind's tables are read afresh on every load, so a reload
     // picks up new data.
     assets.charts =
-        ChartKit::load(policy.challenge_config(), Path::new(&c.datasets)).map_err(|e| {
-            ServeError::Config {
-                path: file,
-                reason: e.to_string(),
-            }
-        })?;
+        ChartKit::load(policy.challenge_config(), Path::new(&c.datasets)).map_err(config_error)?;
+    // Every provider kind the policy asks for has its block (checked when
+    // it compiled); here their secrets are read.
+    let providers = Providers::load(&c.providers, &policy.tokens().keyring, &ProcessEnv)
+        .map_err(config_error)?;
+    let altcha_widget = providers::load_altcha_widget(&providers, Path::new(&c.datasets))
+        .map_err(ServeError::Datasets)?
+        .map(Arc::new);
     let store = match previous {
         Some(p)
             if p.policy.companion().redis_url == c.redis_url
@@ -160,6 +175,8 @@ pub fn load(path: &Path, previous: Option<&Loaded>) -> Result<Loaded, ServeError
         store,
         limits,
         second_look,
+        providers,
+        altcha_widget,
     })
 }
 
@@ -204,6 +221,7 @@ async fn run(config_path: PathBuf, loaded: Loaded) -> Result<(), ServeError> {
         verdicts: verdicts::Verdicts::default(),
         scoring: scoring::Scoring::new(),
         hints: hints::HeadFetcher::new(),
+        siteverify: providers::SiteverifyClient::new(),
         config_path,
     });
     shared

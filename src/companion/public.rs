@@ -4,6 +4,7 @@
 //! answer; `docs/challenge-api.md` is the contract.
 
 use super::input::{self, BadInput, MAX_BODY};
+use super::providers;
 use super::{headers_as_text, now_ns, Loaded, Shared, REAL_IP};
 use crate::challenge::hints::PageHead;
 use crate::challenge::pages::{self, Notice};
@@ -135,6 +136,7 @@ async fn handle(
             let hints = crawler_hints(&shared, &loaded, &incoming).await;
             blocking(move || issue(&shared, &loaded, &incoming, hints.as_deref())).await
         }
+        [providers::ALTCHA_SCRIPT] if get => altcha_widget(&loaded),
         ["verify"] if post => {
             let body = match read_body(body).await {
                 Ok(b) => b,
@@ -198,6 +200,7 @@ fn challenges(loaded: &Loaded) -> Challenges<'_> {
         policy: &loaded.policy,
         assets: &loaded.assets,
         store: loaded.store.as_ref(),
+        providers: &loaded.providers,
     }
 }
 
@@ -241,8 +244,14 @@ fn issue(
         Err(e) => return bad_input(&e),
     };
     let defaults = loaded.policy.challenge_config();
+    // A provider kind that is not configured cannot be asked for; the
+    // default kind can (checked at load).
+    let kind = q
+        .kind
+        .filter(|&k| loaded.providers.can_issue(k))
+        .unwrap_or(defaults.kind);
     let ask = Ask {
-        kind: q.kind.unwrap_or(defaults.kind),
+        kind,
         difficulty: q.difficulty.unwrap_or(defaults.difficulty),
         lang: incoming.lang(q.lang),
         return_path: q.return_path,
@@ -338,7 +347,8 @@ fn challenge_reply(
             if !json {
                 let ttl = loaded.policy.companion().ttl.0;
                 let page =
-                    pages::challenge_page(issued, urls, ttl, notice, hints).unwrap_or_default();
+                    pages::challenge_page(issued, &loaded.providers, urls, ttl, notice, hints)
+                        .unwrap_or_default();
                 return reply(status, "text/html; charset=utf-8", page.into_bytes());
             }
             let id = &context.id;
@@ -363,6 +373,7 @@ fn challenge_reply(
                 "verify": urls.verify(id),
                 "expires": context.expires_at,
             });
+            providers::describe(&loaded.providers, context, &mut body);
             if *tiles > 0 {
                 body["choices"] = (0..*tiles)
                     .map(|n| json!({"index": n, "image": urls.tile(id, n)}))
@@ -485,8 +496,11 @@ fn verify(
     let c = challenges(loaded);
     let client_key = c.client_key(&client);
     let policy = &loaded.policy;
+    let host = incoming.header("host");
     let verified = c
-        .verify(id, &answer, &client, now)
+        .verify_by(id, &client, now, |ctx| {
+            providers::judge_answer(&shared.siteverify, &c, ctx, &answer, &client, host, now)
+        })
         .and_then(|v| second_look(shared, loaded, &v, content_type, body, &client_key).map(|()| v));
     match verified {
         Ok(v) => {
@@ -539,7 +553,7 @@ fn verify(
                 return failure_reply(shared, loaded, &failure, lang, json);
             }
             // Offer another of the same sort (or the defaults, for an id
-            // that is not ours).
+            // that is not ours; or the provider's fallback).
             let ask = match &challenge {
                 Some(c) => Ask {
                     kind: c.passed.kind,
@@ -553,6 +567,13 @@ fn verify(
                     lang: incoming.lang(None),
                     return_path: "/".to_string(),
                 },
+            };
+            let ask = match &failure {
+                ChallengeFailure::ProviderUnavailable { fallback, .. } => Ask {
+                    kind: *fallback,
+                    ..ask
+                },
+                _ => ask,
             };
             if json {
                 return json_reply(
@@ -573,14 +594,16 @@ fn verify(
                 _ => ask,
             };
             let notice = match failure {
-                ChallengeFailure::AskAgain(_) => Notice::AskAgain,
-                ChallengeFailure::Expired => Notice::Expired,
-                ChallengeFailure::Used => Notice::Used,
-                ChallengeFailure::WrongAnswer => Notice::WrongAnswer,
-                _ => Notice::Unknown,
+                ChallengeFailure::AskAgain(_) => Some(Notice::AskAgain),
+                ChallengeFailure::Expired => Some(Notice::Expired),
+                ChallengeFailure::Used => Some(Notice::Used),
+                ChallengeFailure::WrongAnswer => Some(Notice::WrongAnswer),
+                // Not the visitor's doing: just the other challenge.
+                ChallengeFailure::ProviderUnavailable { .. } => None,
+                _ => Some(Notice::Unknown),
             };
             match issue_or_fallback(shared, loaded, &ask, &client) {
-                Ok(issued) => challenge_reply(loaded, &issued, false, 403, Some(notice), None),
+                Ok(issued) => challenge_reply(loaded, &issued, false, 403, notice, None),
                 Err(e) => failure_reply(shared, loaded, &e, ask.lang, false),
             }
         }
@@ -713,6 +736,20 @@ fn verify_pow(shared: &Shared, loaded: &Loaded, incoming: &Incoming, body: &[u8]
         }
     }
     r
+}
+
+/// `GET <prefix>altcha.js`: the vendored ALTCHA widget.
+fn altcha_widget(loaded: &Loaded) -> Response {
+    match &loaded.altcha_widget {
+        Some(script) => {
+            let mut r = reply(200, "text/javascript; charset=utf-8", script.to_vec());
+            if let Ok(v) = "public, max-age=3600".parse() {
+                r.headers_mut().insert("cache-control", v);
+            }
+            r
+        }
+        None => json_reply(404, json!({"error": "not_found"})),
+    }
 }
 
 fn bad_input(e: &BadInput) -> Response {

@@ -7,10 +7,12 @@
 
 mod chart;
 mod error;
+mod providers;
 mod values;
 
 pub use chart::{ChartConfig, TableSource, TemplateConfig};
 pub use error::ConfigError;
+pub use providers::{AltchaConfig, ProvidersConfig, SiteverifyConfig};
 pub use values::Patterns;
 
 use crate::crawlers::ClientClass;
@@ -340,6 +342,8 @@ pub struct CompanionConfig {
     /// Edit distance a text or audio answer may be off by; unset: 1 for
     /// answers of 6 or more characters, else 0.
     pub typo_tolerance: Option<u8>,
+    /// Third-party and ALTCHA challenge kinds (`docs/providers.md`).
+    pub providers: ProvidersConfig,
 }
 
 impl Default for CompanionConfig {
@@ -362,6 +366,7 @@ impl Default for CompanionConfig {
             retries: 3,
             lockout: Duration(600),
             typo_tolerance: None,
+            providers: ProvidersConfig::default(),
         }
     }
 }
@@ -595,16 +600,31 @@ pub enum ChallengeKind {
     /// A chart drawn from the site's own data, with a question about it
     /// (`challenge.chart`).
     Chart,
+    /// Third-party widgets the companion verifies server-side
+    /// (`companion.providers`, `docs/providers.md`).
+    Turnstile,
+    Hcaptcha,
+    RecaptchaV2,
+    RecaptchaV3,
+    FriendlyCaptcha,
+    /// Self-hosted proof of work with the ALTCHA widget.
+    Altcha,
 }
 
 impl ChallengeKind {
-    pub const ALL: [ChallengeKind; 6] = [
+    pub const ALL: [ChallengeKind; 12] = [
         ChallengeKind::Pow,
         ChallengeKind::Text,
         ChallengeKind::OneClick,
         ChallengeKind::Grid,
         ChallengeKind::Audio,
         ChallengeKind::Chart,
+        ChallengeKind::Turnstile,
+        ChallengeKind::Hcaptcha,
+        ChallengeKind::RecaptchaV2,
+        ChallengeKind::RecaptchaV3,
+        ChallengeKind::FriendlyCaptcha,
+        ChallengeKind::Altcha,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -615,6 +635,12 @@ impl ChallengeKind {
             ChallengeKind::Grid => "grid",
             ChallengeKind::Audio => "audio",
             ChallengeKind::Chart => "chart",
+            ChallengeKind::Turnstile => "turnstile",
+            ChallengeKind::Hcaptcha => "hcaptcha",
+            ChallengeKind::RecaptchaV2 => "recaptcha_v2",
+            ChallengeKind::RecaptchaV3 => "recaptcha_v3",
+            ChallengeKind::FriendlyCaptcha => "friendly_captcha",
+            ChallengeKind::Altcha => "altcha",
         }
     }
 
@@ -625,6 +651,20 @@ impl ChallengeKind {
     /// Whether the companion must render it (everything but `pow`).
     pub fn needs_companion(self) -> bool {
         self != ChallengeKind::Pow
+    }
+
+    /// Whether it is a third-party widget or ALTCHA, which need their
+    /// block in `companion.providers`.
+    pub fn is_provider(self) -> bool {
+        matches!(
+            self,
+            ChallengeKind::Turnstile
+                | ChallengeKind::Hcaptcha
+                | ChallengeKind::RecaptchaV2
+                | ChallengeKind::RecaptchaV3
+                | ChallengeKind::FriendlyCaptcha
+                | ChallengeKind::Altcha
+        )
     }
 }
 

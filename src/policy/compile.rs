@@ -9,9 +9,9 @@ use super::{
     TokenSettings,
 };
 use crate::config::{
-    AsnValue, ChallengeSettings, ClientSource, CompanionConfig, Condition, Config, ConfigError,
-    FieldCondition, IpList, LimitsStore, Patterns, RateLimitSettings, Route, ScoreUse,
-    ScoringConfig,
+    AsnValue, ChallengeKind, ChallengeSettings, ClientSource, CompanionConfig, Condition, Config,
+    ConfigError, FieldCondition, IpList, LimitsStore, Patterns, ProvidersConfig, RateLimitSettings,
+    Route, ScoreUse, ScoringConfig,
 };
 use crate::crawlers::{self, Anomalies, CrawlerSpec, Crawlers};
 use crate::geo;
@@ -251,8 +251,9 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
             "must be a path segment of its own, starting and ending with `/`, in letters, digits and `/._-` (default `/.palisade/`)",
         ));
     }
+    let providers = &config.companion.providers;
     let default_challenge = ChallengeSpec {
-        kind: challenge.kind,
+        kind: check_kind(challenge.kind, providers, "challenge.kind")?,
         difficulty: check_difficulty(challenge.difficulty, "challenge.difficulty")?,
     };
     check_status(config.block.status, "block.status")?;
@@ -351,7 +352,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
             action: rule.action,
             challenge: rule
                 .challenge
-                .map(|c| check_challenge_settings(c, &format!("{at}.challenge")))
+                .map(|c| check_challenge_settings(c, providers, &format!("{at}.challenge")))
                 .transpose()?,
             rate_limit: rule
                 .rate_limit
@@ -656,12 +657,36 @@ fn trusted_peers(peers: &[String]) -> Result<Vec<Cidr>, ConfigError> {
 
 fn check_challenge_settings(
     c: ChallengeSettings,
+    providers: &ProvidersConfig,
     at: &str,
 ) -> Result<ChallengeSettings, ConfigError> {
+    if let Some(kind) = c.kind {
+        check_kind(kind, providers, &format!("{at}.kind"))?;
+    }
     if let Some(d) = c.difficulty {
         check_difficulty(d, &format!("{at}.difficulty"))?;
     }
     Ok(c)
+}
+
+/// A provider kind can only be asked for with its block in
+/// `companion.providers` (its secret is read where it is used: by the
+/// companion, and by `check-config`).
+fn check_kind(
+    kind: ChallengeKind,
+    providers: &ProvidersConfig,
+    at: &str,
+) -> Result<ChallengeKind, ConfigError> {
+    if kind.is_provider() && !providers.configures(kind) {
+        return Err(ConfigError::new(
+            at,
+            format!(
+                "`{0}` is a provider kind and needs its settings in companion.providers.{0} (docs/providers.md)",
+                kind.as_str()
+            ),
+        ));
+    }
+    Ok(kind)
 }
 
 fn compile_route(
@@ -673,7 +698,11 @@ fn compile_route(
 ) -> Result<CompiledRoute, ConfigError> {
     let challenge = match route.challenge {
         Some(c) => {
-            let c = check_challenge_settings(c, &format!("{at}.challenge"))?;
+            let c = check_challenge_settings(
+                c,
+                &config.companion.providers,
+                &format!("{at}.challenge"),
+            )?;
             ChallengeSpec {
                 kind: c.kind.unwrap_or(default_challenge.kind),
                 difficulty: c.difficulty.unwrap_or(default_challenge.difficulty),
@@ -743,7 +772,11 @@ fn compile_scoring(config: &Config) -> Result<ScoringConfig, ConfigError> {
         1,
         100,
     )?;
-    check_challenge_settings(s.interaction.escalate_to, "scoring.interaction.escalate_to")?;
+    check_challenge_settings(
+        s.interaction.escalate_to,
+        &config.companion.providers,
+        "scoring.interaction.escalate_to",
+    )?;
     check(
         "feedback.per_client",
         u64::from(s.feedback.per_client),

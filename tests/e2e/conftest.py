@@ -716,3 +716,38 @@ def wait_for_upstream(driver, timeout=30):
 
 def pass_cookie(driver):
     return next((c for c in driver.get_cookies() if c["name"] == "palisade"), None)
+
+
+def wait_for_path(driver, path, timeout=30):
+    """Waits until the browser is at `path` itself (not at a challenge page
+    whose `return=` merely ends with it)."""
+    WebDriverWait(driver, timeout).until(
+        lambda d: urllib.parse.urlparse(d.current_url).path == path)
+
+
+AXE = ROOT / "target" / "js" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def run_axe(driver, name):
+    """axe-core (scripts/install-js-tools.sh) on the current page; writes its
+    findings to target/e2e/axe-<name>.json and returns the serious and
+    critical violations."""
+    driver.execute_script(AXE.read_text())
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document).then(r => done({violations: r.violations.map(v => ({"
+        "id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(' '))})),"
+        "passes: r.passes.length}));")
+    artifacts = ROOT / "target" / "e2e"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    (artifacts / f"axe-{name}.json").write_text(json.dumps(result, indent=2))
+    return [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def assert_accessible(driver, name):
+    """No serious or critical axe-core violation on the current page, in the
+    light theme and then the dark one (axe-<name>-light.json, -dark.json)."""
+    assert run_axe(driver, f"{name}-light") == []
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                           {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    assert run_axe(driver, f"{name}-dark") == []

@@ -60,6 +60,7 @@ CASES = [
     Case("audio challenge", "/demo/audio"),
     Case("chart challenge", "/demo/chart"),
     Case("pow demo", "/demo/pow"),
+    Case("altcha challenge", "/demo/altcha"),
     Case("spoofed Googlebot blocked", "/", headers={"User-Agent": GOOGLEBOT_UA}),
     Case("verified Googlebot allowed", "/", client="google", headers={"User-Agent": GOOGLEBOT_UA}),
     Case("denylisted network blocked", "/", client="198.51.100.7"),

@@ -8,18 +8,17 @@ and without JavaScript.
 axe-core's findings are written to target/e2e/axe-<kind>-<theme>.json, and
 a screenshot of each page to target/e2e/companion-<kind>.png.
 """
-import json
 from pathlib import Path
 
 import pytest
 import requests
 from selenium.webdriver.common.by import By
 
-from conftest import (BROWSER_HEADERS, CHROMEDRIVER, CHROMIUM, ROOT, next_client_ip, ordinary_ua, pass_cookie,
-                      policy_without_scoring, start_companion, start_envoy, wait_for_upstream)
+from conftest import (BROWSER_HEADERS, CHROMEDRIVER, CHROMIUM, ROOT, assert_accessible, next_client_ip,
+                      ordinary_ua, pass_cookie, policy_without_scoring, start_companion, start_envoy,
+                      wait_for_upstream)
 
 ARTIFACTS = ROOT / "target" / "e2e"
-AXE = ROOT / "target" / "js" / "node_modules" / "axe-core" / "axe.min.js"
 KINDS = {"text": "/demo/text", "one_click": "/demo/one-click", "grid": "/demo/grid",
          "audio": "/demo/audio", "chart": "/demo/chart"}
 
@@ -67,20 +66,6 @@ def answer_page(driver, companion, answer=None):
     return cid
 
 
-def run_axe(driver, name):
-    """axe-core on the current page; writes its findings and returns the
-    serious and critical violations."""
-    driver.execute_script(AXE.read_text())
-    result = driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "axe.run(document).then(r => done({violations: r.violations.map(v => ({"
-        "id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(' '))})),"
-        "passes: r.passes.length}));")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / f"axe-{name}.json").write_text(json.dumps(result, indent=2))
-    return [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
-
-
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_a_person_solves_each_kind_and_lands_on_the_upstream(stack, launch, kind):
     envoy, companion = stack
@@ -96,10 +81,7 @@ def test_a_person_solves_each_kind_and_lands_on_the_upstream(stack, launch, kind
         assert loaded
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(ARTIFACTS / f"companion-{kind}.png"))
-    assert run_axe(driver, f"{kind}-light") == []
-    driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
-                           {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
-    assert run_axe(driver, f"{kind}-dark") == []
+    assert_accessible(driver, kind)
 
     answer_page(driver, companion)
     text = wait_for_upstream(driver)

@@ -82,7 +82,7 @@ def test_the_companion_uses_a_refreshed_list_after_sighup(tmp_path):
 
     datasets = tmp_path / "datasets"
     (datasets / "networks").mkdir(parents=True)
-    for name in ("fonts", "images", "audio", "models"):
+    for name in ("fonts", "images", "audio", "models", "altcha"):
         (datasets / name).symlink_to(ROOT / "datasets" / name)
 
     # At least the 300 entries a real exit list has (the refresh checks).

@@ -49,7 +49,7 @@ def test_make_run_starts_everything_and_ctrl_c_stops_it(tmp_path):
             time.sleep(0.2)
         for path, kind in [("/demo/text", "text"), ("/demo/one-click", "one_click"),
                            ("/demo/grid", "grid"), ("/demo/audio", "audio"),
-                           ("/demo/chart", "chart")]:
+                           ("/demo/chart", "chart"), ("/demo/altcha", "altcha")]:
             r = requests.get(url + path, headers=BROWSER_HEADERS, timeout=5)
             assert r.status_code == 200 and 'form method="post"' in r.text, (path, r.status_code)
             assert f"kind={kind}" in r.url

@@ -3,6 +3,7 @@
 
 use super::template::{Template, TemplateError};
 use super::*;
+use crate::challenge::providers::Providers;
 use crate::challenge::service::{
     Answer, Assets, ChallengeFailure, Challenges, Client, Issued, Request,
 };
@@ -366,10 +367,12 @@ fn chart_challenges_pass_once_and_only_before_they_expire() {
     assets.charts = ChartKit::load(policy.challenge_config(), &datasets()).unwrap();
     let dir = std::env::temp_dir().join(format!("palisade-chart-service-{}", std::process::id()));
     let store = SqliteStore::open_in(&dir).unwrap();
+    let providers = Providers::default();
     let challenges = Challenges {
         policy: &policy,
         assets: &assets,
         store: &store,
+        providers: &providers,
     };
     let client = Client {
         ip: Some("192.0.2.7".parse().unwrap()),
@@ -481,10 +484,12 @@ fn without_templates_a_chart_request_is_asked_as_text() {
     let assets = Assets::load(&datasets()).unwrap();
     let dir = std::env::temp_dir().join(format!("palisade-chart-fallback-{}", std::process::id()));
     let store = SqliteStore::open_in(&dir).unwrap();
+    let providers = Providers::default();
     let challenges = Challenges {
         policy: &policy,
         assets: &assets,
         store: &store,
+        providers: &providers,
     };
     let client = Client {
         ip: None,

@@ -70,8 +70,9 @@ pub fn challenge_query(query: &str) -> Result<ChallengeQuery, BadInput> {
             "kind" => {
                 q.kind = Some(ChallengeKind::parse(&value).ok_or_else(|| {
                     BadInput::Query(format!(
-                        "kind `{}`: use pow, text, one_click, grid or audio",
-                        shorten(&value)
+                        "kind `{}`: use one of {}",
+                        shorten(&value),
+                        ChallengeKind::names()
                     ))
                 })?);
             }

@@ -648,6 +648,11 @@ impl ChallengeKind {
         ChallengeKind::ALL.into_iter().find(|k| k.as_str() == text)
     }
 
+    /// Every kind's name, `, `-separated: for errors naming the choices.
+    pub fn names() -> String {
+        ChallengeKind::ALL.map(ChallengeKind::as_str).join(", ")
+    }
+
     /// Whether the companion must render it (everything but `pow`).
     pub fn needs_companion(self) -> bool {
         self != ChallengeKind::Pow

@@ -300,11 +300,11 @@ impl Policy {
 
     /// The kind and difficulty a challenge URL asks for, defaulting to the
     /// `challenge` section's; the reason when they are not valid.
-    fn challenge_query(&self, request: &Request) -> Result<ChallengeSpec, &'static str> {
+    fn challenge_query(&self, request: &Request) -> Result<ChallengeSpec, String> {
         let kind = match request.query_param("kind") {
             None => self.challenge.kind,
             Some(text) => ChallengeKind::parse(&text)
-                .ok_or("`kind` must be one of pow, text, one_click, grid, audio")?,
+                .ok_or_else(|| format!("`kind` must be one of {}", ChallengeKind::names()))?,
         };
         let difficulty = match request.query_param("difficulty") {
             None => self.challenge.difficulty,
@@ -312,7 +312,7 @@ impl Policy {
                 .parse::<u8>()
                 .ok()
                 .filter(|d| (1..=5).contains(d))
-                .ok_or("`difficulty` must be a number from 1 to 5")?,
+                .ok_or_else(|| "`difficulty` must be a number from 1 to 5".to_string())?,
         };
         Ok(ChallengeSpec { kind, difficulty })
     }

@@ -10,6 +10,9 @@
 //! - `render_tile/one_click` and `render_tile/grid`: one JPEG tile of a
 //!   fresh puzzle at difficulty 3;
 //! - `render_audio/dN`: one clip of fresh digits in English;
+//! - `render_chart/d3`: a chart challenge from the demo policy's tables
+//!   and templates (`challenge.chart`): a template picked and its rows
+//!   drawn, then the PNG, at difficulty 3;
 //! - `verify/sqlite`: [`Challenges::verify`] of a right answer against the
 //!   SQLite store on disk (the challenge is issued outside the timing).
 //!
@@ -19,6 +22,7 @@ use criterion::{BatchSize, Criterion};
 use palisade::challenge::providers::Providers;
 use palisade::challenge::service::{Answer, Assets, Challenges, Client, Issued, Request};
 use palisade::challenge::store::SqliteStore;
+use palisade::challenge::chart::{self, ChartKit};
 use palisade::challenge::{audio, text, Lang};
 use palisade::config::ChallengeKind;
 use palisade::policy::{Policy, ProcessEnv};
@@ -95,9 +99,26 @@ fn bench_audio(c: &mut Criterion, assets: &Assets) {
     g.finish();
 }
 
-fn bench_verify(c: &mut Criterion, assets: &Assets) {
+fn demo_policy() -> Policy {
     let text = std::fs::read_to_string(Path::new(ROOT).join("envoy/demo-policy.yaml")).unwrap();
-    let policy = Policy::from_yaml(&text, &ProcessEnv).expect("demo policy");
+    Policy::from_yaml(&text, &ProcessEnv).expect("demo policy")
+}
+
+fn bench_chart(c: &mut Criterion) {
+    let policy = demo_policy();
+    let kit = ChartKit::load(policy.challenge_config(), &Path::new(ROOT).join("datasets"))
+        .expect("the demo policy's chart tables load");
+    let mut rng = SmallRng::seed_from_u64(17);
+    c.bench_function("render_chart/d3", |b| {
+        b.iter(|| {
+            let issued = kit.issue(3, &mut rng).expect("a chart challenge");
+            black_box(chart::render_layout(&issued.layout, 3, &mut rng).expect("a PNG"))
+        })
+    });
+}
+
+fn bench_verify(c: &mut Criterion, assets: &Assets) {
+    let policy = demo_policy();
     let dir = std::env::temp_dir().join(format!("palisade-bench-verify-{}", std::process::id()));
     let store = SqliteStore::open_in(&dir).expect("sqlite store");
     let providers = Providers::default();
@@ -147,6 +168,7 @@ fn main() {
     bench_text(&mut c, &assets);
     bench_tiles(&mut c, &assets);
     bench_audio(&mut c, &assets);
+    bench_chart(&mut c);
     bench_verify(&mut c, &assets);
     c.final_summary();
 }

@@ -299,6 +299,12 @@ fn reputation_lists_are_named_lists() {
     .unwrap();
     assert_eq!(own.summary().lists, [("tor".to_string(), 1)]);
     assert_eq!(fired(&own, "192.0.2.9"), ["tor"]);
+    // `vpn` ships with the VPN operators' own networks (Mullvad's
+    // AS39351, Proton's AS62371), not a home connection.
+    let vpn = policy("  - {name: vpn, when: {ip_in: [vpn]}, weight: 1}\n");
+    assert_eq!(fired(&vpn, "45.83.220.7"), ["vpn"]);
+    assert_eq!(fired(&vpn, "79.135.106.1"), ["vpn"]);
+    assert!(fired(&vpn, "80.130.1.1").is_empty());
     // Built-in cloud lists are named lists too.
     let aws = policy("  - {name: aws, when: {ip_in: [aws]}, weight: 1}\n");
     assert_eq!(fired(&aws, "3.5.140.1"), ["aws"]);

@@ -51,6 +51,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.normpath(os.path.join(HERE, "..", "geo"))
 PACKAGES = ["@ip-location-db/geo-whois-asn-country", "@ip-location-db/asn", "countries-list"]
 ORG_MAX = 40
+NETWORKS = os.path.normpath(os.path.join(HERE, "..", "networks"))
+# VPN operators that announce their servers from AS numbers of their own
+# (the organisation names as the data gives them). VPNs that rent servers
+# from hosting providers (M247, Datacamp, ...) are not told apart from the
+# providers' other customers here: `hosting` covers those networks.
+VPN_OPERATORS = {
+    "Mullvad (31173 Services AB, Mullvad VPN AB)": [39351, 49399, 214813, 216025],
+    "Proton VPN (Proton AG; also Proton's other services)": [62371, 199218, 208172, 209103],
+    "NordVPN (PacketHub S.A.)": [136787, 141039, 147049, 207137, 272096],
+    "Windscribe": [397540],
+}
+# Where `palisade datasets refresh vpn` downloads the fuller list
+# (src/reputation/mod.rs), named in the shipped file's header.
+VPN_REFRESH_URL = "https://raw.githubusercontent.com/X4BNet/lists_vpn/main/output/vpn/ipv4.txt"
 # Codes the registries still use that countries-list no longer carries.
 RETIRED = {"AN": {"continent": "NA", "name": "Netherlands Antilles"}}
 
@@ -153,6 +167,42 @@ def combine(country, asn, top):
     return segments
 
 
+def write_vpn(asn_dir, version):
+    """datasets/networks/vpn.txt: the networks the VPN operators' own AS
+    numbers announce, as CIDRs: the closest licence-clean equivalent of a
+    commercial VPN list that the registries carry."""
+    wanted = {a for asns in VPN_OPERATORS.values() for a in asns}
+    cidrs = []
+    for fam in ("ipv4", "ipv6"):
+        for r in rows(os.path.join(asn_dir, f"asn-{fam}.csv")):
+            if int(r[2]) in wanted:
+                lo, hi = ipaddress.ip_address(r[0]), ipaddress.ip_address(r[1])
+                cidrs.extend(ipaddress.summarize_address_range(lo, hi))
+    v4 = ipaddress.collapse_addresses(c for c in cidrs if c.version == 4)
+    v6 = ipaddress.collapse_addresses(c for c in cidrs if c.version == 6)
+    lines = [str(c) for c in list(v4) + list(v6)]
+    if not lines:
+        sys.exit("build-geo: no VPN operator network in the AS data")
+    with open(os.path.join(NETWORKS, "vpn.txt.tmp"), "w", encoding="utf-8") as f:
+        f.write("# vpn: Commercial VPN providers' ranges: here, the networks that VPN operators\n")
+        f.write("# announce from their own AS numbers (the closest licence-clean equivalent the\n")
+        f.write("# registries carry of a full VPN list):\n")
+        for name, asns in VPN_OPERATORS.items():
+            f.write(f"#   {name}: {', '.join(f'AS{a}' for a in asns)}\n")
+        f.write("# VPN servers rented from hosting providers are not here (a `hosting: true`\n")
+        f.write("# condition covers those networks).\n")
+        f.write(f"# Source: https://www.npmjs.com/package/@ip-location-db/asn {version}\n")
+        f.write("# (DB-IP's ASN Lite and RouteViews, via ip-location-db)\n")
+        f.write("# Licence: CC BY 4.0 (IP to ASN Lite by DB-IP, https://db-ip.com)\n")
+        f.write(f"# Data as of: {version.split('.')[-1][:8]} (the package version's date)\n")
+        f.write("# Regenerate: python3 datasets/scripts/build-geo.py\n")
+        f.write("# `palisade datasets refresh vpn` replaces this file, where there is internet,\n")
+        f.write(f"# with X4BNet's fuller list (no licence stated): {VPN_REFRESH_URL}\n")
+        f.write("\n".join(lines) + "\n")
+    os.replace(os.path.join(NETWORKS, "vpn.txt.tmp"), os.path.join(NETWORKS, "vpn.txt"))
+    return len(lines)
+
+
 def u24(n):
     if not 0 <= n < 1 << 24:
         sys.exit(f"build-geo: {n} does not fit in 24 bits")
@@ -247,8 +297,10 @@ def main():
         if extra:
             print(f"build-geo: codes in the data without a countries-list entry: {extra}", file=sys.stderr)
 
+    vpn_networks = write_vpn(asn_dir, versions["@ip-location-db/asn"][0])
     summary = {
         "versions": versions,
+        "vpn_networks": vpn_networks,
         "v4_segments": len(v4), "v6_segments": len(v6), "records": len(records),
         "asns": len(asn_list), "org_bytes": len(orgs), "bytes": len(out),
     }

@@ -3,11 +3,14 @@
 //! (`ip_in: [tor]`).
 //!
 //! Each list has a file in `datasets/networks/` whose header names its
-//! source, licence and date. None of them could be obtained where this
-//! build was made (no internet; no registry package ships them), so the
-//! shipped files carry only their headers: `palisade datasets refresh`
-//! downloads them where there is internet ([`refresh`]), validates each
-//! and swaps in only a file that parses. Native hosts read the refreshed
+//! source, licence and date. None of the lists themselves could be
+//! obtained where this build was made (no internet; no registry package
+//! ships them). `vpn` ships with the closest licence-clean equivalent, the
+//! networks VPN operators announce from their own AS numbers (built by
+//! `datasets/scripts/build-geo.py` from the geo sources); the others carry
+//! only their headers. `palisade datasets refresh` downloads the lists
+//! where there is internet ([`refresh`]), validates each and swaps in only
+//! a file that parses. Native hosts read the refreshed
 //! file from `<companion.datasets>/networks/` when a policy is compiled
 //! (so the companion picks it up on its next reload, SIGHUP); the filter
 //! has the copy embedded at build time.

@@ -19,10 +19,10 @@
 //! `--print-size` prints the text image size and exits.
 
 use criterion::{BatchSize, Criterion};
+use palisade::challenge::chart::{self, ChartKit};
 use palisade::challenge::providers::Providers;
 use palisade::challenge::service::{Answer, Assets, Challenges, Client, Issued, Request};
 use palisade::challenge::store::SqliteStore;
-use palisade::challenge::chart::{self, ChartKit};
 use palisade::challenge::{audio, text, Lang};
 use palisade::config::ChallengeKind;
 use palisade::policy::{Policy, ProcessEnv};

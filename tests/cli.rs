@@ -654,7 +654,7 @@ fn policy_json_prints_the_document_as_json() {
     assert_eq!(v["routes"][2]["rate_limit"]["rate"], "10/minute");
     // The demo's geo rule comes with its ranges, for the filter; nothing
     // else is added.
-    let geo: Vec<&String> = v["geo_ranges"].as_object().unwrap().keys().collect();
+    let geo: Vec<&String> = v["resolved_ranges"].as_object().unwrap().keys().collect();
     assert_eq!(geo, ["asn=15169", "country=US"]);
     // What Envoy gets compiles to the same policy.
     let yaml = std::fs::read_to_string(DEMO).unwrap();

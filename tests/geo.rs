@@ -110,20 +110,20 @@ fn a_policy_without_geo_conditions_loads_no_table() {
     assert_eq!(p.is_hosting("8.8.8.8".parse().unwrap()), Some(false));
 }
 
-/// `RULES` as `palisade policy-json` prints it: with `geo_ranges`.
+/// `RULES` as `palisade policy-json` prints it: with `resolved_ranges`.
 fn resolved_document() -> serde_json::Value {
     let p = policy(RULES);
     let mut doc =
         palisade::config::yaml_to_json(&format!("tokens:\n  keys: [\"{KEY}\"]\nrules:\n{RULES}"))
             .unwrap();
-    doc["geo_ranges"] = serde_json::to_value(p.geo_ranges()).unwrap();
+    doc["resolved_ranges"] = serde_json::to_value(p.resolved_ranges()).unwrap();
     doc
 }
 
 #[test]
 fn resolved_ranges_decide_as_the_table_does() {
     let doc = resolved_document();
-    let keys: Vec<&String> = doc["geo_ranges"].as_object().unwrap().keys().collect();
+    let keys: Vec<&String> = doc["resolved_ranges"].as_object().unwrap().keys().collect();
     // One set per distinct test: `country: [US]` and `country: US` share.
     assert_eq!(
         keys,
@@ -162,23 +162,23 @@ fn given_ranges_are_used_and_stale_ones_refused() {
         &NoEnv,
     )
     .unwrap();
-    let us = test_net.geo_ranges()["country=US"].clone();
-    doc["geo_ranges"]["continent=EU"] = serde_json::to_value(us).unwrap();
+    let us = test_net.resolved_ranges()["country=US"].clone();
+    doc["resolved_ranges"]["continent=EU"] = serde_json::to_value(us).unwrap();
     let swapped = Policy::from_json(&doc.to_string(), &NoEnv).unwrap();
     assert!(fired(&swapped, "8.8.8.8").contains(&"europe".to_string()));
 
     // An entry no condition asks for is refused, naming it.
     let mut doc = resolved_document();
-    doc["geo_ranges"]["country=DE"] = doc["geo_ranges"]["country=US"].clone();
+    doc["resolved_ranges"]["country=DE"] = doc["resolved_ranges"]["country=US"].clone();
     let e = Policy::from_json(&doc.to_string(), &NoEnv).unwrap_err();
-    assert_eq!(e.path, "geo_ranges.\"country=DE\"");
+    assert_eq!(e.path, "resolved_ranges.\"country=DE\"");
     assert!(e.reason.contains("stale"), "{e}");
 
     // Damaged ranges name the entry and the family.
     let mut doc = resolved_document();
-    doc["geo_ranges"]["hosting"]["v6"] = "!!".into();
+    doc["resolved_ranges"]["hosting"]["v6"] = "!!".into();
     let e = Policy::from_json(&doc.to_string(), &NoEnv).unwrap_err();
-    assert_eq!(e.path, "geo_ranges.\"hosting\"");
+    assert_eq!(e.path, "resolved_ranges.\"hosting\"");
     assert!(e.reason.starts_with("v6: not base64"), "{e}");
 }
 
@@ -305,6 +305,20 @@ fn reputation_lists_are_named_lists() {
     assert_eq!(fired(&vpn, "45.83.220.7"), ["vpn"]);
     assert_eq!(fired(&vpn, "79.135.106.1"), ["vpn"]);
     assert!(fired(&vpn, "80.130.1.1").is_empty());
+    // Resolved like geo tests: the set travels in the policy, and a
+    // document's copy is what decides (as in the filter, which has none).
+    let ranges = vpn.resolved_ranges();
+    assert_eq!(ranges.keys().collect::<Vec<_>>(), ["builtin=vpn"]);
+    let mut doc = palisade::config::yaml_to_json(&with_key(
+        "rules:\n  - {name: vpn, when: {ip_in: [vpn]}, weight: 1}\n",
+    ))
+    .unwrap();
+    let other = policy("  - {name: g, when: {asn: [15169]}, weight: 1}\n");
+    doc["resolved_ranges"] =
+        serde_json::json!({"builtin=vpn": other.resolved_ranges()["asn=15169"].clone()});
+    let carried = Policy::from_json(&doc.to_string(), &NoEnv).unwrap();
+    assert_eq!(fired(&carried, "8.8.8.8"), ["vpn"]);
+    assert!(fired(&carried, "45.83.220.7").is_empty());
     // Built-in cloud lists are named lists too.
     let aws = policy("  - {name: aws, when: {ip_in: [aws]}, weight: 1}\n");
     assert_eq!(fired(&aws, "3.5.140.1"), ["aws"]);

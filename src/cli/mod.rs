@@ -116,12 +116,12 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
             // The geo conditions resolved into ranges, for the filter, which
             // has no geo table (written afresh: a stale copy was refused above).
             if let Some(document) = json.as_object_mut() {
-                let ranges = policy.geo_ranges();
+                let ranges = policy.resolved_ranges();
                 if ranges.is_empty() {
-                    document.remove("geo_ranges");
+                    document.remove("resolved_ranges");
                 } else {
                     let ranges = serde_json::to_value(ranges).map_err(|e| e.to_string())?;
-                    document.insert("geo_ranges".to_string(), ranges);
+                    document.insert("resolved_ranges".to_string(), ranges);
                 }
             }
             print(&format!("{json}\n"))?;

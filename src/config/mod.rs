@@ -63,14 +63,14 @@ pub struct Config {
     /// the Envoy filter, which carries no geo table, can decide on them;
     /// not meant to be written by hand.
     #[serde(default)]
-    pub geo_ranges: BTreeMap<String, GeoRanges>,
+    pub resolved_ranges: BTreeMap<String, EncodedRanges>,
 }
 
 /// One geo condition's address ranges: per family, big-endian inclusive
 /// `(start, end)` pairs, base64-encoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GeoRanges {
+pub struct EncodedRanges {
     pub v4: String,
     pub v6: String,
 }

@@ -10,7 +10,7 @@
 //! index. Native builds carry the file (the operating system pages in only
 //! what is read, so a policy without geo conditions costs nothing). The
 //! Envoy filter does not: a policy's geo conditions reach it already
-//! resolved into address ranges (`geo_ranges`, written by `palisade
+//! resolved into address ranges (`resolved_ranges`, written by `palisade
 //! policy-json`; see `policy::origin`), so its VMs hold only the ranges the
 //! policy uses.
 //!

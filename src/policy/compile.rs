@@ -2,8 +2,9 @@
 //! compiled here, once, so deciding a request only matches.
 
 use super::condition::{Cond, FieldTest, ValueTest};
-use super::origin::{GeoSets, GeoTest};
+use super::origin::GeoTest;
 use super::paths::PathIndex;
+use super::resolved::Resolver;
 use super::{
     BlockSpec, ClientSettings, CompiledLimit, CompiledRoute, CompiledRule, NamedList, Policy,
     TokenSettings,
@@ -266,7 +267,8 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         ));
     }
 
-    let lists = compile_lists(config, env)?;
+    let mut resolver = Resolver::new(&config.resolved_ranges);
+    let lists = compile_lists(config, env, &mut resolver)?;
     let crawlers = compile_crawlers(config, &lists)?;
     let hints = super::hints::compile_hints(&config.crawlers.hints, &crawlers)?;
 
@@ -313,7 +315,6 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
     let mut ua = SetBuilder::default();
     let mut rule_paths = SetBuilder::default();
     let mut rules = Vec::with_capacity(config.rules.len());
-    let mut geo = GeoSets::new(&config.geo_ranges);
     for (i, rule) in config.rules.iter().enumerate() {
         let at = format!("rules[{i}]");
         if rule.name.is_empty() {
@@ -332,7 +333,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
             lists: &lists,
             ua: &mut ua,
             paths: &mut rule_paths,
-            geo: &mut geo,
+            resolver: &mut resolver,
         };
         let when = compile_condition(&rule.when, &format!("{at}.when"), &mut ctx)?;
         if rule.weight == 0
@@ -368,7 +369,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         )
     })?;
     let rule_paths = rule_paths.build("rules")?;
-    let geo_sets = geo.finish()?;
+    let resolved = resolver.finish()?;
 
     Ok(Policy {
         client,
@@ -384,7 +385,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         rate_buckets: config.rate_limiting.buckets,
         list_labels: LabelTable::new(&lists.iter().map(|l| &l.set).collect::<Vec<_>>()),
         lists,
-        geo_sets,
+        resolved,
         crawlers,
         hints,
         routes,
@@ -950,38 +951,41 @@ fn compile_field(f: &FieldCondition, at: &str, header: bool) -> Result<FieldTest
     })
 }
 
-fn compile_lists(config: &Config, env: &dyn CompileEnv) -> Result<Vec<NamedList>, ConfigError> {
+fn compile_lists(
+    config: &Config,
+    env: &dyn CompileEnv,
+    resolver: &mut Resolver,
+) -> Result<Vec<NamedList>, ConfigError> {
     let datasets = config.companion.datasets.as_str();
-    let mut lists = config
-        .lists
-        .iter()
-        .map(|(name, list)| {
-            compile_list(list, &format!("lists.{name}"), datasets, env).map(|set| NamedList {
-                name: name.clone(),
-                set,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut lists = Vec::with_capacity(config.lists.len());
+    for (name, list) in &config.lists {
+        let set = compile_list(list, &format!("lists.{name}"), datasets, env, resolver)?;
+        lists.push(NamedList {
+            name: name.clone(),
+            set,
+        });
+    }
     for name in implicit_lists(config) {
         let list = IpList {
             builtin: vec![name.clone()],
             ..IpList::default()
         };
-        let set = compile_list(&list, &format!("lists.{name}"), datasets, env)?;
+        let set = compile_list(&list, &format!("lists.{name}"), datasets, env, resolver)?;
         lists.push(NamedList { name, set });
     }
     Ok(lists)
 }
 
 /// A reputation list's entries: the refreshed copy in
-/// `<datasets>/networks/` where the host can read it (native hosts; the
-/// companion rereads it on reload), else the copy built in.
+/// `<datasets>/networks/` where the host can read it (the companion
+/// rereads it on reload), else the copy built into native hosts. The
+/// filter has neither: it takes the list from `resolved_ranges`.
+#[cfg(not(target_arch = "wasm32"))]
 fn reputation_list(
     source: &reputation::Source,
     datasets: &str,
     env: &dyn CompileEnv,
-    at: &str,
-) -> Result<Vec<net::Cidr>, ConfigError> {
+) -> Result<IpSet, String> {
     let file = format!("{datasets}/networks/{}.txt", source.name);
     let (text, shown) = match env.read_file(&file) {
         Ok(text) => (text, file),
@@ -990,19 +994,33 @@ fn reputation_list(
             format!("built-in datasets/networks/{}.txt", source.name),
         ),
     };
-    let cidrs = net::parse_cidr_list(&text)
-        .map_err(|(line, e)| ConfigError::new(at, format!("{shown}: line {line}: {e}")))?;
+    let cidrs =
+        net::parse_cidr_list(&text).map_err(|(line, e)| format!("{shown}: line {line}: {e}"))?;
     if cidrs.is_empty() {
-        return Err(ConfigError::new(
-            at,
-            format!(
-                "the list `{}` has no entries ({shown}; no copy could be obtained where this \
-                 build was made): download it with `palisade datasets refresh {}`",
-                source.name, source.name
-            ),
+        return Err(format!(
+            "the list `{}` has no entries ({shown}; no copy could be obtained where this \
+             build was made): download it with `palisade datasets refresh {}`",
+            source.name, source.name
         ));
     }
-    Ok(cidrs)
+    Ok(IpSet::from_cidrs(cidrs))
+}
+
+#[cfg(target_arch = "wasm32")]
+fn reputation_list(
+    source: &reputation::Source,
+    _datasets: &str,
+    _env: &dyn CompileEnv,
+) -> Result<IpSet, String> {
+    Err(super::resolved::missing(
+        "reputation lists",
+        &reputation_key(source),
+    ))
+}
+
+/// A reputation list's key in `resolved_ranges`.
+fn reputation_key(source: &reputation::Source) -> String {
+    format!("builtin={}", source.name)
 }
 
 fn compile_list(
@@ -1010,7 +1028,9 @@ fn compile_list(
     at: &str,
     datasets: &str,
     env: &dyn CompileEnv,
+    resolver: &mut Resolver,
 ) -> Result<IpSet, ConfigError> {
+    let mut reputation = Vec::new();
     let mut cidrs = Vec::new();
     for (i, text) in list.cidrs.iter().enumerate() {
         let cidr = text.parse().map_err(|e: net::CidrError| {
@@ -1021,7 +1041,9 @@ fn compile_list(
     for (i, name) in list.builtin.iter().enumerate() {
         if let Some(source) = reputation::source(name) {
             let here = format!("{at}.builtin[{i}]");
-            cidrs.extend(reputation_list(source, datasets, env, &here)?);
+            reputation.push(resolver.position(reputation_key(source), &here, || {
+                reputation_list(source, datasets, env)
+            })?);
             continue;
         }
         let text = crawlers::builtin_network(name).ok_or_else(|| {
@@ -1043,13 +1065,19 @@ fn compile_list(
             .map_err(|e| ConfigError::new(&here, e))?;
         cidrs.extend(parse_list_text(&text, &here)?);
     }
-    if cidrs.is_empty() {
+    if cidrs.is_empty() && reputation.is_empty() {
         return Err(ConfigError::new(
             at,
             "the list is empty: give `cidrs`, `builtin` or `files`",
         ));
     }
-    Ok(IpSet::from_cidrs(cidrs))
+    let mut set = IpSet::from_cidrs(cidrs);
+    for position in reputation {
+        if let Some(list) = resolver.get(position) {
+            set = set.union(list);
+        }
+    }
+    Ok(set)
 }
 
 fn parse_list_text(text: &str, at: &str) -> Result<Vec<net::Cidr>, ConfigError> {
@@ -1132,7 +1160,7 @@ struct CondCtx<'a, 'c> {
     ua: &'a mut SetBuilder,
     paths: &'a mut SetBuilder,
     /// The geo tests' sets.
-    geo: &'a mut GeoSets<'c>,
+    resolver: &'a mut Resolver<'c>,
 }
 
 fn compile_condition(c: &Condition, at: &str, ctx: &mut CondCtx) -> Result<Cond, ConfigError> {
@@ -1293,7 +1321,8 @@ fn compile_geo_conditions(
         tests.push(("hosting", GeoTest::Hosting, wanted));
     }
     for (field, test, wanted) in tests {
-        let held = Cond::InGeoSet(ctx.geo.position(&test, &format!("{at}.{field}"))?);
+        let at = format!("{at}.{field}");
+        let held = Cond::InResolved(ctx.resolver.position(test.key(), &at, || test.resolve())?);
         all.push(if wanted {
             held
         } else {

@@ -49,9 +49,10 @@ pub enum Cond {
     Methods(Vec<String>),
     /// Path matches any of these patterns of the policy's rule-path set.
     Path(Vec<usize>),
-    /// Client address in the set of geo test `n` (country, continent, AS
-    /// number, AS organisation or hosting; see `policy::origin`).
-    InGeoSet(usize),
+    /// Client address in the policy's resolved set `n`: what a geo test
+    /// (country, continent, AS number, AS organisation or hosting) stands
+    /// for (`policy::origin`, `policy::resolved`).
+    InResolved(usize),
     All(Vec<Cond>),
     Any(Vec<Cond>),
     Not(Box<Cond>),
@@ -68,7 +69,7 @@ pub trait Facts {
     fn query(&self, name: &str) -> Option<&str>;
     fn method(&self) -> &str;
     fn path_matches(&self, pattern: usize) -> bool;
-    fn in_geo_set(&self, set: usize) -> bool;
+    fn in_resolved(&self, set: usize) -> bool;
 }
 
 impl Cond {
@@ -86,7 +87,7 @@ impl Cond {
                 .iter()
                 .any(|m| m.eq_ignore_ascii_case(facts.method())),
             Cond::Path(patterns) => patterns.iter().any(|&p| facts.path_matches(p)),
-            Cond::InGeoSet(set) => facts.in_geo_set(*set),
+            Cond::InResolved(set) => facts.in_resolved(*set),
             Cond::All(conds) => conds.iter().all(|c| c.holds(facts)),
             Cond::Any(conds) => conds.iter().any(|c| c.holds(facts)),
             Cond::Not(cond) => !cond.holds(facts),

@@ -83,8 +83,8 @@ impl Facts for RequestFacts<'_, '_> {
             .get_or_init(|| self.policy.rule_paths.matches(self.request.path))
             .matched(pattern)
     }
-    fn in_geo_set(&self, set: usize) -> bool {
-        match (self.policy.geo_sets.get(set), self.ip) {
+    fn in_resolved(&self, set: usize) -> bool {
+        match (self.policy.resolved.get(set), self.ip) {
             (Some((_, set)), Some(ip)) => set.contains(ip),
             _ => false,
         }

@@ -34,6 +34,7 @@ mod origin;
 mod paths;
 mod report;
 mod request;
+mod resolved;
 mod respond;
 
 pub use auth::AuthAnswer;
@@ -58,7 +59,7 @@ pub use respond::{
 use crate::challenge::Passed;
 use crate::config::{
     ActionName, ChallengeConfig, ChallengeSettings, CompanionConfig, Config, ConfigError,
-    CookieConfig, GeoRanges, RateScope, ScoreUse, ScoringConfig, Thresholds,
+    CookieConfig, EncodedRanges, RateScope, ScoreUse, ScoringConfig, Thresholds,
 };
 use crate::crawlers::{Anomalies, ClientClass, Crawlers};
 #[cfg(not(target_arch = "wasm32"))]
@@ -92,9 +93,11 @@ pub struct Policy {
     lists: Vec<NamedList>,
     /// Every list in one table, so a request needs one search for all.
     list_labels: LabelTable,
-    /// The set of each geo test (`country`, `asn`, ...), keyed by the test:
-    /// searched only when a rule reaches the test, so not labelled.
-    geo_sets: Vec<(String, IpSet)>,
+    /// The sets resolved from data the filter lacks, keyed as in
+    /// `resolved_ranges` (`resolved`): each geo test's (searched only when a
+    /// rule reaches the test, so not labelled) and each reputation list's
+    /// (also merged into its named lists).
+    resolved: Vec<(String, IpSet)>,
     crawlers: Crawlers,
     /// `crawlers.hints`, when on.
     hints: Option<HintSettings>,
@@ -337,7 +340,7 @@ impl Policy {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn is_hosting(&self, ip: IpAddr) -> Option<bool> {
         let key = origin::GeoTest::Hosting.key();
-        if let Some((_, set)) = self.geo_sets.iter().find(|(k, _)| *k == key) {
+        if let Some((_, set)) = self.resolved.iter().find(|(k, _)| *k == key) {
             return Some(set.contains(ip));
         }
         let table = crate::geo::table().ok()?;
@@ -346,13 +349,14 @@ impl Policy {
             .map(|set| set.contains(ip))
     }
 
-    /// Every geo test's address ranges, keyed by the test: what
-    /// `palisade policy-json` writes as `geo_ranges`, so the Envoy filter
-    /// needs no geo table.
-    pub fn geo_ranges(&self) -> BTreeMap<String, GeoRanges> {
-        self.geo_sets
+    /// The address ranges of every geo test and reputation list the policy
+    /// uses, keyed by what they stand for: what `palisade policy-json`
+    /// writes as `resolved_ranges`, so the Envoy filter needs neither the
+    /// geo table nor the lists' files.
+    pub fn resolved_ranges(&self) -> BTreeMap<String, EncodedRanges> {
+        self.resolved
             .iter()
-            .map(|(key, set)| (key.clone(), origin::encode(set)))
+            .map(|(key, set)| (key.clone(), resolved::encode(set)))
             .collect()
     }
 

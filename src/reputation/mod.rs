@@ -10,10 +10,13 @@
 //! `datasets/scripts/build-geo.py` from the geo sources); the others carry
 //! only their headers. `palisade datasets refresh` downloads the lists
 //! where there is internet ([`refresh`]), validates each and swaps in only
-//! a file that parses. Native hosts read the refreshed
-//! file from `<companion.datasets>/networks/` when a policy is compiled
-//! (so the companion picks it up on its next reload, SIGHUP); the filter
-//! has the copy embedded at build time.
+//! a file that parses. Native hosts read the refreshed file from
+//! `<companion.datasets>/networks/` when a policy is compiled (so the
+//! companion picks it up on its next reload, SIGHUP), else the copy built
+//! in; the filter gets each list a policy uses in the policy itself
+//! (`resolved_ranges`, written by `palisade policy-json`; see
+//! `policy::resolved`), so a refreshed list reaches Envoy without a
+//! rebuild.
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod refresh;
@@ -28,7 +31,9 @@ pub struct Source {
     pub licence: &'static str,
     /// Fewer entries than this is a broken download, not a short list.
     pub minimum: usize,
-    /// The copy embedded in this build.
+    /// The copy built into native hosts (the filter takes the list from
+    /// the policy's `resolved_ranges`, as `palisade policy-json` writes it).
+    #[cfg(not(target_arch = "wasm32"))]
     pub embedded: &'static str,
 }
 
@@ -39,6 +44,7 @@ pub static SOURCES: [Source; 4] = [
         url: "https://check.torproject.org/torbulkexitlist",
         licence: "CC0-1.0 (Tor Metrics data)",
         minimum: 300,
+        #[cfg(not(target_arch = "wasm32"))]
         embedded: include_str!("../../datasets/networks/tor.txt"),
     },
     Source {
@@ -47,6 +53,7 @@ pub static SOURCES: [Source; 4] = [
         url: "https://raw.githubusercontent.com/X4BNet/lists_vpn/main/output/vpn/ipv4.txt",
         licence: "none stated by the lists_vpn repository",
         minimum: 100,
+        #[cfg(not(target_arch = "wasm32"))]
         embedded: include_str!("../../datasets/networks/vpn.txt"),
     },
     Source {
@@ -55,6 +62,7 @@ pub static SOURCES: [Source; 4] = [
         url: "https://raw.githubusercontent.com/firehol/blocklist-ipsets/master/firehol_level1.netset",
         licence: "per source list (DShield's part is CC BY-NC-SA)",
         minimum: 1000,
+        #[cfg(not(target_arch = "wasm32"))]
         embedded: include_str!("../../datasets/networks/firehol_level1.txt"),
     },
     Source {
@@ -63,6 +71,7 @@ pub static SOURCES: [Source; 4] = [
         url: "https://www.stopforumspam.com/downloads/toxic_ip_cidr.txt",
         licence: "StopForumSpam's terms of use",
         minimum: 10,
+        #[cfg(not(target_arch = "wasm32"))]
         embedded: include_str!("../../datasets/networks/stopforumspam_toxic.txt"),
     },
 ];

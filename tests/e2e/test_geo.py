@@ -1,6 +1,6 @@
 """Rules on where a client comes from, through real Envoy: the filter, which
 carries no geo table, decides by country, ASN and hosting from the ranges
-`palisade policy-json` resolves them into (`geo_ranges`), and refuses at
+`palisade policy-json` resolves them into (`resolved_ranges`), and refuses at
 load time a policy whose geo conditions come without them, naming the
 condition."""
 import json
@@ -22,17 +22,21 @@ from conftest import (
 from test_config import invalid_lines, running
 
 
-def geo_policy():
-    """The demo policy with two geo rules in front, as `policy-json` prints
-    it (so with their ranges)."""
+def with_rules(rules):
+    """The demo policy with `rules` in front, as `policy-json` prints it
+    (so with the ranges they need)."""
     policy = policy_without_scoring()
-    policy["rules"][:0] = [
-        {"name": "google-us", "when": {"country": ["US"], "asn": [15169]}, "action": "block"},
-        {"name": "datacenter", "when": {"hosting": True}, "action": "block"},
-    ]
+    policy["rules"][:0] = rules
     source = Path(tempfile.mkdtemp(prefix="palisade-e2e-geo-")) / "policy.json"
     source.write_text(json.dumps(policy))
     return policy_json(source)
+
+
+def geo_policy():
+    return with_rules([
+        {"name": "google-us", "when": {"country": ["US"], "asn": [15169]}, "action": "block"},
+        {"name": "datacenter", "when": {"hosting": True}, "action": "block"},
+    ])
 
 
 def get(envoy, client_ip):
@@ -42,7 +46,7 @@ def get(envoy, client_ip):
 
 def test_the_filter_decides_by_country_asn_and_hosting(echo_upstream):
     policy = geo_policy()
-    assert {"country=US", "asn=15169", "hosting"} <= set(policy["geo_ranges"])
+    assert {"country=US", "asn=15169", "hosting"} <= set(policy["resolved_ranges"])
     with start_envoy(policy, echo_upstream) as envoy:
         google = get(envoy, "8.8.8.8")  # US, AS15169
         assert google.status_code == 403, google.text
@@ -53,9 +57,31 @@ def test_the_filter_decides_by_country_asn_and_hosting(echo_upstream):
         assert home.status_code == 200, home.text
 
 
+def test_the_filter_takes_reputation_lists_from_the_policy(echo_upstream):
+    """The filter carries no reputation list: `vpn` reaches it in
+    resolved_ranges."""
+    policy = with_rules([{"name": "vpn", "when": {"ip_in": ["vpn"]}, "action": "block"}])
+    assert "builtin=vpn" in policy["resolved_ranges"]
+    with start_envoy(policy, echo_upstream) as envoy:
+        mullvad = get(envoy, "45.83.220.7")  # AS39351, in the shipped vpn.txt
+        assert mullvad.status_code == 403, mullvad.text
+        home = get(envoy, "80.130.1.1")
+        assert home.status_code == 200, home.text
+    del policy["resolved_ranges"]["builtin=vpn"]
+    port, admin = free_port(), free_port()
+    template = (ROOT / "envoy" / "demo.yaml").read_text()
+    config = render_envoy.render(template, json.dumps(policy), str(WASM), port, admin,
+                                 echo_upstream, free_port(), free_port())
+    with running(config, admin) as (process, log_path, _):
+        process.wait(timeout=30)
+        assert process.returncode == 1
+        lines = invalid_lines(log_path.read_text())
+        assert "lists.vpn.builtin[0]: the Envoy filter carries no reputation lists" in lines[0], lines
+
+
 def test_the_filter_refuses_geo_conditions_without_their_ranges(echo_upstream):
     policy = geo_policy()
-    del policy["geo_ranges"]
+    del policy["resolved_ranges"]
     port, admin = free_port(), free_port()
     template = (ROOT / "envoy" / "demo.yaml").read_text()
     config = render_envoy.render(template, json.dumps(policy), str(WASM), port, admin,

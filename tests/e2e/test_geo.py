@@ -68,31 +68,30 @@ def test_the_filter_takes_reputation_lists_from_the_policy(echo_upstream):
         home = get(envoy, "80.130.1.1")
         assert home.status_code == 200, home.text
     del policy["resolved_ranges"]["builtin=vpn"]
-    port, admin = free_port(), free_port()
-    template = (ROOT / "envoy" / "demo.yaml").read_text()
-    config = render_envoy.render(template, json.dumps(policy), str(WASM), port, admin,
-                                 echo_upstream, free_port(), free_port())
-    with running(config, admin) as (process, log_path, _):
-        process.wait(timeout=30)
-        assert process.returncode == 1
-        lines = invalid_lines(log_path.read_text())
-        assert "lists.vpn.builtin[0]: the Envoy filter carries no reputation lists" in lines[0], lines
+    refusal = refused(policy, echo_upstream)
+    assert "lists.vpn.builtin[0]: the Envoy filter carries no reputation lists" in refusal
 
 
 def test_the_filter_refuses_geo_conditions_without_their_ranges(echo_upstream):
     policy = geo_policy()
     del policy["resolved_ranges"]
+    refusal = refused(policy, echo_upstream)
+    assert "rules[0].when.country: the Envoy filter carries no geo table" in refusal
+    assert "palisade policy-json" in refusal
+
+
+def refused(policy, upstream_port):
+    """The first configuration error of an Envoy refusing `policy`."""
     port, admin = free_port(), free_port()
     template = (ROOT / "envoy" / "demo.yaml").read_text()
     config = render_envoy.render(template, json.dumps(policy), str(WASM), port, admin,
-                                 echo_upstream, free_port(), free_port())
+                                 upstream_port, free_port(), free_port())
     with running(config, admin) as (process, log_path, _):
         process.wait(timeout=30)
         assert process.returncode == 1
         lines = invalid_lines(log_path.read_text())
         assert lines, log_path.read_text()[-2000:]
-        assert "rules[0].when.country: the Envoy filter carries no geo table" in lines[0], lines
-        assert "palisade policy-json" in lines[0], lines
+        return lines[0]
 
 
 def test_the_companion_uses_a_refreshed_list_after_sighup(tmp_path):

@@ -224,10 +224,11 @@ impl Scorer {
         counted.watch_status
     }
 
-    /// Counts a request in its client's slot: in this worker's copy when
-    /// the request was served from it, else (and on a `login` route, or
-    /// when a report is due: always when [`Counting::Asking`]) by a sync,
-    /// which marks the slot reported and returns the report to send.
+    /// Counts a request in its client's slot: in this worker's copy if the
+    /// request was served from it, is off `login` routes and finds no
+    /// report possibly due; otherwise (always when [`Counting::Asking`])
+    /// by a sync, which marks the slot reported and returns the report
+    /// when one is due.
     fn count(
         &self,
         policy: &Policy,

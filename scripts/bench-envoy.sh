@@ -13,8 +13,10 @@
 #                   `cargo bench --bench engine`, which writes it)
 #   d  scored       as c with `scoring.enabled` (defaults: 8,192 slots, 60 s
 #                   TTL), on the cached path: the client's score is in its
-#                   slot, so each request reads and writes the slot and
-#                   reads the response status, and nothing waits. c and d
+#                   slot, so each worker serves it from its copy of the
+#                   slot (synced every 32 requests or 100 ms:
+#                   src/scoring/local.rs), reads one response status in
+#                   eight, and nothing waits. c and d
 #                   share a stand-in for the companion's internal listener
 #                   (benches/support/score_stand_in.py, score 10: allow).
 # Two scenarios, both a browser-like request (User-Agent, Accept,

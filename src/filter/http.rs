@@ -72,12 +72,16 @@ impl Context for Http {
         };
         let scored = match reports::answer(std::slice::from_ref(&waiting.report), body) {
             Ok(scores) => {
-                reports::store_scores(
-                    &self.policy,
-                    &self.metrics,
-                    std::slice::from_ref(&waiting.report),
-                    &scores,
-                );
+                // A request waits only with a scorer.
+                if let Some(scorer) = &self.scorer {
+                    reports::store_scores(
+                        scorer,
+                        &self.policy,
+                        &self.metrics,
+                        std::slice::from_ref(&waiting.report),
+                        &scores,
+                    );
+                }
                 scores.first().copied().flatten()
             }
             Err(failed) => {
@@ -331,8 +335,8 @@ impl HttpContext for Http {
             let req = request(&headers, self.connection_ip);
             let looked = profile::time(Phase::ScoreLookUp, || {
                 let scorer = scorer.as_deref()?;
-                let looked = scorer.look_up(&self.policy, &req, now)?;
-                let step = scorer.step(&self.policy, &self.metrics, &req, &looked, now);
+                let mut looked = scorer.look_up(&self.policy, &req, now)?;
+                let step = scorer.step(&self.policy, &self.metrics, &req, &mut looked, now);
                 Some((looked, step))
             });
             let Some((looked, step)) = looked else {

@@ -7,9 +7,11 @@
 //! all workers share one limit ([`store`]); so does the companion's health,
 //! which the root contexts probe on a timer ([`health`]). With
 //! `scoring.enabled`, each client's behaviour and cached learned score live
-//! in shared-data slots ([`slots`], used per request by [`scoring`]), and
-//! the root contexts send queued feature reports to the companion in
-//! batches on the same timer ([`reports`]).
+//! in shared-data slots ([`slots`], used per request by [`scoring`], which
+//! serves a busy client from the worker's own recent copy of its slot and
+//! writes its requests back on the same timer), and the root contexts send
+//! queued feature reports to the companion in batches on that timer too
+//! ([`reports`]).
 //!
 //! No panics on host data: a panic kills the VM and every request on the
 //! worker with it, so `unwrap`, `expect`, `panic!` and slice indexing are
@@ -32,6 +34,7 @@ mod slots;
 mod store;
 
 use crate::policy::{Policy, ProcessEnv};
+use crate::scoring::local;
 use metrics::Metrics;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -100,7 +103,11 @@ impl Context for Root {
     ) {
         // The root dispatches report batches and health probes.
         if let (Some(policy), Some(metrics)) = (&self.policy, &self.metrics) {
-            if !self.reporter.answered(token, body, policy, metrics) {
+            let report = self
+                .scorer
+                .as_deref()
+                .is_some_and(|scorer| self.reporter.answered(token, body, policy, metrics, scorer));
+            if !report {
                 self.prober.answered(policy, metrics);
             }
         }
@@ -110,12 +117,16 @@ impl Context for Root {
 /// How often a root context ticks: every health interval, or with
 /// scoring on every quarter report interval if that is sooner, so that
 /// some worker claims each report send within a quarter interval of it
-/// falling due.
+/// falling due, and at least every [`local::MAX_AGE_NS`], so that the
+/// events this worker counted in its copies of the clients' slots reach
+/// the shared slots (and other workers) within that.
 fn tick_period(policy: &Policy) -> Duration {
     let health = Duration::from_secs(policy.companion().health_interval.0);
     let scoring = policy.scoring();
     if scoring.enabled {
-        health.min(Duration::from_millis(scoring.report_interval_ms / 4))
+        health
+            .min(Duration::from_millis(scoring.report_interval_ms / 4))
+            .min(Duration::from_nanos(local::MAX_AGE_NS))
     } else {
         health
     }
@@ -182,7 +193,8 @@ impl RootContext for Root {
             self.ticking_at_interval = hostcalls::set_tick_period(tick_period(policy)).is_ok();
         }
         self.prober.tick(policy, metrics);
-        if self.scorer.is_some() {
+        if let Some(scorer) = &self.scorer {
+            scorer.flush(metrics, now_ns());
             self.reporter.tick(policy, metrics);
         }
     }

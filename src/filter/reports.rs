@@ -20,7 +20,7 @@
 use super::health;
 use super::metrics::{Fallback, Metrics};
 use super::now_ns;
-use super::slots::{self, Updated};
+use super::scoring::Scorer;
 use crate::policy::{CompanionHealth, Policy};
 use crate::scoring::report::{self, BadAnswer, Report};
 use crate::scoring::Scored;
@@ -115,6 +115,7 @@ pub fn answer(reports: &[Report], body_size: usize) -> Result<Vec<Option<Scored>
 /// Stores each score in its client's slot (unless another client has
 /// taken the slot since), applying for `scoring.cache_ttl`.
 pub fn store_scores(
+    scorer: &Scorer,
     policy: &Policy,
     metrics: &Metrics,
     reports: &[Report],
@@ -127,13 +128,7 @@ pub fn store_scores(
             continue;
         };
         metrics.score_received(scored.points);
-        let stored = slots::update(report.key, None, false, |slot| {
-            slot.store_score(scored, now, ttl);
-            true
-        });
-        if matches!(stored, Updated::Degraded) {
-            metrics.slot_degraded();
-        }
+        scorer.store_score(metrics, report.key, scored, now, ttl);
     }
 }
 
@@ -216,13 +211,14 @@ impl Reporter {
         body_size: usize,
         policy: &Policy,
         metrics: &Metrics,
+        scorer: &Scorer,
     ) -> bool {
         let Some(at) = self.in_flight.iter().position(|(t, _)| *t == token) else {
             return false;
         };
         let (_, batch) = self.in_flight.swap_remove(at);
         match answer(&batch, body_size) {
-            Ok(scores) => store_scores(policy, metrics, &batch, &scores),
+            Ok(scores) => store_scores(scorer, policy, metrics, &batch, &scores),
             Err(failed) => {
                 metrics.report_failed();
                 if let Failed::Bad(bad) = failed {

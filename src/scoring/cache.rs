@@ -1,14 +1,15 @@
 //! A client's slot in a host's fixed table: its behaviour ([`ClientState`]),
 //! the score the companion last sent back for it, and when its features
 //! were last reported. The Envoy filter keeps one slot per shared-data
-//! entry (`palisade.sc.<index>`), read and written whole, once per request.
+//! entry (`palisade.sc.<index>`), read and written whole: once per request,
+//! or for a busy client once per sync of a worker's copy ([`super::local`]).
 //!
 //! The table has a fixed number of slots and a client maps to exactly one
 //! ([`SlotKey::of`]): memory never grows with the number of clients.
 //! A client that finds its slot owned by another client takes it over
 //! ([`Slot::claim`]), dropping the other's history and cached score. That
 //! loses least where it matters: a client that keeps coming back keeps its
-//! slot (it rewrites it on every request), and the cost of losing it is a
+//! slot (it keeps rewriting it), and the cost of losing it is a
 //! fresh history and a report, not a wrong score, because a score is only
 //! ever read by the client whose tag it was stored under.
 

@@ -14,6 +14,8 @@
 //! - [`wire`]: the JSON of `POST /score`, shared by the filter and the companion.
 //! - [`cache`]: a client's slot in a host's fixed table (state, cached
 //!   score, last report), as the Envoy filter keeps them in shared data.
+//! - [`local`]: a worker's bounded write-behind copies of slots, so that
+//!   most requests of a busy client need no shared-data read or write.
 //! - [`report`]: feature reports sent in batches to `/score`, and reading
 //!   the answers back into slots.
 //! - [`Scored`]: a score as hosts hand it to [`crate::policy::Policy`].
@@ -33,6 +35,7 @@
 pub mod cache;
 pub mod features;
 pub mod interaction;
+pub mod local;
 pub mod model;
 pub mod report;
 mod scored;
@@ -56,4 +59,4 @@ pub use features::{RequestFacts, Schema, Vector, ACCESS_LOG, REQUEST};
 pub use interaction::{Interaction, INTERACTION};
 pub use model::{Contribution, Model, ModelError, ModelFile};
 pub use scored::{Scored, TopFeatures};
-pub use state::{ClientState, Observation, STATE_BYTES};
+pub use state::{ClientState, Observation, Sighting, STATE_BYTES};

@@ -163,6 +163,37 @@ impl<'a> Observation<'a> {
     }
 }
 
+/// A request as [`ClientState::count`] counts it: what the state keeps of
+/// an [`Observation`] (which of the counted kinds it is, and its path's
+/// sketch bucket), in two owned bytes, so that a host can hold requests
+/// and count them later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sighting {
+    flags: u8,
+    bucket: u8,
+}
+
+impl Sighting {
+    const ASSET: u8 = 1;
+    const HEAD: u8 = 2;
+    const ROBOTS: u8 = 4;
+    const REFERRER: u8 = 8;
+    const LOGIN: u8 = 16;
+
+    pub fn of(request: &Observation) -> Sighting {
+        let path = request.path.split('?').next().unwrap_or(request.path);
+        let flag = |b: bool, f: u8| if b { f } else { 0 };
+        Sighting {
+            flags: flag(is_asset(request.path), Sighting::ASSET)
+                | flag(request.method.eq_ignore_ascii_case("HEAD"), Sighting::HEAD)
+                | flag(path == "/robots.txt", Sighting::ROBOTS)
+                | flag(request.has_referrer, Sighting::REFERRER)
+                | flag(request.login, Sighting::LOGIN),
+            bucket: (fnv1a(path.as_bytes()) % SKETCH as u64) as u8,
+        }
+    }
+}
+
 /// Whether a path looks like a login endpoint, for access logs, which
 /// carry no route: a path segment naming login, sign-in, auth or session.
 pub fn looks_like_login(path: &str) -> bool {
@@ -240,9 +271,21 @@ impl ClientState {
 
     /// Counts a request at `now_ns`.
     pub fn observe(&mut self, request: &Observation, now_ns: u64) {
-        let dt = self.seconds_since(now_ns);
+        self.count(Sighting::of(request), now_ns);
+    }
+
+    /// Counts a request at `now_ns`, as [`Sighting::of`] kept it.
+    ///
+    /// A time before the last request's is possible where requests counted
+    /// apart are merged (the Envoy filter's workers, each folding its own
+    /// requests into the shared slot: see [`super::local`]). Such a request
+    /// is counted as of the last request, with nothing decayed and no
+    /// inter-arrival time: its gap to the request before it is unknown, and
+    /// counting it as 0 would make a steady client look irregular.
+    pub fn count(&mut self, request: Sighting, now_ns: u64) {
         let c = &mut self.counters;
-        if self.seen > 0 {
+        if let Some(gap_ns) = now_ns.checked_sub(self.last_ns).filter(|_| self.seen > 0) {
+            let dt = gap_ns as f32 / 1e9;
             c.decay(dt);
             if c.gaps == 0.0 {
                 c.mean_gap = dt;
@@ -256,14 +299,13 @@ impl ClientState {
         c.short += 1.0;
         c.long += 1.0;
         c.peak = c.peak.max(c.short);
-        let flag = |b: bool| if b { 1.0 } else { 0.0 };
-        c.assets += flag(is_asset(request.path));
-        c.heads += flag(request.method.eq_ignore_ascii_case("HEAD"));
-        let path = request.path.split('?').next().unwrap_or(request.path);
-        c.robots += flag(path == "/robots.txt");
-        c.referrers += flag(request.has_referrer);
-        c.logins += flag(request.login);
-        self.add_to_sketch(path);
+        let flag = |f: u8| if request.flags & f != 0 { 1.0 } else { 0.0 };
+        c.assets += flag(Sighting::ASSET);
+        c.heads += flag(Sighting::HEAD);
+        c.robots += flag(Sighting::ROBOTS);
+        c.referrers += flag(Sighting::REFERRER);
+        c.logins += flag(Sighting::LOGIN);
+        self.add_to_sketch(request.bucket);
         self.seen = self.seen.saturating_add(1);
         self.last_ns = self.last_ns.max(now_ns);
     }
@@ -338,8 +380,8 @@ impl ClientState {
         (h / (SKETCH as f32).log2()).clamp(0.0, 1.0)
     }
 
-    fn add_to_sketch(&mut self, path: &str) {
-        let bucket = (fnv1a(path.as_bytes()) % SKETCH as u64) as usize;
+    fn add_to_sketch(&mut self, bucket: u8) {
+        let bucket = usize::from(bucket);
         // Halving keeps the sketch about the last few hundred paths.
         if self.sketch.get(bucket) == Some(&u8::MAX) {
             for n in &mut self.sketch {
@@ -471,6 +513,26 @@ mod tests {
         assert!(clockwork.timing_cv().unwrap() < 0.01);
         assert!(person.timing_cv().unwrap() > 1.0);
         assert_eq!(ClientState::new(3).timing_cv(), None);
+    }
+
+    #[test]
+    fn a_request_out_of_time_order_is_counted_without_a_gap_or_a_decay() {
+        let mut s = ClientState::new(1);
+        for i in 0..10 {
+            s.observe(&Observation::get("/"), 10 * S + i * S / 10); // clockwork, 10 per second
+        }
+        let before = s;
+        // Another worker's request from 50 ms before the last one, merged late.
+        s.observe(&Observation::get("/"), 10 * S + 9 * S / 10 - S / 20);
+        assert_eq!(s.last_ns(), before.last_ns());
+        assert_eq!(s.seen(), before.seen() + 1);
+        assert_eq!(s.timing_cv(), before.timing_cv(), "no gap counted");
+        let (now, after) = (before.last_ns(), s.decayed(before.last_ns()));
+        assert_eq!(after.short, before.decayed(now).short + 1.0);
+        assert_eq!(after.long, before.decayed(now).long + 1.0);
+        // Even one from before the epoch of the state (time 0) is harmless.
+        s.observe(&Observation::get("/"), 0);
+        assert!(s.timing_cv().unwrap() < 0.01);
     }
 
     #[test]

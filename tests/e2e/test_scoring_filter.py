@@ -9,6 +9,7 @@ chooses per client, so every outcome is deterministic. The stand-in also
 records every batch it receives, which is what the report-rate test counts.
 """
 import json
+import math
 import re
 import threading
 import time
@@ -331,6 +332,32 @@ def test_4xx_answers_elsewhere_are_sampled_until_the_first_then_all_counted(echo
         wait_until(lambda: get(envoy, "/closed/a", ip).status_code == 403
                    and stand_in.reports_of(ip) and stand_in.reports_of(ip)[-1][error_share] > 0, 5,
                    "errors reported")
+
+
+def test_requests_served_by_both_workers_all_reach_the_slot(echo_upstream, stand_in):
+    """Each worker counts a busy client's requests in its own copy of the
+    client's slot and folds them into the shared slot later (on its tick,
+    or when the copy is full or old): after requests spread over both
+    workers, the client's next report counts every one of them."""
+    policy = json.loads(json.dumps(POLICY))
+    policy["scoring"]["cache_ttl"] = "1s"
+    history = 16  # in request-v1: ln(1 + requests seen) / ln(1001)
+    ip = next_client_ip()
+    with envoy_with(policy, echo_upstream, stand_in) as envoy:
+        before = worker_connections(envoy)
+        burst = 60
+        for _ in range(burst):  # a connection each, so both workers serve some
+            assert get(envoy, "/open/a", ip).status_code == 200
+        after = worker_connections(envoy)
+        assert all(after[w] > before.get(w, 0) for w in after), (before, after)
+        # Once every copy is folded in (a tick) and the score is half stale
+        # (half the TTL), the next request is reported with all of them.
+        time.sleep(1.2)
+        assert get(envoy, "/open/a", ip).status_code == 200
+        want = math.log(1 + burst + 1) / math.log(1001)
+        wait_until(lambda: any(abs(r[history] - want) < 1e-5 for r in stand_in.reports_of(ip)), 5,
+                   f"a report counting all {burst + 1} requests")
+        assert score_stats(envoy).get("score.slot_degraded", 0) == 0
 
 
 def test_scoring_off_adds_nothing(echo_upstream, stand_in):

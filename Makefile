@@ -26,10 +26,12 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 	bash scripts/build-wasm.sh --clippy
 
-unit:
+# Unit tests start a real redis-server and the JS tests need Node: both come
+# from deps, so a fresh machine can run any of these targets first.
+unit: deps
 	$(CARGO) test
 
-js:
+js: deps
 	node --test tests/js/
 
 e2e: deps build wasm

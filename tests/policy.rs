@@ -1817,6 +1817,14 @@ fn verify_form(p: &Policy, from: &Req, body: &str, now: u64) -> (Response, Verif
     p.handle_own(&r.request(), body.as_bytes(), now)
 }
 
+/// GETs the verify endpoint with `query` as client `from` (the pages' way:
+/// no body).
+fn verify_query(p: &Policy, from: &Req, query: &str, now: u64) -> (Response, VerifyOutcome) {
+    let mut r = from.clone();
+    r.path = format!("{}?{query}", p.verify_path());
+    p.handle_own(&r.request(), b"", now)
+}
+
 /// A nonce that does not solve `data` at `bits`.
 fn wrong_nonce(data: &str, bits: u8) -> String {
     (0u64..)
@@ -1924,6 +1932,32 @@ fn verify_with_a_form_redirects_back() {
     assert!(header(&resp, "set-cookie")
         .unwrap()
         .starts_with("palisade="));
+}
+
+#[test]
+fn verify_with_a_query_redirects_back_like_a_form() {
+    let p = policy(CHALLENGED);
+    let me = Req::get("/login?next=%2Fhome&a=b");
+    let data = ticket(&p, &me);
+    let nonce = challenge::solve(&data, 12);
+    let (resp, outcome) = verify_query(&p, &me, &format!("data={data}&nonce={nonce}"), NOW);
+    assert_eq!(outcome, VerifyOutcome::Passed);
+    assert_eq!(resp.status, 303);
+    assert_eq!(header(&resp, "location"), Some("/login?next=%2Fhome&a=b"));
+    assert!(header(&resp, "set-cookie")
+        .unwrap()
+        .starts_with("palisade="));
+    // A wrong nonce in the query is refused like one in a body.
+    let wrong = wrong_nonce(&data, 12);
+    let (resp, outcome) = verify_query(&p, &me, &format!("data={data}&nonce={wrong}"), NOW);
+    assert_eq!(resp.status, 403);
+    assert!(matches!(outcome, VerifyOutcome::Failed(_)));
+    // A GET's body is never read for the solution.
+    let mut get = me.clone();
+    get.path = p.verify_path().to_string();
+    let body = format!("data={data}&nonce={nonce}");
+    let (resp, _) = p.handle_own(&get.request(), body.as_bytes(), NOW);
+    assert_eq!(resp.status, 400);
 }
 
 #[test]
@@ -2038,12 +2072,20 @@ fn verify_failures() {
 fn verify_endpoint_rejects_bad_requests() {
     let p = policy(CHALLENGED);
     let me = Req::get("/");
-    let mut get = me.clone();
-    get.path = p.verify_path().to_string();
-    let (resp, outcome) = p.handle_own(&get.request(), b"", NOW);
+    let mut put = me.clone().method("PUT");
+    put.path = p.verify_path().to_string();
+    let (resp, outcome) = p.handle_own(&put.request(), b"", NOW);
     assert_eq!((resp.status, outcome), (405, VerifyOutcome::BadRequest));
-    assert_eq!(header(&resp, "allow"), Some("POST"));
+    assert_eq!(header(&resp, "allow"), Some("GET, POST"));
     assert_eq!(body_json(&resp)["error"], "method_not_allowed");
+    for query in ["", "data=x", "nonce=1"] {
+        let (resp, outcome) = verify_query(&p, &me, query, NOW);
+        assert_eq!(
+            (resp.status, outcome),
+            (400, VerifyOutcome::BadRequest),
+            "{query}"
+        );
+    }
 
     let big = "x".repeat(MAX_VERIFY_BODY + 1);
     let (resp, outcome) = verify_json(&p, &me, &big, NOW);

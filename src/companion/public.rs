@@ -137,7 +137,9 @@ async fn handle(
             blocking(move || issue(&shared, &loaded, &incoming, hints.as_deref())).await
         }
         [providers::ALTCHA_SCRIPT] if get => altcha_widget(&loaded),
-        ["verify"] if post => {
+        // GET carries the solution in the query (the pages use it: no body
+        // needed, see Policy::handle_own); POST in a form or JSON body.
+        ["verify"] if post || get => {
             let body = match read_body(body).await {
                 Ok(b) => b,
                 Err(e) => return bad_input(&e),
@@ -166,10 +168,11 @@ async fn handle(
             blocking(move || render(&shared, &loaded, &id, media)).await
         }
         ["challenge"] | ["verify"] | ["challenge", ..] => {
-            let allow = if segments.as_slice() == ["challenge"] || segments.len() > 3 {
-                "GET, HEAD"
-            } else {
-                "POST"
+            let allow = match segments.as_slice() {
+                ["challenge"] => "GET, HEAD",
+                ["verify"] => "GET, POST",
+                _ if segments.len() > 3 => "GET, HEAD",
+                _ => "POST",
             };
             let mut r = json_reply(405, json!({"error": "method_not_allowed", "allow": allow}));
             if let Ok(v) = allow.parse() {
@@ -696,7 +699,7 @@ fn record_refusal(
     );
 }
 
-/// `POST <prefix>verify`: proof of work, exactly as the filter verifies it.
+/// `GET`/`POST <prefix>verify`: proof of work, exactly as the filter verifies it.
 fn verify_pow(shared: &Shared, loaded: &Loaded, incoming: &Incoming, body: &[u8]) -> Response {
     let client = incoming.client(loaded);
     // The client address is decided; the engine must not re-read it from

@@ -23,8 +23,8 @@ pub enum OwnReply {
     /// cluster). The filter reads no body.
     Companion,
     /// The companion is down and this is `<prefix>verify`: verify the proof
-    /// of work in the filter. Read the body, then call
-    /// [`Policy::handle_own`].
+    /// of work in the filter. Read the body if one comes (a POST; a GET has
+    /// its solution in the query), then call [`Policy::handle_own`].
     Verify,
     /// Answer (or, for `fail_open`, pass on) as the reply says.
     Reply(Reply),
@@ -231,10 +231,11 @@ impl Policy {
     ///   ([`OwnReply::Companion`]); the filter reads no body, so it needs no
     ///   `allow_on_headers_stop_iteration` in this state.
     /// - Companion down:
-    ///   - `POST <prefix>verify`: the filter verifies the proof of work
-    ///     itself ([`OwnReply::Verify`]), as the fallback. Every pow ticket
-    ///     is the filter's scheme, so one issued while the companion was up
-    ///     verifies here too.
+    ///   - `<prefix>verify`: the filter verifies the proof of work itself
+    ///     ([`OwnReply::Verify`]), as the fallback. Every pow ticket is the
+    ///     filter's scheme, so one issued while the companion was up
+    ///     verifies here too. The pages submit with a GET (solution in the
+    ///     query), which needs no request body.
     ///   - `GET`/`HEAD <prefix>challenge?kind=K&difficulty=N&return=R` (a
     ///     client sent there before the companion went down): a `pow` kind
     ///     gets the proof-of-work page (200) for `R` at `N`; other kinds as

@@ -260,7 +260,15 @@ impl Policy {
     /// The in-filter proof-of-work verify endpoint (`<prefix>verify`):
     /// checks a submitted solution and issues a pass token. Hosts call it
     /// when [`Policy::route_own`] says [`super::OwnReply::Verify`], with
-    /// the request body.
+    /// the request body (empty for a GET).
+    ///
+    /// The solution comes one of three ways:
+    /// - `GET <prefix>verify?data=…&nonce=…`, answered with a 303 to the
+    ///   ticket's return path. It needs no request body, so it works where
+    ///   the filter cannot read one (an Istio `WasmPlugin` cannot set
+    ///   `allow_on_headers_stop_iteration`); the challenge pages use it.
+    /// - `POST` of a form with `data` and `nonce`: the same 303.
+    /// - `POST` of JSON `{"data", "nonce"}`: 200 with the token, for programs.
     pub fn handle_own(
         &self,
         request: &Request,
@@ -273,13 +281,14 @@ impl Policy {
                 VerifyOutcome::BadRequest,
             );
         }
-        if !request.method.eq_ignore_ascii_case("POST") {
+        let get = request.method.eq_ignore_ascii_case("GET");
+        if !get && !request.method.eq_ignore_ascii_case("POST") {
             return (
                 Response::json(
                     405,
-                    json!({"error": "method_not_allowed", "message": "use POST"}),
+                    json!({"error": "method_not_allowed", "message": "use GET or POST"}),
                 )
-                .with_header("allow", "POST".into()),
+                .with_header("allow", "GET, POST".into()),
                 VerifyOutcome::BadRequest,
             );
         }
@@ -290,8 +299,10 @@ impl Policy {
             );
         }
         let content_type = request.header("content-type").unwrap_or("");
-        let form = content_type.starts_with("application/x-www-form-urlencoded");
-        let fields = if form {
+        let redirect = get || content_type.starts_with("application/x-www-form-urlencoded");
+        let fields = if get {
+            parse_form(request.query.as_bytes())
+        } else if redirect {
             parse_form(body)
         } else {
             parse_json(body)
@@ -301,7 +312,7 @@ impl Policy {
                 Response::json(
                     400,
                     json!({"error": "bad_request",
-                           "message": "send JSON {\"data\": \"...\", \"nonce\": \"...\"} or a form with `data` and `nonce`"}),
+                           "message": "send GET ?data=...&nonce=..., JSON {\"data\": \"...\", \"nonce\": \"...\"} or a form with `data` and `nonce`"}),
                 ),
                 VerifyOutcome::BadRequest,
             );
@@ -319,7 +330,7 @@ impl Policy {
             Ok(ticket) => {
                 let token = self.issue_token(ip, ua, Passed::pow(ticket.level), now_s);
                 let expires = now_s.saturating_add(self.tokens.ttl_s);
-                let response = if form {
+                let response = if redirect {
                     let mut r = Response::new(303, "text/plain; charset=utf-8", String::new());
                     r.headers.push(("location".into(), ticket.return_path));
                     r

@@ -131,20 +131,23 @@ def test_a_rule_can_raise_the_difficulty(demo_envoy):
 
 
 def test_challenge_page_for_browsers_solves_like_the_api(demo_envoy):
-    """The page's hidden form carries the ticket; posting it like the page's
-    script does lands on the original page with a pass cookie."""
+    """The page's hidden form carries the ticket; submitting it as the page's
+    script does (a GET: no request body, so it works where the filter cannot
+    read one, as under Istio's WasmPlugin) lands on the original page with a
+    pass cookie."""
     client = Client(demo_envoy, ua=BROWSER_HEADERS["User-Agent"])
     r = client.get("/login?next=%2Faccount", {**BROWSER_HEADERS, "Accept": "text/html"})
     assert r.status_code == 403
     assert r.headers["content-type"].startswith("text/html")
     data = re.search(r'name="data" value="([^"]+)"', r.text).group(1)
     bits = int(re.search(r'data-bits="(\d+)"', r.text).group(1))
-    assert 'action="/.palisade/verify"' in r.text
+    assert 'action="/.palisade/verify"' in r.text and 'method="GET"' in r.text
     assert bits == DEMO_BITS
-    r = requests.post(demo_envoy.url + VERIFY, data={"data": data, "nonce": solve_pow(data, bits)},
-                      headers=client.headers(), allow_redirects=False, timeout=10)
+    r = requests.get(demo_envoy.url + VERIFY, params={"data": data, "nonce": solve_pow(data, bits)},
+                     headers=client.headers(), allow_redirects=False, timeout=10)
     assert r.status_code == 303
     assert r.headers["location"] == "/login?next=%2Faccount"
+    assert r.headers["set-cookie"].startswith("palisade=")
 
 
 # --- solving and passing -------------------------------------------------------
@@ -291,15 +294,19 @@ def test_a_pass_token_is_not_a_ticket(demo_envoy):
     ("POST", b'{"data": "x"}', {"Content-Type": "application/json"}, 400, "bad_request"),
     ("POST", b"data=x", {"Content-Type": "application/x-www-form-urlencoded"}, 400, "bad_request"),
     ("POST", b'{"data":"' + b"A" * 9000 + b'","nonce":"1"}', {"Content-Type": "application/json"}, 413, "too_large"),
-    ("GET", None, {}, 405, "method_not_allowed"),
+    ("GET", None, {}, 400, "bad_request"),
+    ("GET?data=x", None, {}, 400, "bad_request"),
+    ("PUT", b"data=x", {}, 405, "method_not_allowed"),
 ])
 def test_malformed_verify_requests(demo_envoy, method, body, headers, status, error):
-    r = requests.request(method, demo_envoy.url + VERIFY, data=body, timeout=10,
+    method, _, query = method.partition("?")
+    r = requests.request(method, demo_envoy.url + VERIFY + (f"?{query}" if query else ""),
+                         data=body, timeout=10,
                          headers={"User-Agent": CURL, "X-Forwarded-For": next_client_ip(), **headers})
     assert r.status_code == status, r.text[:300]
     assert r.json()["error"] == error
     if status == 405:
-        assert r.headers["allow"] == "POST"
+        assert r.headers["allow"] == "GET, POST"
 
 
 def test_other_paths_under_the_prefix_wait_for_the_companion(demo_envoy):

@@ -235,10 +235,12 @@ def test_metrics_are_on_the_admin_page(sidecar):
     assert stats["wasmcustom.palisade.config_errors"] == 0
 
 
-def test_verify_body_needs_allow_on_headers_stop_iteration(echo_upstream, demo_policy, tmp_path):
-    """Why the flag is REQUIRED: without it Envoy never hands Palisade the
-    body of POST /.palisade/verify, and the request hangs (here until the
-    client gives up) instead of being answered."""
+def test_only_a_verify_body_needs_allow_on_headers_stop_iteration(echo_upstream, demo_policy, tmp_path):
+    """Without the flag (Istio's WasmPlugin cannot set it) Envoy never hands
+    Palisade the body of POST /.palisade/verify, and that request hangs
+    (here until the client gives up). The pages' GET, solution in the query,
+    needs no body and is answered either way: a wrong solution with 403,
+    the right one with 303 and the pass cookie."""
     text = SIDECAR.read_text()
     assert text.count("allow_on_headers_stop_iteration: true") == 1
     template = tmp_path / "sidecar-without-flag.yaml"
@@ -250,6 +252,21 @@ def test_verify_body_needs_allow_on_headers_stop_iteration(echo_upstream, demo_p
     with start_envoy(policy, echo_upstream, template=template, env={"PALISADE_KEYS": ENV_KEY}) as envoy:
         with pytest.raises(requests.exceptions.ReadTimeout):
             requests.post(envoy.url + "/.palisade/verify", data=body, headers=headers, timeout=3)
+        browser = {"User-Agent": BROWSER, "Accept": "application/json", "Accept-Language": "en",
+                   "X-Forwarded-For": ELSEWHERE}
+        challenge = requests.get(envoy.url + "/login", headers=browser, timeout=10)
+        assert challenge.status_code == 403, challenge.text
+        spec = challenge.json()["challenge"]
+        nonce = solve(spec["data"], spec["difficulty"])
+        wrong = requests.get(envoy.url + "/.palisade/verify", headers=browser, timeout=10,
+                             params={"data": spec["data"], "nonce": "x"}, allow_redirects=False)
+        assert wrong.status_code == 403 and wrong.json()["error"] == "bad_nonce", wrong.text
+        passed = requests.get(envoy.url + "/.palisade/verify", headers=browser, timeout=10,
+                              params={"data": spec["data"], "nonce": nonce}, allow_redirects=False)
+        assert passed.status_code == 303 and passed.headers["location"] == "/login", passed.text
+        token = passed.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+        r = requests.get(envoy.url + "/login", headers=browser, cookies={"palisade": token}, timeout=10)
+        assert r.status_code == 200, r.text
     with start_envoy(policy, echo_upstream, template=SIDECAR, env={"PALISADE_KEYS": ENV_KEY}) as envoy:
         r = requests.post(envoy.url + "/.palisade/verify", data=body, headers=headers, timeout=10)
         assert r.status_code == 403 and r.json()["error"] == "ticket_invalid", r.text

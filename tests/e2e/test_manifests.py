@@ -438,3 +438,22 @@ def test_istio_companion_env_and_probes():
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "internal"}
     assert container["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "palisade-keys", "key": "PALISADE_KEYS"}
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_envoy_accepts_the_configmap(name, tmp_path):
+    """Each build's palisade-envoy ConfigMap passes `envoy --mode validate`
+    (which loads the module and the policy), the module's path rewritten
+    from where the pod mounts it to the built module. The shared overlay's
+    STRICT_DNS clusters are not resolved by validation."""
+    from conftest import ENVOY, WASM
+
+    resources = build(name)
+    config = next(r for r in resources if r["metadata"]["name"].startswith("palisade-envoy-"))["data"]["envoy.yaml"]
+    assert config.count('filename: "/etc/palisade-wasm/plugin.wasm"') == 1
+    (tmp_path / "envoy.yaml").write_text(config.replace("/etc/palisade-wasm/plugin.wasm", str(WASM)))
+    result = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(tmp_path / "envoy.yaml"),
+                             "--use-dynamic-base-id", "--disable-hot-restart"],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "PALISADE_KEYS": KEY})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "palisade: policy loaded" in result.stdout + result.stderr

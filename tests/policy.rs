@@ -1918,35 +1918,30 @@ fn verify_with_json_issues_a_token() {
 }
 
 #[test]
-fn verify_with_a_form_redirects_back() {
+fn verify_with_a_form_or_a_query_redirects_back() {
     let p = policy(CHALLENGED);
     let me = Req::get("/login?next=%2Fhome&a=b");
+    // A form POST, or a GET with the solution in the query (the pages'
+    // way: no body needed).
+    for by_query in [false, true] {
+        let data = ticket(&p, &me);
+        let nonce = challenge::solve(&data, 12);
+        // Extra fields (a would-be return URL) are ignored.
+        let fields = format!("return=https%3A%2F%2Fevil.example%2F&data={data}&nonce={nonce}");
+        let (resp, outcome) = if by_query {
+            verify_query(&p, &me, &fields, NOW)
+        } else {
+            verify_form(&p, &me, &fields, NOW)
+        };
+        assert_eq!(outcome, VerifyOutcome::Passed, "by query: {by_query}");
+        assert_eq!(resp.status, 303);
+        assert_eq!(header(&resp, "location"), Some("/login?next=%2Fhome&a=b"));
+        assert!(header(&resp, "set-cookie")
+            .unwrap()
+            .starts_with("palisade="));
+    }
     let data = ticket(&p, &me);
     let nonce = challenge::solve(&data, 12);
-    // Extra fields (a would-be return URL) are ignored.
-    let body = format!("return=https%3A%2F%2Fevil.example%2F&data={data}&nonce={nonce}");
-    let (resp, outcome) = verify_form(&p, &me, &body, NOW);
-    assert_eq!(outcome, VerifyOutcome::Passed);
-    assert_eq!(resp.status, 303);
-    assert_eq!(header(&resp, "location"), Some("/login?next=%2Fhome&a=b"));
-    assert!(header(&resp, "set-cookie")
-        .unwrap()
-        .starts_with("palisade="));
-}
-
-#[test]
-fn verify_with_a_query_redirects_back_like_a_form() {
-    let p = policy(CHALLENGED);
-    let me = Req::get("/login?next=%2Fhome&a=b");
-    let data = ticket(&p, &me);
-    let nonce = challenge::solve(&data, 12);
-    let (resp, outcome) = verify_query(&p, &me, &format!("data={data}&nonce={nonce}"), NOW);
-    assert_eq!(outcome, VerifyOutcome::Passed);
-    assert_eq!(resp.status, 303);
-    assert_eq!(header(&resp, "location"), Some("/login?next=%2Fhome&a=b"));
-    assert!(header(&resp, "set-cookie")
-        .unwrap()
-        .starts_with("palisade="));
     // A wrong nonce in the query is refused like one in a body.
     let wrong = wrong_nonce(&data, 12);
     let (resp, outcome) = verify_query(&p, &me, &format!("data={data}&nonce={wrong}"), NOW);
@@ -2609,37 +2604,37 @@ fn a_provider_kind_needs_its_block_in_companion_providers() {
     let needs = |kind: &str| {
         format!("`{kind}` is a provider kind and needs its settings in companion.providers.{kind}")
     };
-    assert_error(
-        "challenge: {kind: turnstile}\n",
-        "challenge.kind",
-        &[&needs("turnstile")],
-    );
-    assert_error(
-        "routes:\n  - {match: {path: /a}}\n  - {match: {path: /b}}\n  - {match: {path: /c}}\n  - {match: {path: /d}, challenge: {kind: hcaptcha}}\n",
-        "routes[3].challenge.kind",
-        &[&needs("hcaptcha")],
-    );
-    assert_error(
-        "rules: [{name: a, when: {path: /a}, challenge: {kind: altcha}}]\n",
-        "rules[0].challenge.kind",
-        &[&needs("altcha")],
-    );
-    assert_error(
-        "default_route: {challenge: {kind: recaptcha_v3}}\n",
-        "default_route.challenge.kind",
-        &[&needs("recaptcha_v3")],
-    );
-    assert_error(
-        "scoring: {interaction: {escalate_to: {kind: friendly_captcha}}}\n",
-        "scoring.interaction.escalate_to.kind",
-        &[&needs("friendly_captcha")],
-    );
-    // Another provider's block does not do.
-    assert_error(
-        "companion: {providers: {hcaptcha: {site_key: k, secret_env: S}}}\nroutes: [{match: {path: /a}, challenge: {kind: turnstile}}]\n",
-        "routes[0].challenge.kind",
-        &[&needs("turnstile")],
-    );
+    for (yaml, path, kind) in [
+        ("challenge: {kind: turnstile}\n", "challenge.kind", "turnstile"),
+        (
+            "routes:\n  - {match: {path: /a}}\n  - {match: {path: /b}}\n  - {match: {path: /c}}\n  - {match: {path: /d}, challenge: {kind: hcaptcha}}\n",
+            "routes[3].challenge.kind",
+            "hcaptcha",
+        ),
+        (
+            "rules: [{name: a, when: {path: /a}, challenge: {kind: altcha}}]\n",
+            "rules[0].challenge.kind",
+            "altcha",
+        ),
+        (
+            "default_route: {challenge: {kind: recaptcha_v3}}\n",
+            "default_route.challenge.kind",
+            "recaptcha_v3",
+        ),
+        (
+            "scoring: {interaction: {escalate_to: {kind: friendly_captcha}}}\n",
+            "scoring.interaction.escalate_to.kind",
+            "friendly_captcha",
+        ),
+        // Another provider's block does not do.
+        (
+            "companion: {providers: {hcaptcha: {site_key: k, secret_env: S}}}\nroutes: [{match: {path: /a}, challenge: {kind: turnstile}}]\n",
+            "routes[0].challenge.kind",
+            "turnstile",
+        ),
+    ] {
+        assert_error(yaml, path, &[&needs(kind)]);
+    }
     // With their blocks they compile; secrets are read by the companion
     // and check-config, not here.
     let p = policy(

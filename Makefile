@@ -6,7 +6,7 @@ VENV  := .venv
 WASM  := target/wasm32-wasip1/release/palisade.wasm
 CLI   := target/release/palisade
 
-.PHONY: all build wasm deps test lint unit e2e js run run-nginx bench clean
+.PHONY: all build wasm images deps test lint unit e2e js run run-nginx bench clean
 
 all: build wasm
 
@@ -15,6 +15,12 @@ build:
 
 wasm:
 	bash scripts/build-wasm.sh
+
+# The filter and companion images, as OCI layouts and docker-archives in
+# target/images/, without a container engine daemon; prints their digests.
+images: build wasm
+	bash scripts/install-system-deps.sh
+	bash scripts/build-images.sh
 
 deps:
 	bash scripts/install-system-deps.sh

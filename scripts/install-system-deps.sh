@@ -5,6 +5,9 @@
 set -euo pipefail
 
 PKGS=(nginx redis-server chromium chromium-driver wrk hyperfine espeak-ng sox fonts-dejavu-core binaryen)
+# `make images` (scripts/build-images.sh): buildah builds the images without
+# a daemon; skopeo reads OCI layouts (tests) and pushes them to registries.
+PKGS+=(buildah skopeo)
 # The challenge page's unit tests run under Node; use Debian's only if the
 # machine has no node of its own.
 command -v node >/dev/null || PKGS+=(nodejs)

@@ -217,6 +217,63 @@ fn check_config_reports_file_path_and_reason() {
     );
 }
 
+#[test]
+fn check_config_without_secrets_names_the_variables_it_needs() {
+    let policy = TempFile::new(
+        "no-secrets.yaml",
+        "tokens: {keys_env: PALISADE_CLI_TEST_KEYS}\ncompanion:\n  providers:\n    hcaptcha: {site_key: k, secret_env: PALISADE_CLI_TEST_SECRET}\nroutes:\n  - {match: {path: /a}, challenge: {kind: hcaptcha}}\n",
+    );
+    // Without the flag the unset key variable is an error (as before).
+    let o = run(&["check-config", policy.path()]);
+    assert_eq!(code(&o), Some(1), "{}", stderr(&o));
+
+    let o = run(&["check-config", "--no-secrets", policy.path()]);
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with(&format!("{}: ok: ", policy.path())));
+    assert_eq!(
+        lines[1],
+        format!(
+            "{}: needs at load time: PALISADE_CLI_TEST_KEYS (unset here: a stand-in was used), PALISADE_CLI_TEST_SECRET (unset here: a stand-in was used)",
+            policy.path()
+        )
+    );
+
+    // A variable that is set is still checked, and listed as set.
+    let o = palisade(&["check-config", "--no-secrets", policy.path()])
+        .env("PALISADE_CLI_TEST_KEYS", "k1:abc")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), Some(1));
+    assert!(
+        stderr(&o).contains("tokens.keys_env: environment variable `PALISADE_CLI_TEST_KEYS`: key id \"k1\" is not a number"),
+        "{}",
+        stderr(&o)
+    );
+    let o = palisade(&["check-config", "--no-secrets", policy.path()])
+        .env("PALISADE_CLI_TEST_KEYS", KEY)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o)
+        .contains("needs at load time: PALISADE_CLI_TEST_KEYS, PALISADE_CLI_TEST_SECRET (unset"));
+
+    // Everything else is still checked.
+    let broken = TempFile::new(
+        "no-secrets-broken.yaml",
+        "tokens: {keys_env: PALISADE_CLI_TEST_KEYS}\nroutes: [{match: {paht: /a}}]\n",
+    );
+    let o = run(&["check-config", "--no-secrets", broken.path()]);
+    assert_eq!(code(&o), Some(1));
+    assert!(
+        stderr(&o).contains("routes[0].match.paht: unknown field"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 // ---------------------------------------------------------------------------
 // explain
 

@@ -7,12 +7,13 @@ mod datasets;
 mod eval;
 mod explain;
 mod score;
+mod secrets;
 mod simulate;
 mod token;
 mod train;
 
 use clap::{Parser, Subcommand};
-use palisade::policy::{Policy, ProcessEnv};
+use palisade::policy::{CompileEnv, Policy, ProcessEnv};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -33,6 +34,12 @@ enum Command {
     CheckConfig {
         /// Policy file (YAML or JSON).
         file: String,
+        /// Check everything but the presence of secrets: environment
+        /// variables the policy reads (token keys, provider secrets) may be
+        /// unset; a set one is still checked. Lists the variables the
+        /// policy needs at load time.
+        #[arg(long)]
+        no_secrets: bool,
     },
     /// Validate a policy file and print it as compact JSON, the form Envoy's
     /// plugin configuration takes.
@@ -71,8 +78,10 @@ enum Command {
 
 pub fn run(args: Args) -> Result<ExitCode, String> {
     match args.command {
-        Command::CheckConfig { file } => {
-            let policy = load_policy(&file)?;
+        Command::CheckConfig { file, no_secrets } => {
+            let stand_ins = secrets::WithoutSecrets::default();
+            let env: &dyn CompileEnv = if no_secrets { &stand_ins } else { &ProcessEnv };
+            let policy = load_policy_with(&file, env)?;
             // The chart kind's tables are files the companion reads; check
             // them, and every template's columns, as it will.
             palisade::challenge::chart::ChartKit::load(
@@ -84,7 +93,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
             palisade::challenge::providers::Providers::load(
                 &policy.companion().providers,
                 &policy.tokens().keyring,
-                &ProcessEnv,
+                env,
             )
             .map_err(|e| format!("{file}: {e}"))?;
             let s = policy.summary();
@@ -106,6 +115,9 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
                 s.crawler_patterns,
                 s.keys
             ))?;
+            if no_secrets {
+                print(&needed_variables(&file, &stand_ins.needed()))?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::PolicyJson { file } => {
@@ -144,8 +156,31 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
 
 /// Reads and compiles a policy file; the error names the file and the field.
 fn load_policy(file: &str) -> Result<Policy, String> {
+    load_policy_with(file, &ProcessEnv)
+}
+
+fn load_policy_with(file: &str, env: &dyn CompileEnv) -> Result<Policy, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
-    Policy::from_yaml(&text, &ProcessEnv).map_err(|e| format!("{file}: {e}"))
+    Policy::from_yaml(&text, env).map_err(|e| format!("{file}: {e}"))
+}
+
+/// `check-config --no-secrets`' second line: what the policy reads from
+/// the environment when it loads, and which of those were not set here.
+fn needed_variables(file: &str, needed: &[(String, bool)]) -> String {
+    if needed.is_empty() {
+        return format!("{file}: reads no environment variables\n");
+    }
+    let names: Vec<String> = needed
+        .iter()
+        .map(|(name, set)| {
+            if *set {
+                name.clone()
+            } else {
+                format!("{name} (unset here: a stand-in was used)")
+            }
+        })
+        .collect();
+    format!("{file}: needs at load time: {}\n", names.join(", "))
 }
 
 /// Writes `text` to stdout. A closed stdout (`| head`) quietly ends the

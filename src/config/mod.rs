@@ -64,6 +64,19 @@ pub struct Config {
     /// not meant to be written by hand.
     #[serde(default)]
     pub resolved_ranges: BTreeMap<String, EncodedRanges>,
+    /// How request paths are matched (`docs/configuration.md`, "Paths").
+    #[serde(default)]
+    pub paths: PathsConfig,
+}
+
+/// How routes and rules match paths. They always match the canonical form
+/// (`src/policy/canonical.rs`); this chooses whether case counts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsConfig {
+    /// Match paths and patterns without regard to case, for upstreams that
+    /// read `/Admin` as `/admin` (IIS, most Windows stacks).
+    pub case_insensitive: bool,
 }
 
 /// One geo condition's address ranges: per family, big-endian inclusive

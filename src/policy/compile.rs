@@ -56,6 +56,8 @@ impl CompileEnv for ProcessEnv {
 #[derive(Default)]
 struct SetBuilder {
     patterns: Vec<String>,
+    /// `paths.case_insensitive` (the path matched is then folded too).
+    case_insensitive: bool,
 }
 
 impl SetBuilder {
@@ -80,6 +82,7 @@ impl SetBuilder {
 
     fn build(self, path: &str) -> Result<RegexSet, ConfigError> {
         RegexSetBuilder::new(&self.patterns)
+            .case_insensitive(self.case_insensitive)
             .size_limit(64 << 20)
             .build()
             .map_err(|e| ConfigError::new(path, format!("patterns too large to compile: {e}")))
@@ -118,36 +121,47 @@ fn check_patterns(
     Ok(())
 }
 
-/// Files a route's path patterns in the route index.
+/// Files a route's path patterns in the route index. With `fold`
+/// (`paths.case_insensitive`) the index is searched with a lower-cased
+/// path, so globs are filed lower-cased and regexes ignore case.
 fn index_route_paths(
     index: &mut PathIndex,
     owner: usize,
     m: &crate::config::RouteMatch,
     at: &str,
+    fold: bool,
 ) -> Result<(), ConfigError> {
     let (globs_at, regexes_at) = (format!("{at}.match.path"), format!("{at}.match.path_regex"));
     check_patterns(&m.path, &m.path_regex, &globs_at, &regexes_at)?;
     for g in &m.path.0 {
+        let glob = if fold {
+            g.to_ascii_lowercase()
+        } else {
+            g.clone()
+        };
         index
-            .add_glob(owner, g)
+            .add_glob(owner, &glob)
             .map_err(|e| ConfigError::new(&globs_at, e.to_string()))?;
     }
     for r in &m.path_regex.0 {
+        let regex = if fold { format!("(?i){r}") } else { r.clone() };
         index
-            .add_regex(owner, r)
+            .add_regex(owner, &regex)
             .map_err(|e| ConfigError::new(&regexes_at, e.to_string()))?;
     }
     Ok(())
 }
 
 /// One regex for a route's `except` globs, checked only for candidate routes.
-fn compile_except(except: &Patterns, at: &str) -> Result<Option<Regex>, ConfigError> {
+fn compile_except(except: &Patterns, at: &str, fold: bool) -> Result<Option<Regex>, ConfigError> {
     check_patterns(except, &Patterns::default(), at, "")?;
     if except.0.is_empty() {
         return Ok(None);
     }
     let alternation: Vec<String> = except.0.iter().map(|g| glob::to_regex(g)).collect();
-    Regex::new(&alternation.join("|"))
+    RegexBuilder::new(&alternation.join("|"))
+        .case_insensitive(fold)
+        .build()
         .map(Some)
         .map_err(|e| ConfigError::new(at, e.to_string()))
 }
@@ -272,12 +286,13 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
     let crawlers = compile_crawlers(config, &lists)?;
     let hints = super::hints::compile_hints(&config.crawlers.hints, &crawlers)?;
 
+    let fold_paths = config.paths.case_insensitive;
     let mut route_paths = PathIndex::new();
     let mut routes = Vec::with_capacity(config.routes.len() + 1);
     for (i, route) in config.routes.iter().enumerate() {
         let at = format!("routes[{i}]");
         let m = &route.matcher;
-        index_route_paths(&mut route_paths, i, m, &at)?;
+        index_route_paths(&mut route_paths, i, m, &at, fold_paths)?;
         let name = route.name.clone().unwrap_or_else(|| at.clone());
         if name == "default" || routes.iter().any(|r: &CompiledRoute| r.name == name) {
             return Err(ConfigError::new(
@@ -287,7 +302,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         }
         let mut compiled = compile_route(config, route, &at, name, default_challenge)?;
         compiled.any_path = m.path.0.is_empty() && m.path_regex.0.is_empty();
-        compiled.except = compile_except(&m.except, &format!("{at}.match.except"))?;
+        compiled.except = compile_except(&m.except, &format!("{at}.match.except"), fold_paths)?;
         compiled.hosts = compile_hosts(&m.host, &format!("{at}.match.host"))?;
         compiled.methods = compile_methods(&m.methods, &format!("{at}.match.methods"))?;
         compiled.headers = compile_fields(&m.headers, &format!("{at}.match.headers"), true)?;
@@ -313,7 +328,10 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         .collect();
 
     let mut ua = SetBuilder::default();
-    let mut rule_paths = SetBuilder::default();
+    let mut rule_paths = SetBuilder {
+        case_insensitive: fold_paths,
+        ..SetBuilder::default()
+    };
     let mut rules = Vec::with_capacity(config.rules.len());
     for (i, rule) in config.rules.iter().enumerate() {
         let at = format!("rules[{i}]");
@@ -390,6 +408,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         hints,
         routes,
         route_paths,
+        fold_paths,
         any_path_routes,
         rules,
         user_agents,

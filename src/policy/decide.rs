@@ -1,9 +1,10 @@
 //! [`Policy::decide`]: one request in, one decision out.
 
+use super::canonical::{self, BadPath};
 use super::condition::Facts;
 use super::{
     Action, ChallengeSpec, Client, CompiledRoute, Decision, FiredRule, ModelUse, Policy,
-    RateLimitResult, Reason, Request, TokenState,
+    RateLimitResult, Reason, Request, TokenState, BAD_PATH_BODY,
 };
 use crate::challenge::Passed;
 use crate::config::{ActionName, RateScope, ScoreUse};
@@ -13,6 +14,7 @@ use crate::ratelimit::RateLimitStore;
 use crate::scoring::{self, Scored};
 use crate::token::TokenError;
 use regex::SetMatches;
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::net::IpAddr;
 
@@ -126,6 +128,16 @@ impl Policy {
         now_ns: u64,
         scored: Option<Scored>,
     ) -> Decision<'p> {
+        // Routes and rules match the canonical path; a path that cannot
+        // have one is refused, whatever the routes say.
+        let (path, bad_path) = match self.matching_path(request) {
+            Ok(path) => (path, None),
+            Err(bad) => (Cow::Borrowed(request.path), Some(bad)),
+        };
+        let request = &Request {
+            path: &path,
+            ..*request
+        };
         let ip = self.client_ip(request);
         let prefix = ip.map(|ip| self.client.prefix.of(ip));
         let classification = self.crawlers.classify(request.user_agent(), ip);
@@ -188,13 +200,17 @@ impl Policy {
             .rev()
             .filter_map(|f| f.action.map(|a| (f.name, a)))
             .max_by_key(|(_, a)| severity(*a));
-        let (wanted, mut reason) = match (allow_rule, floor) {
+        let (mut wanted, mut reason) = match (allow_rule, floor) {
             (Some(rule), _) => (ActionName::Allow, Reason::RuleAllow(rule.name)),
             (None, Some((rule, a))) if severity(a) >= severity(from_route) => {
                 (a, Reason::RuleAction(rule))
             }
             _ => (from_route, Reason::RouteAndScore),
         };
+
+        if let Some(bad) = bad_path {
+            (wanted, reason) = (ActionName::Block, Reason::BadPath(bad));
+        }
 
         let challenge = self.challenge_for(route, &fired);
         let token = self.check_token(request, ip, now_ns);
@@ -261,9 +277,24 @@ impl Policy {
             token,
             challenge: challenged.then_some(challenge),
             rate_limit,
-            block: (action == Action::Block)
-                .then_some((route.block.status, route.block.body.as_str())),
+            block: (action == Action::Block).then_some(match bad_path {
+                Some(_) => (400, BAD_PATH_BODY),
+                None => (route.block.status, route.block.body.as_str()),
+            }),
         }
+    }
+
+    /// The path routes and rules match for `request`: its canonical form
+    /// (see `canonical.rs`), lower-cased under `paths.case_insensitive`.
+    fn matching_path<'r>(&self, request: &Request<'r>) -> Result<Cow<'r, str>, BadPath> {
+        let path = canonical::canonical(request.path)?;
+        if !self.fold_paths {
+            return Ok(path);
+        }
+        Ok(match canonical::folded(&path) {
+            Cow::Borrowed(_) => path,
+            Cow::Owned(folded) => Cow::Owned(folded),
+        })
     }
 
     /// How the route `request` matches uses the learned score: whether the
@@ -272,7 +303,7 @@ impl Policy {
         if !self.scoring.enabled {
             return ScoreUse::Off;
         }
-        self.routes[self.match_route(request)].score
+        self.routes[self.match_route_of(request)].score
     }
 
     /// [`Policy::score_use`] and whether the route is marked `login`, from
@@ -282,7 +313,7 @@ impl Policy {
         if !self.scoring.enabled {
             return (ScoreUse::Off, false);
         }
-        let route = &self.routes[self.match_route(request)];
+        let route = &self.routes[self.match_route_of(request)];
         (route.score, route.login)
     }
 
@@ -306,7 +337,20 @@ impl Policy {
         }
     }
 
-    /// The index of the first matching route; the default route when none.
+    /// [`Policy::match_route`] on the canonical path (the default route
+    /// for a path that is refused, which its decision blocks anyway).
+    fn match_route_of(&self, request: &Request) -> usize {
+        match self.matching_path(request) {
+            Ok(path) => self.match_route(&Request {
+                path: &path,
+                ..*request
+            }),
+            Err(_) => self.routes.len() - 1,
+        }
+    }
+
+    /// The index of the first matching route (on a request whose path is
+    /// already the matching path); the default route when none.
     fn match_route(&self, request: &Request) -> usize {
         let mut by_path = Vec::new();
         self.route_paths.owners_matching(request.path, &mut by_path);

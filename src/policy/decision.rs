@@ -1,5 +1,6 @@
 //! What the engine decided, with everything needed to explain it.
 
+use super::BadPath;
 use crate::challenge::Passed;
 use crate::config::{ActionName, ChallengeKind, RateScope};
 use crate::crawlers::{ClientClass, Verification};
@@ -130,7 +131,12 @@ pub enum Reason<'p> {
     PassToken,
     /// The rate limit was exceeded.
     RateLimit,
+    /// The path has no canonical form (answered 400).
+    BadPath(BadPath),
 }
+
+/// The body of the 400 answering a path that has no canonical form.
+pub const BAD_PATH_BODY: &str = "Bad request: the path is not one a valid request holds.";
 
 /// The engine's decision for one request.
 #[derive(Debug, Clone)]

@@ -23,6 +23,7 @@
 //!    route's) counts the request; over the limit it is `rate_limited`.
 
 mod auth;
+mod canonical;
 mod compile;
 mod condition;
 mod decide;
@@ -38,10 +39,11 @@ mod resolved;
 mod respond;
 
 pub use auth::AuthAnswer;
+pub use canonical::BadPath;
 pub use compile::{CompileEnv, ProcessEnv};
 pub use decision::{
     Action, ChallengeSpec, Client, Decision, FiredRule, ModelUse, RateLimitResult, Reason,
-    TokenState,
+    TokenState, BAD_PATH_BODY,
 };
 pub use handoff::OwnReply;
 pub use health::{CompanionHealth, HealthRecord, DOWN_AFTER, HEALTH_KEY, STALE_AFTER};
@@ -104,6 +106,8 @@ pub struct Policy {
     /// Configured routes, then the default route last.
     routes: Vec<CompiledRoute>,
     route_paths: PathIndex,
+    /// `paths.case_insensitive`: paths are matched lower-cased.
+    fold_paths: bool,
     /// Routes without path patterns (they match any path), ascending.
     any_path_routes: Vec<usize>,
     rules: Vec<CompiledRule>,

@@ -58,6 +58,7 @@ impl Decision<'_> {
             },
             Reason::PassToken => "a valid pass token satisfied the challenge".to_string(),
             Reason::RateLimit => "rate limit exceeded".to_string(),
+            Reason::BadPath(bad) => format!("refused: {bad}"),
         }
     }
 

@@ -6,8 +6,7 @@ use super::origin::GeoTest;
 use super::paths::PathIndex;
 use super::resolved::Resolver;
 use super::{
-    BlockSpec, ClientSettings, CompiledLimit, CompiledRoute, CompiledRule, NamedList, Policy,
-    TokenSettings,
+    BlockSpec, ClientSettings, CompiledLimit, CompiledRoute, CompiledRule, Policy, TokenSettings,
 };
 use crate::config::{
     AsnValue, ChallengeKind, ChallengeSettings, ClientSource, CompanionConfig, Condition, Config,
@@ -16,7 +15,7 @@ use crate::config::{
 };
 use crate::crawlers::{self, Anomalies, CrawlerSpec, Crawlers};
 use crate::geo;
-use crate::net::{self, Cidr, ClientPrefix, IpSet, LabelTable};
+use crate::net::{self, Cidr, ClientPrefix, IpSet, LabelTable, MAX_LABELS};
 use crate::ratelimit::Limit;
 use crate::reputation;
 use crate::token::{Key, Keyring};
@@ -370,6 +369,8 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
     })?;
     let rule_paths = rule_paths.build("rules")?;
     let resolved = resolver.finish()?;
+    let list_labels = LabelTable::new(&lists.iter().map(|l| &l.set).collect::<Vec<_>>());
+    let (lists, unlabelled_lists) = kept_lists(lists);
 
     Ok(Policy {
         client,
@@ -383,8 +384,9 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         trusted_peers,
         annotate: config.annotate.upstream_headers,
         rate_buckets: config.rate_limiting.buckets,
-        list_labels: LabelTable::new(&lists.iter().map(|l| &l.set).collect::<Vec<_>>()),
+        list_labels,
         lists,
+        unlabelled_lists,
         resolved,
         crawlers,
         hints,
@@ -951,6 +953,27 @@ fn compile_field(f: &FieldCondition, at: &str, header: bool) -> Result<FieldTest
     })
 }
 
+/// A named list while the policy compiles: rules find it by name, and
+/// crawler entries take its set.
+struct NamedList {
+    name: String,
+    set: IpSet,
+}
+
+/// What the policy keeps of its lists once the label table holds them:
+/// each one's name and size, and the sets the table could not take.
+fn kept_lists(lists: Vec<NamedList>) -> (Vec<(String, usize)>, Vec<IpSet>) {
+    let mut kept = Vec::with_capacity(lists.len());
+    let mut unlabelled = Vec::new();
+    for (i, list) in lists.into_iter().enumerate() {
+        kept.push((list.name, list.set.range_count()));
+        if i >= MAX_LABELS {
+            unlabelled.push(list.set);
+        }
+    }
+    (kept, unlabelled)
+}
+
 fn compile_lists(
     config: &Config,
     env: &dyn CompileEnv,
@@ -1031,13 +1054,12 @@ fn compile_list(
     resolver: &mut Resolver,
 ) -> Result<IpSet, ConfigError> {
     let mut reputation = Vec::new();
+    let inline = list
+        .cidrs
+        .parsed()
+        .map_err(|(i, e)| ConfigError::new(format!("{at}.cidrs[{i}]"), e.to_string()))?;
+    // Entries from built-in lists and files.
     let mut cidrs = Vec::new();
-    for (i, text) in list.cidrs.iter().enumerate() {
-        let cidr = text.parse().map_err(|e: net::CidrError| {
-            ConfigError::new(format!("{at}.cidrs[{i}]"), e.to_string())
-        })?;
-        cidrs.push(cidr);
-    }
     for (i, name) in list.builtin.iter().enumerate() {
         if let Some(source) = reputation::source(name) {
             let here = format!("{at}.builtin[{i}]");
@@ -1065,13 +1087,13 @@ fn compile_list(
             .map_err(|e| ConfigError::new(&here, e))?;
         cidrs.extend(parse_list_text(&text, &here)?);
     }
-    if cidrs.is_empty() && reputation.is_empty() {
+    if inline.is_empty() && cidrs.is_empty() && reputation.is_empty() {
         return Err(ConfigError::new(
             at,
             "the list is empty: give `cidrs`, `builtin` or `files`",
         ));
     }
-    let mut set = IpSet::from_cidrs(cidrs);
+    let mut set = IpSet::from_cidrs(inline.iter().copied().chain(cidrs));
     for position in reputation {
         if let Some(list) = resolver.get(position) {
             set = set.union(list);

@@ -90,9 +90,14 @@ pub struct Policy {
     challenge_path: String,
     annotate: bool,
     rate_buckets: u32,
-    lists: Vec<NamedList>,
+    /// Each named list's name and merged range count, in `ip_in` order.
+    lists: Vec<(String, usize)>,
     /// Every list in one table, so a request needs one search for all.
     list_labels: LabelTable,
+    /// The sets of the lists past the first [`MAX_LABELS`](crate::net::MAX_LABELS), which the label
+    /// table cannot hold. The others' sets are not kept: the table answers
+    /// for them, and a second copy would double the lists' memory.
+    unlabelled_lists: Vec<IpSet>,
     /// The sets resolved from data the filter lacks, keyed as in
     /// `resolved_ranges` (`resolved`): each geo test's (searched only when a
     /// rule reaches the test, so not labelled) and each reputation list's
@@ -129,12 +134,6 @@ pub struct TokenSettings {
     pub cookie: CookieConfig,
     /// Lower-cased.
     pub header: String,
-}
-
-#[derive(Debug)]
-struct NamedList {
-    name: String,
-    set: IpSet,
 }
 
 #[derive(Debug)]
@@ -211,11 +210,7 @@ impl Policy {
         Summary {
             routes: self.routes.len() - 1,
             rules: self.rules.len(),
-            lists: self
-                .lists
-                .iter()
-                .map(|l| (l.name.clone(), l.set.range_count()))
-                .collect(),
+            lists: self.lists.clone(),
             crawler_patterns: self.crawlers.len(),
             keys: self.tokens.keyring.len(),
         }

@@ -232,8 +232,8 @@ proptest! {
     fn cidr_display_parse_round_trips_mapped(addr in any::<u32>(), len in 96u8..=128) {
         let mapped = Ipv4Addr::from(addr).to_ipv6_mapped();
         let c = Cidr::new(IpAddr::V6(mapped), len).unwrap();
-        prop_assert!(c.addr.is_ipv4());
-        prop_assert_eq!(c.prefix_len, len - 96);
+        prop_assert!(c.addr().is_ipv4());
+        prop_assert_eq!(c.prefix_len(), len - 96);
         let back: Cidr = c.to_string().parse().unwrap();
         prop_assert_eq!(back, c);
     }

@@ -82,8 +82,8 @@ const MIB: f64 = 1024.0 * 1024.0;
 /// Generous bounds (native figures), so that a change that brings back an
 /// intermediate copy of the lists or the document fails here rather than
 /// in an Envoy benchmark.
-const MAX_PEAK: usize = 24 << 20;
-const MAX_KEPT: usize = 16 << 20;
+const MAX_PEAK: usize = 16 << 20;
+const MAX_KEPT: usize = 12 << 20;
 
 #[test]
 fn loading_the_benchmark_policy_peaks_within_bounds() {

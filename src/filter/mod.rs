@@ -146,7 +146,7 @@ impl Root {
     /// peak then reuses their memory instead of adding to it.
     fn load(&self) -> Result<Policy, String> {
         let config = Self::read_config()?;
-        Policy::compile(&config, &ProcessEnv).map_err(|e| e.to_string())
+        Policy::compile(config, &ProcessEnv).map_err(|e| e.to_string())
     }
 
     fn read_config() -> Result<Config, String> {

@@ -16,7 +16,7 @@ pub const MAX_LABELS: usize = 64;
 pub struct LabelTable {
     v4: Segments<u32>,
     v6: Segments<u128>,
-    /// Where each IPv4 /16 starts in `v4.starts` (large tables only).
+    /// Where each IPv4 bucket starts in `v4.starts` (large tables only; see [`index`]).
     v4_index: Vec<u32>,
 }
 

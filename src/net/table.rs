@@ -18,7 +18,7 @@ use super::index;
 pub struct IpSet {
     v4: Vec<(u32, u32)>,
     v6: Vec<(u128, u128)>,
-    /// Where each IPv4 /16 starts in `v4` (large tables only).
+    /// Where each IPv4 bucket starts in `v4` (large tables only; see [`index`]).
     v4_index: Vec<u32>,
 }
 

@@ -21,6 +21,7 @@ use crate::reputation;
 use crate::token::{Key, Keyring};
 use crate::{glob, policy::ChallengeSpec};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use std::collections::BTreeMap;
 
 /// What compiling may need from the host: environment variables (keys)
 /// and files (IP lists). Tests pass a fake; hosts pass [`ProcessEnv`].
@@ -226,7 +227,11 @@ fn marker_column(line: &str, indent: usize) -> Option<usize> {
     marks.find('^')?.checked_sub(indent)
 }
 
-pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
+pub(super) fn compile(mut config: Config, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
+    // The lists leave the configuration to be consumed as they compile.
+    let implicit = implicit_lists(&config);
+    let named = std::mem::take(&mut config.lists);
+    let config = &config;
     let client = compile_client(config)?;
     let tokens = compile_tokens(config, env)?;
     check_thresholds(config)?;
@@ -267,7 +272,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
     }
 
     let mut resolver = Resolver::new(&config.resolved_ranges);
-    let lists = compile_lists(config, env, &mut resolver)?;
+    let lists = compile_lists(named, implicit, config, env, &mut resolver)?;
     let crawlers = compile_crawlers(config, &lists)?;
     let hints = super::hints::compile_hints(&config.crawlers.hints, &crawlers)?;
 
@@ -974,21 +979,23 @@ fn kept_lists(lists: Vec<NamedList>) -> (Vec<(String, usize)>, Vec<IpSet>) {
     (kept, unlabelled)
 }
 
+/// Compiles the named lists, then the implicit ones. Consumes the named
+/// ones: each list's entries are freed once its set is built, so the load
+/// never holds every entry and every set at once.
 fn compile_lists(
+    named: BTreeMap<String, IpList>,
+    implicit: Vec<String>,
     config: &Config,
     env: &dyn CompileEnv,
     resolver: &mut Resolver,
 ) -> Result<Vec<NamedList>, ConfigError> {
     let datasets = config.companion.datasets.as_str();
-    let mut lists = Vec::with_capacity(config.lists.len());
-    for (name, list) in &config.lists {
-        let set = compile_list(list, &format!("lists.{name}"), datasets, env, resolver)?;
-        lists.push(NamedList {
-            name: name.clone(),
-            set,
-        });
+    let mut lists = Vec::with_capacity(named.len() + implicit.len());
+    for (name, list) in named {
+        let set = compile_list(&list, &format!("lists.{name}"), datasets, env, resolver)?;
+        lists.push(NamedList { name, set });
     }
-    for name in implicit_lists(config) {
+    for name in implicit {
         let list = IpList {
             builtin: vec![name.clone()],
             ..IpList::default()

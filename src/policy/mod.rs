@@ -191,19 +191,22 @@ pub struct Summary {
 impl Policy {
     /// Validates and compiles `config`. Nothing is half-applied: either the
     /// whole policy compiles or the first problem is returned with its path.
-    pub fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
+    /// Takes the configuration: its lists' entries are freed as each list
+    /// compiles, which keeps the load's peak down (in the Envoy filter, a
+    /// VM keeps its peak for good).
+    pub fn compile(config: Config, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
         compile::compile(config, env)
     }
 
     /// Parses and compiles a JSON document.
     pub fn from_json(text: &str, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
-        Policy::compile(&Config::from_json(text)?, env)
+        Policy::compile(Config::from_json(text)?, env)
     }
 
     /// Parses and compiles a YAML (or JSON) document.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_yaml(text: &str, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
-        Policy::compile(&Config::from_yaml(text)?, env)
+        Policy::compile(Config::from_yaml(text)?, env)
     }
 
     pub fn summary(&self) -> Summary {

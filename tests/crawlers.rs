@@ -514,7 +514,7 @@ fn every_network_file_is_non_empty_and_parses() {
         );
         // Every listed prefix is inside the compiled set.
         for cidr in &cidrs {
-            assert!(set.contains(cidr.addr), "{name}: {cidr}");
+            assert!(set.contains(cidr.addr()), "{name}: {cidr}");
         }
     }
     assert!(builtin_network("no-such-list").is_none());

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use palisade::net::{client_ip, Cidr, IpSet};
+use palisade::net::{client_ip, Cidr, IpSet, LabelTable};
 use proptest::prelude::*;
 
 // ---------- naive reference (independent of the library's mask code) ----------
@@ -191,6 +191,35 @@ proptest! {
     }
 
     #[test]
+    fn label_table_matches_each_sets_own_answer(
+        sets in prop::collection::vec(
+            (
+                prop::collection::vec((v4_addr(), v4_len()), 0..15),
+                prop::collection::vec((v6_addr(), v6_len()), 0..8),
+            ),
+            0..6,
+        ),
+        extra in prop::collection::vec(v4_addr(), 0..20),
+        extra6 in prop::collection::vec(v6_addr(), 0..20),
+    ) {
+        let built: Vec<IpSet> = sets.iter().map(|(v4, v6)| set_v4(v4).union(&set_v6(v6))).collect();
+        let table = LabelTable::new(&built.iter().collect::<Vec<_>>());
+        let all4: Vec<(u32, u8)> = sets.iter().flat_map(|(v4, _)| v4.iter().copied()).collect();
+        let all6: Vec<(u128, u8)> = sets.iter().flat_map(|(_, v6)| v6.iter().copied()).collect();
+        let probes = v4_probes(&all4, &extra)
+            .into_iter()
+            .map(|a| IpAddr::V4(a.into()))
+            .chain(v6_probes(&all6, &extra6).into_iter().map(|a| IpAddr::V6(a.into())));
+        for ip in probes {
+            let want = built
+                .iter()
+                .enumerate()
+                .fold(0u64, |m, (i, s)| if s.contains(ip) { m | 1 << i } else { m });
+            prop_assert_eq!(table.labels(ip), want, "address {}", ip);
+        }
+    }
+
+    #[test]
     fn union_and_extend_match_building_at_once(
         a in prop::collection::vec((v4_addr(), v4_len()), 0..20),
         b in prop::collection::vec((v4_addr(), v4_len()), 0..20),
@@ -232,8 +261,8 @@ proptest! {
     fn cidr_display_parse_round_trips_mapped(addr in any::<u32>(), len in 96u8..=128) {
         let mapped = Ipv4Addr::from(addr).to_ipv6_mapped();
         let c = Cidr::new(IpAddr::V6(mapped), len).unwrap();
-        prop_assert!(c.addr.is_ipv4());
-        prop_assert_eq!(c.prefix_len, len - 96);
+        prop_assert!(c.addr().is_ipv4());
+        prop_assert_eq!(c.prefix_len(), len - 96);
         let back: Cidr = c.to_string().parse().unwrap();
         prop_assert_eq!(back, c);
     }

@@ -234,7 +234,7 @@ fn json_and_yaml_configs_compile_alike() {
     let env = FakeEnv::default();
     let from_json = Policy::from_json(&json_text, &env).unwrap();
     let config = Config::from_json(&json_text).unwrap();
-    let compiled = Policy::compile(&config, &env).unwrap();
+    let compiled = Policy::compile(config, &env).unwrap();
     let from_yaml = policy("routes:\n  - {name: api, match: {path: /api/*}, action: block}\n");
     for p in [&from_json, &compiled, &from_yaml] {
         let d = decide(p, &Req::get("/api/x"));

@@ -6,11 +6,13 @@
 //! ignored setting. `docs/configuration.md` documents each field.
 
 mod chart;
+mod cidrs;
 mod error;
 mod providers;
 mod values;
 
 pub use chart::{ChartConfig, TableSource, TemplateConfig};
+pub use cidrs::CidrEntries;
 pub use error::ConfigError;
 pub use providers::{AltchaConfig, ProvidersConfig, SiteverifyConfig};
 pub use values::Patterns;
@@ -777,9 +779,9 @@ pub enum RateScope {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IpList {
-    /// Inline CIDRs or addresses.
+    /// Inline CIDRs or addresses, parsed as they are read.
     #[serde(default)]
-    pub cidrs: Vec<String>,
+    pub cidrs: CidrEntries,
     /// Built-in network datasets by name (`google-crawlers`, `aws`, ...).
     #[serde(default)]
     pub builtin: Vec<String>,

@@ -33,6 +33,7 @@ mod scoring;
 mod slots;
 mod store;
 
+use crate::config::Config;
 use crate::policy::{Policy, ProcessEnv};
 use crate::scoring::local;
 use metrics::Metrics;
@@ -59,6 +60,13 @@ fn now_ns() -> u64 {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// This VM's linear memory, in MiB: logged once the policy loads, because
+/// a wasm memory never shrinks, so the load-time peak is what the VM keeps.
+fn linear_memory_mib() -> f64 {
+    const PAGE: usize = 64 * 1024;
+    (core::arch::wasm32::memory_size::<0>() * PAGE) as f64 / (1024.0 * 1024.0)
 }
 
 /// How to fix a configuration that is not a JSON policy.
@@ -133,7 +141,15 @@ fn tick_period(policy: &Policy) -> Duration {
 }
 
 impl Root {
+    /// Reads and compiles the plugin configuration. The configuration's
+    /// bytes are dropped once parsed, before compiling: the compile's own
+    /// peak then reuses their memory instead of adding to it.
     fn load(&self) -> Result<Policy, String> {
+        let config = Self::read_config()?;
+        Policy::compile(config, &ProcessEnv).map_err(|e| e.to_string())
+    }
+
+    fn read_config() -> Result<Config, String> {
         let bytes = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
             .map_err(|status| format!("cannot read the plugin configuration: {status:?}"))?
             .ok_or_else(|| format!("the plugin configuration is empty: {GIVE_JSON}"))?;
@@ -151,7 +167,7 @@ impl Root {
                 ));
             }
         }
-        Policy::from_json(text, &ProcessEnv).map_err(|e| e.to_string())
+        Config::from_json(text).map_err(|e| e.to_string())
     }
 }
 
@@ -171,7 +187,13 @@ impl RootContext for Root {
                 self.policy = Some(Rc::new(policy));
                 self.ticking_at_interval = false;
                 let _ = hostcalls::set_tick_period(FIRST_PROBE);
-                log(LogLevel::Info, "palisade: policy loaded");
+                log(
+                    LogLevel::Info,
+                    &format!(
+                        "palisade: policy loaded (wasm linear memory {:.1} MiB)",
+                        linear_memory_mib()
+                    ),
+                );
                 true
             }
             Err(reason) => {

@@ -1,22 +1,25 @@
-//! CIDR prefixes: parsing, normalising and hashing.
+//! CIDR prefixes: Palisade's parsing rules and error messages around
+//! [`ipnet`]'s network type.
+//!
+//! `ipnet` does the arithmetic (host-bit truncation, containment, the
+//! first and last address); what is kept here is what the policy format
+//! adds: bare addresses as host prefixes, IPv4-mapped IPv6 read as IPv4,
+//! and errors that say which part of an entry is wrong.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::str::FromStr;
+
+use ipnet::IpNet;
 
 use super::client::canonical;
 
-/// A network prefix such as `10.0.0.0/8` or `2001:db8::/32`.
-/// Host bits are cleared on parse (`10.0.0.1/8` becomes `10.0.0.0/8`).
-/// A bare address parses as a host prefix (`/32` or `/128`).
-/// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) are treated as IPv4.
-///
-/// The fields are public for pattern matching; build values with
-/// [`FromStr`] or [`Cidr::new`] so they are normalised.
+/// A network prefix such as `10.0.0.0/8` or `2001:db8::/32`, normalised:
+/// host bits are cleared (`10.0.0.1/8` is `10.0.0.0/8`), and IPv4-mapped
+/// IPv6 prefixes of `/96` or longer are IPv4 (`::ffff:1.2.3.0/120` is
+/// `1.2.3.0/24`). A bare address parses as a host prefix (`/32`, `/128`).
+/// Every constructor normalises, so two equal networks compare equal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    pub addr: IpAddr,
-    pub prefix_len: u8,
-}
+pub struct Cidr(IpNet);
 
 /// Why a CIDR string did not parse; the Display text is a complete reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,58 +40,37 @@ fn echo(s: &str) -> String {
     }
 }
 
-/// Network mask for an IPv4 prefix length (clamped to 32).
-pub(crate) fn v4_mask(len: u8) -> u32 {
-    // checked_shl(32) is None: a /0 mask is all zeros.
-    u32::MAX
-        .checked_shl(32u32.saturating_sub(u32::from(len)))
-        .unwrap_or(0)
-}
-
-/// Network mask for an IPv6 prefix length (clamped to 128).
-pub(crate) fn v6_mask(len: u8) -> u128 {
-    u128::MAX
-        .checked_shl(128u32.saturating_sub(u32::from(len)))
-        .unwrap_or(0)
-}
-
-/// The address range a normalised prefix covers, per family.
+/// The address range a prefix covers, per family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Bounds {
     V4(u32, u32),
     V6(u128, u128),
 }
 
-/// Longest prefix of the family, or `None` if `len` fits.
-fn too_long(addr: IpAddr, len: u32) -> Option<u8> {
-    let max: u8 = if addr.is_ipv4() { 32 } else { 128 };
-    (len > u32::from(max)).then_some(max)
+/// The longest prefix length of the address's family.
+fn max_len(addr: IpAddr) -> u8 {
+    if addr.is_ipv4() {
+        32
+    } else {
+        128
+    }
 }
 
-/// Canonicalise and clear host bits. Infallible: a length beyond the
-/// family's maximum is clamped (callers validate lengths first).
+/// Canonicalises and clears host bits; `len` is at most the family's
+/// maximum (callers check it first).
 pub(super) fn normalise(addr: IpAddr, len: u8) -> Cidr {
-    match addr {
-        IpAddr::V4(a) => {
-            let len = len.min(32);
-            Cidr {
-                addr: IpAddr::V4(Ipv4Addr::from(u32::from(a) & v4_mask(len))),
-                prefix_len: len,
-            }
-        }
-        IpAddr::V6(a) => {
-            let len = len.min(128);
-            match a.to_ipv4_mapped() {
-                // A mapped prefix of /96 or longer lies inside
-                // ::ffff:0:0/96, so it is exactly an IPv4 network.
-                Some(v4) if len >= 96 => normalise(IpAddr::V4(v4), len - 96),
-                _ => Cidr {
-                    addr: IpAddr::V6(Ipv6Addr::from(u128::from(a) & v6_mask(len))),
-                    prefix_len: len,
-                },
-            }
-        }
-    }
+    let net = match addr {
+        // A mapped prefix of /96 or longer lies inside ::ffff:0:0/96, so it
+        // is exactly an IPv4 network.
+        IpAddr::V6(a) if len >= 96 => match a.to_ipv4_mapped() {
+            Some(v4) => IpNet::new(IpAddr::V4(v4), len - 96),
+            None => IpNet::new(addr, len),
+        },
+        _ => IpNet::new(addr, len),
+    };
+    // Only an over-long length fails, and callers rule that out; the
+    // family's own host prefix is the nearest sensible value regardless.
+    Cidr(net.map_or_else(|_| IpNet::from(addr), |n| n.trunc()))
 }
 
 impl Cidr {
@@ -96,44 +78,40 @@ impl Cidr {
     /// lengths of 96 or more), host bits are cleared. Fails only when the
     /// length is longer than the family allows.
     pub fn new(addr: IpAddr, prefix_len: u8) -> Result<Cidr, CidrError> {
-        match too_long(addr, u32::from(prefix_len)) {
-            Some(max) => Err(CidrError(format!(
+        let max = max_len(addr);
+        if prefix_len > max {
+            return Err(CidrError(format!(
                 "`{addr}/{prefix_len}`: prefix length {prefix_len} is longer than {max}"
-            ))),
-            None => Ok(normalise(addr, prefix_len)),
+            )));
         }
+        Ok(normalise(addr, prefix_len))
     }
 
     /// The host prefix of one address (`/32` or `/128`), canonicalised.
     pub fn host(addr: IpAddr) -> Cidr {
         let addr = canonical(addr);
-        let len = if addr.is_ipv4() { 32 } else { 128 };
-        normalise(addr, len)
+        normalise(addr, max_len(addr))
+    }
+
+    /// The network address (host bits clear).
+    pub fn addr(&self) -> IpAddr {
+        self.0.addr()
+    }
+
+    pub fn prefix_len(&self) -> u8 {
+        self.0.prefix_len()
     }
 
     /// Whether the (canonicalised) address is inside this network.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.bounds(), canonical(ip)) {
-            (Bounds::V4(lo, hi), IpAddr::V4(a)) => (lo..=hi).contains(&u32::from(a)),
-            (Bounds::V6(lo, hi), IpAddr::V6(a)) => (lo..=hi).contains(&u128::from(a)),
-            _ => false,
-        }
+        self.0.contains(&canonical(ip))
     }
 
-    /// The inclusive range this prefix covers. Normalises first, so a value
-    /// built by hand with host bits set or an over-long length still gives
-    /// a sensible range instead of a panic.
+    /// The inclusive range this prefix covers.
     pub(crate) fn bounds(&self) -> Bounds {
-        let c = normalise(self.addr, self.prefix_len);
-        match c.addr {
-            IpAddr::V4(a) => {
-                let lo = u32::from(a);
-                Bounds::V4(lo, lo | !v4_mask(c.prefix_len))
-            }
-            IpAddr::V6(a) => {
-                let lo = u128::from(a);
-                Bounds::V6(lo, lo | !v6_mask(c.prefix_len))
-            }
+        match self.0 {
+            IpNet::V4(n) => Bounds::V4(n.network().into(), n.broadcast().into()),
+            IpNet::V6(n) => Bounds::V6(n.network().into(), n.broadcast().into()),
         }
     }
 
@@ -146,7 +124,7 @@ impl Cidr {
     pub fn to_bytes(&self) -> [u8; 18] {
         // Constant ranges of a fixed-size array: checked at compile time.
         let mut out = [0u8; 18];
-        match self.addr {
+        match self.addr() {
             IpAddr::V4(a) => {
                 out[0] = 4;
                 out[1..5].copy_from_slice(&a.octets());
@@ -156,7 +134,7 @@ impl Cidr {
                 out[1..17].copy_from_slice(&a.octets());
             }
         }
-        out[17] = self.prefix_len;
+        out[17] = self.prefix_len();
         out
     }
 }
@@ -165,6 +143,9 @@ impl FromStr for Cidr {
     type Err = CidrError;
 
     /// Parses `addr` or `addr/len`, trimming surrounding whitespace.
+    ///
+    /// Not through `IpNet`'s parser: it wants the `/len`, and its one error
+    /// ("invalid IP address syntax") would not say what to fix.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let input = s.trim();
         if input.is_empty() {
@@ -180,14 +161,9 @@ impl FromStr for Cidr {
         let Ok(addr) = addr_text.parse::<IpAddr>() else {
             return Err(CidrError(format!("`{}`: not an IP address", echo(input))));
         };
+        let max = max_len(addr);
         let len = match len_text {
-            None => {
-                if addr.is_ipv4() {
-                    32
-                } else {
-                    128
-                }
-            }
+            None => return Ok(normalise(addr, max)),
             Some("") => {
                 return Err(CidrError(format!(
                     "`{}`: prefix length is missing after `/`",
@@ -201,25 +177,23 @@ impl FromStr for Cidr {
                     echo(t)
                 )))
             }
-            // All digits: only overflow can fail, and that is too long too.
-            Some(t) => t.parse::<u32>().unwrap_or(u32::MAX),
+            Some(t) => t,
         };
-        if let Some(max) = too_long(addr, len) {
-            let shown = len_text.map_or_else(|| len.to_string(), echo);
-            return Err(CidrError(format!(
-                "`{}`: prefix length {shown} is longer than {max}",
-                echo(input)
-            )));
+        // All digits: only overflow can fail, and that is too long too.
+        match len.parse::<u8>() {
+            Ok(n) if n <= max => Ok(normalise(addr, n)),
+            _ => Err(CidrError(format!(
+                "`{}`: prefix length {} is longer than {max}",
+                echo(input),
+                echo(len)
+            ))),
         }
-        // too_long returned None, so len <= 128 and fits in a u8.
-        let len = u8::try_from(len).unwrap_or(u8::MAX);
-        Ok(normalise(addr, len))
     }
 }
 
 impl std::fmt::Display for Cidr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix_len)
+        self.0.fmt(f)
     }
 }
 
@@ -270,16 +244,16 @@ mod tests {
     #[test]
     fn parses_v4_prefix() {
         let c = p("10.0.0.0/8");
-        assert_eq!(c.addr, ip("10.0.0.0"));
-        assert_eq!(c.prefix_len, 8);
+        assert_eq!(c.addr(), ip("10.0.0.0"));
+        assert_eq!(c.prefix_len(), 8);
         assert_eq!(c.to_string(), "10.0.0.0/8");
     }
 
     #[test]
     fn parses_v6_prefix() {
         let c = p("2001:db8::/32");
-        assert_eq!(c.addr, ip("2001:db8::"));
-        assert_eq!(c.prefix_len, 32);
+        assert_eq!(c.addr(), ip("2001:db8::"));
+        assert_eq!(c.prefix_len(), 32);
         assert_eq!(c.to_string(), "2001:db8::/32");
     }
 
@@ -313,7 +287,7 @@ mod tests {
 
     #[test]
     fn leading_zero_prefix_length_is_accepted() {
-        assert_eq!(p("10.0.0.0/08").prefix_len, 8);
+        assert_eq!(p("10.0.0.0/08").prefix_len(), 8);
     }
 
     #[test]
@@ -324,13 +298,13 @@ mod tests {
         assert_eq!(p("::ffff:1.2.3.4/104"), p("1.0.0.0/8"));
         assert_eq!(p("::ffff:1.2.3.4/96"), p("0.0.0.0/0"));
         assert_eq!(p("::ffff:0102:0304/112"), p("1.2.0.0/16"));
-        assert!(p("::ffff:1.2.3.4").addr.is_ipv4());
+        assert!(p("::ffff:1.2.3.4").addr().is_ipv4());
     }
 
     #[test]
     fn mapped_prefix_shorter_than_96_stays_v6() {
         let c = p("::ffff:1.2.3.4/95");
-        assert!(c.addr.is_ipv6());
+        assert!(c.addr().is_ipv6());
         assert_eq!(c.to_string(), "::fffe:0:0/95");
         assert_eq!(p("::ffff:1.2.3.4/64").to_string(), "::/64");
     }
@@ -338,7 +312,7 @@ mod tests {
     #[test]
     fn ipv4_compatible_is_not_mapped() {
         // `::1.2.3.4` is the deprecated IPv4-compatible form, not mapped.
-        assert!(p("::1.2.3.4").addr.is_ipv6());
+        assert!(p("::1.2.3.4").addr().is_ipv6());
     }
 
     #[test]
@@ -464,35 +438,18 @@ mod tests {
     }
 
     #[test]
-    fn bounds_of_hand_built_values_do_not_panic() {
-        let c = Cidr {
-            addr: ip("10.1.2.3"),
-            prefix_len: 200,
-        };
-        assert_eq!(c.bounds(), Bounds::V4(0x0a01_0203, 0x0a01_0203));
-        let c = Cidr {
-            addr: ip("10.1.2.3"),
-            prefix_len: 8,
-        };
-        assert_eq!(c.bounds(), Bounds::V4(0x0a00_0000, 0x0aff_ffff));
-        let c = Cidr {
-            addr: ip("::ffff:10.1.2.3"),
-            prefix_len: 104,
-        };
-        assert_eq!(c.bounds(), Bounds::V4(0x0a00_0000, 0x0aff_ffff));
+    fn bounds() {
+        assert_eq!(
+            p("10.1.2.3/8").bounds(),
+            Bounds::V4(0x0a00_0000, 0x0aff_ffff)
+        );
+        assert_eq!(p("10.1.2.3").bounds(), Bounds::V4(0x0a01_0203, 0x0a01_0203));
+        assert_eq!(
+            p("::ffff:10.1.2.3/104").bounds(),
+            Bounds::V4(0x0a00_0000, 0x0aff_ffff)
+        );
         assert_eq!(p("::/0").bounds(), Bounds::V6(0, u128::MAX));
         assert_eq!(p("0.0.0.0/0").bounds(), Bounds::V4(0, u32::MAX));
-    }
-
-    #[test]
-    fn masks() {
-        assert_eq!(v4_mask(0), 0);
-        assert_eq!(v4_mask(1), 0x8000_0000);
-        assert_eq!(v4_mask(32), u32::MAX);
-        assert_eq!(v4_mask(200), u32::MAX);
-        assert_eq!(v6_mask(0), 0);
-        assert_eq!(v6_mask(128), u128::MAX);
-        assert_eq!(v6_mask(64), u128::MAX << 64);
     }
 
     #[test]

@@ -1,29 +1,48 @@
-//! A first-level index over sorted IPv4 starts: where each /16 begins.
+//! A first-level index over sorted IPv4 starts: where each bucket of the
+//! address space (each /16 at most) begins.
 //!
 //! A binary search over a million ranges touches ~20 cache lines that are
-//! rarely cached. Indexing the position of every /16 first (65,537 `u32`s,
-//! 256 KiB) narrows the search to the few ranges starting inside the
-//! address's /16, which keeps lookups near 50 ns on such tables. Small
-//! tables skip the index: they fit in cache anyway.
+//! rarely cached. Indexing where each bucket's starts begin narrows the
+//! search to the few ranges starting inside the address's bucket, which
+//! keeps lookups near 50 ns on such tables. Buckets are about as many as
+//! starts (a power of two, /16 at most: 65,537 `u32`s, 256 KiB), so a
+//! table of 15,000 ranges gets a 32 KiB index rather than one larger than
+//! itself. Small tables skip the index: they fit in cache anyway.
 
 /// Below this many ranges a table is searched directly.
 pub const MIN_INDEXED: usize = 4096;
 
-/// For each /16 `h` (0..=65536), how many starts lie below `h << 16`.
-/// Empty when `starts` is short.
+/// The finest buckets: /16.
+const MAX_BITS: u32 = 16;
+
+/// For each bucket `h` of the `2^bits` (0..=2^bits, `bits` picked from the
+/// number of starts), how many starts lie below its first address. Empty
+/// when `starts` is short. The index's length, `2^bits + 1`, tells
+/// lookups its `bits`.
 pub fn build(starts: &[u32]) -> Vec<u32> {
     if starts.len() < MIN_INDEXED {
         return Vec::new();
     }
-    let mut index = Vec::with_capacity(65537);
+    let bits = starts.len().ilog2().min(MAX_BITS);
+    let shift = 32 - bits;
+    let mut index = Vec::with_capacity((1 << bits) + 1);
     let mut i = 0usize;
-    for h in 0..=65536u64 {
-        while i < starts.len() && u64::from(starts[i]) < h << 16 {
+    for h in 0..=(1u64 << bits) {
+        while i < starts.len() && u64::from(starts[i]) < h << shift {
             i += 1;
         }
         index.push(i as u32);
     }
     index
+}
+
+/// The positions `[lo, hi)` of the starts inside `x`'s bucket: every start
+/// before `lo` is below `x`, every one from `hi` above it. `None` without
+/// an index.
+fn bucket(index: &[u32], x: u32) -> Option<(usize, usize)> {
+    let bits = index.len().checked_sub(1)?.trailing_zeros();
+    let h = x.checked_shr(32u32.checked_sub(bits)?)? as usize;
+    Some((*index.get(h)? as usize, *index.get(h + 1)? as usize))
 }
 
 /// How many of the sorted `starts` are `<= x`, found through the index.
@@ -33,12 +52,7 @@ pub fn count_at_or_below(
     len: usize,
     x: u32,
 ) -> usize {
-    let h = (x >> 16) as usize;
-    let (lo, hi) = match (index.get(h), index.get(h + 1)) {
-        (Some(&lo), Some(&hi)) => (lo as usize, hi as usize),
-        _ => (0, len),
-    };
-    // Every start before lo is below x's /16, every one from hi above it.
+    let (lo, hi) = bucket(index, x).unwrap_or((0, len));
     count_in(lo, hi, starts, x)
 }
 
@@ -79,7 +93,8 @@ mod tests {
         starts.sort_unstable();
         starts.dedup();
         let index = build(&starts);
-        assert_eq!(index.len(), 65537);
+        // ~20,000 starts: /14 buckets.
+        assert_eq!(index.len(), (1 << 14) + 1);
         for x in [
             0,
             1,

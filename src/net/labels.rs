@@ -14,10 +14,47 @@ pub const MAX_LABELS: usize = 64;
 
 #[derive(Debug, Clone, Default)]
 pub struct LabelTable {
-    v4: Vec<(u32, u64)>,
-    v6: Vec<(u128, u64)>,
-    /// Where each IPv4 /16 starts in `v4` (large tables only).
+    v4: Segments<u32>,
+    v6: Segments<u128>,
+    /// Where each IPv4 bucket starts in `v4.starts` (large tables only; see [`index`]).
     v4_index: Vec<u32>,
+}
+
+/// Boundaries and the mask from each one up to the next, as two columns:
+/// a vector of `(start, mask)` pairs would pad every IPv4 entry from 12 to
+/// 16 bytes.
+#[derive(Debug, Clone, Default)]
+struct Segments<T> {
+    starts: Vec<T>,
+    masks: Vec<u64>,
+}
+
+impl<T: Ord + Copy + num::Step> Segments<T> {
+    /// Sized exactly (one counting sweep, then the filling one): the table
+    /// lives as long as the policy, and growing it by doubling would leave
+    /// a peak of up to twice its size behind in a wasm VM's memory.
+    fn new(sets: &[&[(T, T)]]) -> Segments<T> {
+        let n = Sweep::new(sets).count();
+        let mut segments = Segments {
+            starts: Vec::with_capacity(n),
+            masks: Vec::with_capacity(n),
+        };
+        for (start, mask) in Sweep::new(sets) {
+            segments.starts.push(start);
+            segments.masks.push(mask);
+        }
+        segments
+    }
+
+    /// The mask of the segment holding an address that `after` starts are
+    /// at or below: the last segment starting at or before it.
+    fn mask_of(&self, after: usize) -> u64 {
+        after
+            .checked_sub(1)
+            .and_then(|i| self.masks.get(i))
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 impl LabelTable {
@@ -25,72 +62,99 @@ impl LabelTable {
     /// beyond [`MAX_LABELS`] are ignored; callers test those directly.
     pub fn new(sets: &[&IpSet]) -> LabelTable {
         let sets = &sets[..sets.len().min(MAX_LABELS)];
-        let v4 = segments(
-            sets.iter()
-                .enumerate()
-                .flat_map(|(bit, s)| s.v4_ranges().iter().map(move |&(lo, hi)| (lo, hi, bit))),
-        );
-        let starts: Vec<u32> = v4.iter().map(|&(start, _)| start).collect();
+        let v4 = Segments::new(&sets.iter().map(|s| s.v4_ranges()).collect::<Vec<_>>());
+        let v6 = Segments::new(&sets.iter().map(|s| s.v6_ranges()).collect::<Vec<_>>());
         LabelTable {
-            v4_index: index::build(&starts),
+            v4_index: index::build(&v4.starts),
             v4,
-            v6: segments(
-                sets.iter()
-                    .enumerate()
-                    .flat_map(|(bit, s)| s.v6_ranges().iter().map(move |&(lo, hi)| (lo, hi, bit))),
-            ),
+            v6,
         }
     }
 
     /// The bitmask of sets containing `ip`.
     pub fn labels(&self, ip: IpAddr) -> u64 {
         match canonical(ip) {
-            IpAddr::V4(v4) => index::predecessor(&self.v4_index, &self.v4, u32::from(v4))
-                .map_or(0, |&(_, mask)| mask),
-            IpAddr::V6(v6) => lookup(&self.v6, u128::from(v6)),
+            IpAddr::V4(v4) => {
+                let starts = &self.v4.starts;
+                let x = u32::from(v4);
+                self.v4.mask_of(index::count_at_or_below(
+                    &self.v4_index,
+                    |i| starts[i],
+                    starts.len(),
+                    x,
+                ))
+            }
+            IpAddr::V6(v6) => {
+                let starts = &self.v6.starts;
+                let x = u128::from(v6);
+                self.v6
+                    .mask_of(index::count_in(0, starts.len(), |i| starts[i], x))
+            }
         }
     }
 }
 
-fn lookup<T: Ord + Copy>(table: &[(T, u64)], x: T) -> u64 {
-    let i = table.partition_point(|&(start, _)| start <= x);
-    i.checked_sub(1)
-        .and_then(|i| table.get(i))
-        .map_or(0, |&(_, mask)| mask)
+/// Sweeps the sets' ranges, in address order, into boundary segments: each
+/// address where some set's membership changes, with the mask of the sets
+/// holding the addresses from there up to the next boundary.
+///
+/// Each set's ranges are sorted and never touch (the [`IpSet`]
+/// invariant), so a set is off until its current range's start and on up
+/// to just past its end; the next boundary is the nearest of those points
+/// over the sets. That is a merge of the sorted sets, without a sorted
+/// copy of every event.
+struct Sweep<'a, T> {
+    sets: &'a [&'a [(T, T)]],
+    /// Each set's current range.
+    next: Vec<usize>,
+    mask: u64,
 }
 
-/// Sweeps inclusive ranges labelled with bits into boundary segments.
-/// Ranges with the same bit never overlap (each set's ranges are merged),
-/// so a bit is switched on at a range's start and off past its end.
-fn segments<T>(ranges: impl Iterator<Item = (T, T, usize)>) -> Vec<(T, u64)>
-where
-    T: Ord + Copy + num::Step,
-{
-    let ranges = ranges.into_iter();
-    let mut events: Vec<(T, bool, u64)> = Vec::with_capacity(ranges.size_hint().0 * 2);
-    for (lo, hi, bit) in ranges {
-        events.push((lo, true, 1 << bit));
-        if let Some(past) = hi.next() {
-            events.push((past, false, 1 << bit));
+impl<'a, T: Ord + Copy + num::Step> Sweep<'a, T> {
+    fn new(sets: &'a [&'a [(T, T)]]) -> Sweep<'a, T> {
+        Sweep {
+            sets,
+            next: vec![0; sets.len()],
+            mask: 0,
         }
     }
-    events.sort_unstable_by_key(|e| e.0);
-    let mut out: Vec<(T, u64)> = Vec::new();
-    let mut mask = 0u64;
-    for (at, on, bit) in events {
-        if on {
-            mask |= bit;
+
+    /// Where set `bit` changes next: its current range's start while off,
+    /// the address past its end while on (none at the top of the space).
+    fn change(&self, bit: usize) -> Option<T> {
+        let &(start, end) = self.sets.get(bit)?.get(*self.next.get(bit)?)?;
+        if self.mask & (1 << bit) == 0 {
+            Some(start)
         } else {
-            mask &= !bit;
-        }
-        match out.last_mut() {
-            Some(last) if last.0 == at => last.1 = mask,
-            _ => out.push((at, mask)),
+            end.next()
         }
     }
-    // The table lives as long as the policy: no spare capacity.
-    out.shrink_to_fit();
-    out
+}
+
+impl<T: Ord + Copy + num::Step> Iterator for Sweep<'_, T> {
+    type Item = (T, u64);
+
+    fn next(&mut self) -> Option<(T, u64)> {
+        let at = (0..self.sets.len())
+            .filter_map(|bit| self.change(bit))
+            .min()?;
+        for bit in 0..self.sets.len() {
+            if self.change(bit) != Some(at) {
+                continue;
+            }
+            if self.mask & (1 << bit) == 0 {
+                self.mask |= 1 << bit;
+            } else {
+                // Past this range's end; the set's next range starts later
+                // (ranges never touch), so it stays off at `at`.
+                self.mask &= !(1 << bit);
+                if let Some(n) = self.next.get_mut(bit) {
+                    *n += 1;
+                }
+            }
+        }
+        Some((at, self.mask))
+    }
 }
 
 /// The one operation the sweep needs from an address type.

@@ -6,8 +6,7 @@ use super::origin::GeoTest;
 use super::paths::PathIndex;
 use super::resolved::Resolver;
 use super::{
-    BlockSpec, ClientSettings, CompiledLimit, CompiledRoute, CompiledRule, NamedList, Policy,
-    TokenSettings,
+    BlockSpec, ClientSettings, CompiledLimit, CompiledRoute, CompiledRule, Policy, TokenSettings,
 };
 use crate::config::{
     AsnValue, ChallengeKind, ChallengeSettings, ClientSource, CompanionConfig, Condition, Config,
@@ -16,12 +15,13 @@ use crate::config::{
 };
 use crate::crawlers::{self, Anomalies, CrawlerSpec, Crawlers};
 use crate::geo;
-use crate::net::{self, Cidr, ClientPrefix, IpSet, LabelTable};
+use crate::net::{self, Cidr, ClientPrefix, IpSet, LabelTable, MAX_LABELS};
 use crate::ratelimit::Limit;
 use crate::reputation;
 use crate::token::{Key, Keyring};
 use crate::{glob, policy::ChallengeSpec};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use std::collections::BTreeMap;
 
 /// What compiling may need from the host: environment variables (keys)
 /// and files (IP lists). Tests pass a fake; hosts pass [`ProcessEnv`].
@@ -241,7 +241,11 @@ fn marker_column(line: &str, indent: usize) -> Option<usize> {
     marks.find('^')?.checked_sub(indent)
 }
 
-pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
+pub(super) fn compile(mut config: Config, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
+    // The lists leave the configuration to be consumed as they compile.
+    let implicit = implicit_lists(&config);
+    let named = std::mem::take(&mut config.lists);
+    let config = &config;
     let client = compile_client(config)?;
     let tokens = compile_tokens(config, env)?;
     check_thresholds(config)?;
@@ -282,7 +286,7 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
     }
 
     let mut resolver = Resolver::new(&config.resolved_ranges);
-    let lists = compile_lists(config, env, &mut resolver)?;
+    let lists = compile_lists(named, implicit, config, env, &mut resolver)?;
     let crawlers = compile_crawlers(config, &lists)?;
     let hints = super::hints::compile_hints(&config.crawlers.hints, &crawlers)?;
 
@@ -388,6 +392,8 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
     })?;
     let rule_paths = rule_paths.build("rules")?;
     let resolved = resolver.finish()?;
+    let list_labels = LabelTable::new(&lists.iter().map(|l| &l.set).collect::<Vec<_>>());
+    let (lists, unlabelled_lists) = kept_lists(lists);
 
     Ok(Policy {
         client,
@@ -401,8 +407,9 @@ pub(super) fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, C
         trusted_peers,
         annotate: config.annotate.upstream_headers,
         rate_buckets: config.rate_limiting.buckets,
-        list_labels: LabelTable::new(&lists.iter().map(|l| &l.set).collect::<Vec<_>>()),
+        list_labels,
         lists,
+        unlabelled_lists,
         resolved,
         crawlers,
         hints,
@@ -970,21 +977,44 @@ fn compile_field(f: &FieldCondition, at: &str, header: bool) -> Result<FieldTest
     })
 }
 
+/// A named list while the policy compiles: rules find it by name, and
+/// crawler entries take its set.
+struct NamedList {
+    name: String,
+    set: IpSet,
+}
+
+/// What the policy keeps of its lists once the label table holds them:
+/// each one's name and size, and the sets the table could not take.
+fn kept_lists(lists: Vec<NamedList>) -> (Vec<(String, usize)>, Vec<IpSet>) {
+    let mut kept = Vec::with_capacity(lists.len());
+    let mut unlabelled = Vec::new();
+    for (i, list) in lists.into_iter().enumerate() {
+        kept.push((list.name, list.set.range_count()));
+        if i >= MAX_LABELS {
+            unlabelled.push(list.set);
+        }
+    }
+    (kept, unlabelled)
+}
+
+/// Compiles the named lists, then the implicit ones. Consumes the named
+/// ones: each list's entries are freed once its set is built, so the load
+/// never holds every entry and every set at once.
 fn compile_lists(
+    named: BTreeMap<String, IpList>,
+    implicit: Vec<String>,
     config: &Config,
     env: &dyn CompileEnv,
     resolver: &mut Resolver,
 ) -> Result<Vec<NamedList>, ConfigError> {
     let datasets = config.companion.datasets.as_str();
-    let mut lists = Vec::with_capacity(config.lists.len());
-    for (name, list) in &config.lists {
-        let set = compile_list(list, &format!("lists.{name}"), datasets, env, resolver)?;
-        lists.push(NamedList {
-            name: name.clone(),
-            set,
-        });
+    let mut lists = Vec::with_capacity(named.len() + implicit.len());
+    for (name, list) in named {
+        let set = compile_list(&list, &format!("lists.{name}"), datasets, env, resolver)?;
+        lists.push(NamedList { name, set });
     }
-    for name in implicit_lists(config) {
+    for name in implicit {
         let list = IpList {
             builtin: vec![name.clone()],
             ..IpList::default()
@@ -1050,13 +1080,12 @@ fn compile_list(
     resolver: &mut Resolver,
 ) -> Result<IpSet, ConfigError> {
     let mut reputation = Vec::new();
+    let inline = list
+        .cidrs
+        .parsed()
+        .map_err(|(i, e)| ConfigError::new(format!("{at}.cidrs[{i}]"), e.to_string()))?;
+    // Entries from built-in lists and files.
     let mut cidrs = Vec::new();
-    for (i, text) in list.cidrs.iter().enumerate() {
-        let cidr = text.parse().map_err(|e: net::CidrError| {
-            ConfigError::new(format!("{at}.cidrs[{i}]"), e.to_string())
-        })?;
-        cidrs.push(cidr);
-    }
     for (i, name) in list.builtin.iter().enumerate() {
         if let Some(source) = reputation::source(name) {
             let here = format!("{at}.builtin[{i}]");
@@ -1084,13 +1113,13 @@ fn compile_list(
             .map_err(|e| ConfigError::new(&here, e))?;
         cidrs.extend(parse_list_text(&text, &here)?);
     }
-    if cidrs.is_empty() && reputation.is_empty() {
+    if inline.is_empty() && cidrs.is_empty() && reputation.is_empty() {
         return Err(ConfigError::new(
             at,
             "the list is empty: give `cidrs`, `builtin` or `files`",
         ));
     }
-    let mut set = IpSet::from_cidrs(cidrs);
+    let mut set = IpSet::from_cidrs(inline.iter().copied().chain(cidrs));
     for position in reputation {
         if let Some(list) = resolver.get(position) {
             set = set.union(list);

@@ -42,9 +42,9 @@ impl Facts for RequestFacts<'_, '_> {
             labels & (1 << list) != 0
         } else {
             self.policy
-                .lists
-                .get(list)
-                .is_some_and(|l| l.set.contains(ip))
+                .unlabelled_lists
+                .get(list - MAX_LABELS)
+                .is_some_and(|set| set.contains(ip))
         }
     }
     fn user_agent_matches(&self, pattern: usize) -> bool {

@@ -92,9 +92,14 @@ pub struct Policy {
     challenge_path: String,
     annotate: bool,
     rate_buckets: u32,
-    lists: Vec<NamedList>,
+    /// Each named list's name and merged range count, in `ip_in` order.
+    lists: Vec<(String, usize)>,
     /// Every list in one table, so a request needs one search for all.
     list_labels: LabelTable,
+    /// The sets of the lists past the first [`MAX_LABELS`](crate::net::MAX_LABELS), which the label
+    /// table cannot hold. The others' sets are not kept: the table answers
+    /// for them, and a second copy would double the lists' memory.
+    unlabelled_lists: Vec<IpSet>,
     /// The sets resolved from data the filter lacks, keyed as in
     /// `resolved_ranges` (`resolved`): each geo test's (searched only when a
     /// rule reaches the test, so not labelled) and each reputation list's
@@ -133,12 +138,6 @@ pub struct TokenSettings {
     pub cookie: CookieConfig,
     /// Lower-cased.
     pub header: String,
-}
-
-#[derive(Debug)]
-struct NamedList {
-    name: String,
-    set: IpSet,
 }
 
 #[derive(Debug)]
@@ -196,30 +195,29 @@ pub struct Summary {
 impl Policy {
     /// Validates and compiles `config`. Nothing is half-applied: either the
     /// whole policy compiles or the first problem is returned with its path.
-    pub fn compile(config: &Config, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
+    /// Takes the configuration: its lists' entries are freed as each list
+    /// compiles, which keeps the load's peak down (in the Envoy filter, a
+    /// VM keeps its peak for good).
+    pub fn compile(config: Config, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
         compile::compile(config, env)
     }
 
     /// Parses and compiles a JSON document.
     pub fn from_json(text: &str, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
-        Policy::compile(&Config::from_json(text)?, env)
+        Policy::compile(Config::from_json(text)?, env)
     }
 
     /// Parses and compiles a YAML (or JSON) document.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_yaml(text: &str, env: &dyn CompileEnv) -> Result<Policy, ConfigError> {
-        Policy::compile(&Config::from_yaml(text)?, env)
+        Policy::compile(Config::from_yaml(text)?, env)
     }
 
     pub fn summary(&self) -> Summary {
         Summary {
             routes: self.routes.len() - 1,
             rules: self.rules.len(),
-            lists: self
-                .lists
-                .iter()
-                .map(|l| (l.name.clone(), l.set.range_count()))
-                .collect(),
+            lists: self.lists.clone(),
             crawler_patterns: self.crawlers.len(),
             keys: self.tokens.keyring.len(),
         }

@@ -43,7 +43,16 @@ js: deps
 e2e: deps build wasm
 	$(VENV)/bin/pytest -q tests/e2e
 
+# The parsers under bounded fuzzing (examples/fuzz.rs): FUZZ_SECONDS per
+# target, in release unless FUZZ_PROFILE is emptied. `make test` runs it
+# briefly, in the debug build the unit tests already made.
+FUZZ_SECONDS ?= 60
+FUZZ_PROFILE ?= --release
+fuzz:
+	$(CARGO) run $(FUZZ_PROFILE) --example fuzz -- --seconds $(FUZZ_SECONDS)
+
 test: lint unit js e2e
+	$(MAKE) fuzz FUZZ_SECONDS=2 FUZZ_PROFILE=
 
 run: deps build wasm
 	bash scripts/run-demo.sh

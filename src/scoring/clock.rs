@@ -95,7 +95,15 @@ fn to_ns(
     offset_s: i64,
 ) -> Option<u64> {
     let (y, mo, d) = date;
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+    // Four-digit years only: a log line's year is written so, and a huge
+    // one would overflow the day arithmetic (found by `make fuzz`).
+    if !(0..=9999).contains(&y)
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&d)
+        || !(0..=23).contains(&h)
+        || !(0..=59).contains(&mi)
+        || !(0..=60).contains(&s)
+    {
         return None;
     }
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset_s;
@@ -169,6 +177,14 @@ pub fn parse_clf(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_range_fields_are_refused_not_overflowed() {
+        assert_eq!(parse_clf("10/Oct/2020000000005:13:55:36 +0000"), None);
+        assert_eq!(parse_rfc3339("99999999999999-10-10T13:55:36Z"), None);
+        assert_eq!(parse_clf("10/Oct/2025:-1:55:36 +0000"), None);
+        assert_eq!(parse_rfc3339("2025-10-10T13:-5:36Z"), None);
+    }
 
     #[test]
     fn both_formats_round_trip() {

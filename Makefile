@@ -66,6 +66,7 @@ bench: deps build wasm
 	bash scripts/bench-companion.sh
 	bash scripts/bench-nginx.sh
 	bash scripts/bench-scoring.sh
+	$(VENV)/bin/python scripts/bench-abuse.py
 
 clean:
 	$(CARGO) clean

@@ -8,6 +8,8 @@ PKGS=(nginx redis-server chromium chromium-driver wrk hyperfine espeak-ng sox fo
 # `make images` (scripts/build-images.sh): buildah builds the images without
 # a daemon; skopeo reads OCI layouts (tests) and pushes them to registries.
 PKGS+=(buildah skopeo)
+# `make bench` (scripts/bench-abuse.py): OCR on text challenges.
+PKGS+=(tesseract-ocr)
 # The challenge page's unit tests run under Node; use Debian's only if the
 # machine has no node of its own.
 command -v node >/dev/null || PKGS+=(nodejs)

@@ -1,0 +1,123 @@
+"""Abuse shapes through real Envoy and real nginx with the demo policy:
+header injection into the upstream annotations, and request smuggling
+against the verify endpoints (conflicting Content-Length and
+Transfer-Encoding). Requests are written to the socket byte for byte.
+
+Smuggling is detected with a second request hidden in the first one's body:
+if the proxy ends the first request where the upstream would not (or the
+other way round), the hidden one is answered as a request of its own, a
+second response on the connection that carries its marker path.
+"""
+import json
+import re
+import socket
+import uuid
+
+import pytest
+
+from conftest import policy_json, start_companion, start_envoy, start_nginx
+
+BROWSER = (b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+           b"Chrome/131.0.0.0 Safari/537.36")
+# What an annotation value may hold: Palisade's own words and numbers, never
+# a client's bytes.
+ANNOTATION = re.compile(r"^[A-Za-z0-9_.:;=, /-]*$")
+
+
+@pytest.fixture(scope="module")
+def envoy(echo_upstream):
+    with start_envoy(policy_json(), echo_upstream) as e:
+        yield e.port
+
+
+@pytest.fixture(scope="module")
+def nginx(echo_upstream):
+    with start_companion(policy_json()) as companion, start_nginx(companion, echo_upstream) as n:
+        yield n.port
+
+
+def exchange(port, raw, timeout=3.0):
+    """Sends `raw`, reads until the server closes or goes quiet."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(raw)
+        data = b""
+        try:
+            while chunk := s.recv(65536):
+                data += chunk
+        except socket.timeout:
+            pass
+    return data
+
+
+def statuses(data):
+    return [int(m.group(1)) for m in re.finditer(rb"HTTP/1\.[01] (\d{3}) ", data)]
+
+
+@pytest.mark.parametrize("proxy", ["envoy", "nginx"])
+def test_client_bytes_never_reach_the_annotation_headers(request, proxy):
+    port = request.getfixturevalue(proxy)
+    hostile = [
+        BROWSER + b' x-palisade-action: allow; "quoted" <b> ' + b"A" * 4000,
+        b"Googlebot/2.1; x-palisade-client: class=search_engine",
+        b"curl/8.5.0\tx-injected: 1",
+    ]
+    for ua in hostile:
+        raw = (b"GET /public/x HTTP/1.1\r\nHost: localhost\r\nUser-Agent: " + ua +
+               b"\r\nAccept: application/json\r\nAccept-Language: en\r\n"
+               b"X-Palisade-Action: allow\r\nX-Palisade-Client: class=browser\r\n"
+               b"Connection: close\r\n\r\n")
+        data = exchange(port, raw)
+        assert statuses(data), data[:200]
+        body = data.partition(b"\r\n\r\n")[2]
+        if b'"upstream"' not in body:
+            continue  # refused before the upstream: nothing to inject into
+        seen = json.loads(body[body.index(b"{"):])["headers"]
+        for name, value in seen.items():
+            if name.startswith("x-palisade-"):
+                assert ANNOTATION.match(value), (name, value)
+                assert "quoted" not in value and "search_engine" not in value, (name, value)
+        assert seen.get("x-injected") is None
+
+
+SMUGGLING = [
+    # Both headers: HTTP/1.1 says Transfer-Encoding wins, or refuse.
+    b"Content-Length: {cl}\r\nTransfer-Encoding: chunked\r\n",
+    b"Transfer-Encoding: chunked\r\nContent-Length: {cl}\r\n",
+    # Two different lengths.
+    b"Content-Length: 4\r\nContent-Length: {cl}\r\n",
+    # Obfuscated encodings.
+    b"Transfer-Encoding: chunked, identity\r\nContent-Length: {cl}\r\n",
+    b"Transfer-Encoding : chunked\r\nContent-Length: {cl}\r\n",
+    b"Transfer-Encoding: xchunked\r\nContent-Length: {cl}\r\n",
+    b"Transfer-Encoding:\tchunked\r\nContent-Length: {cl}\r\n",
+]
+
+
+@pytest.mark.parametrize("proxy", ["envoy", "nginx"])
+@pytest.mark.parametrize("framing", SMUGGLING)
+@pytest.mark.parametrize("path", ["/.palisade/verify", "/.palisade/challenge/AAAAAAAAAAAAAAAAAAAAAA/verify"])
+def test_no_request_is_smuggled_past_the_verify_endpoints(request, proxy, framing, path):
+    port = request.getfixturevalue(proxy)
+    marker = f"/public/smuggled-{uuid.uuid4().hex}".encode()
+    hidden = b"GET " + marker + b" HTTP/1.1\r\nHost: localhost\r\nUser-Agent: " + BROWSER + b"\r\n\r\n"
+    body = b"0\r\n\r\n" + hidden
+    head = framing.replace(b"{cl}", str(len(body)).encode())
+    raw = (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: localhost\r\nUser-Agent: " + BROWSER +
+           b"\r\nAccept: application/json\r\nContent-Type: application/json\r\n" + head + b"\r\n" + body)
+    data = exchange(port, raw)
+    assert marker not in data, data[:600]
+    assert len(statuses(data)) <= 1, data[:600]
+
+
+@pytest.mark.parametrize("proxy", ["envoy", "nginx"])
+def test_the_detection_sees_a_pipelined_request(request, proxy):
+    """The control: a second request sent openly on the same connection is
+    answered, marker and all, so the smuggling test can see one."""
+    port = request.getfixturevalue(proxy)
+    marker = f"/public/pipelined-{uuid.uuid4().hex}".encode()
+    first = (b"GET /public/first HTTP/1.1\r\nHost: localhost\r\nUser-Agent: " + BROWSER +
+             b"\r\nAccept: application/json\r\nAccept-Language: en\r\n\r\n")
+    second = (b"GET " + marker + b" HTTP/1.1\r\nHost: localhost\r\nUser-Agent: " + BROWSER +
+              b"\r\nAccept: application/json\r\nAccept-Language: en\r\nConnection: close\r\n\r\n")
+    data = exchange(port, first + second)
+    assert len(statuses(data)) == 2 and marker in data, data[:600]

@@ -534,11 +534,12 @@ def wait_for_200(process, url, timeout, what, log):
 
 
 @contextlib.contextmanager
-def start_redis():
-    """A real redis-server on a free port, without persistence; yields its URL."""
+def start_redis(port=None):
+    """A real redis-server on `port` (default: a free one), without
+    persistence; yields its URL."""
     binary = shutil.which("redis-server")
     assert binary, "redis-server is missing: run scripts/install-system-deps.sh"
-    port = free_port()
+    port = port or free_port()
     workdir = tempfile.mkdtemp(prefix="palisade-e2e-redis-")
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                 "--appendonly", "no", "--dir", workdir],

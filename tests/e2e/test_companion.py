@@ -348,3 +348,74 @@ def test_redis_down_with_pow_fallback():
         assert r.status_code == 200 and r.json()["kind"] == "pow"
     finally:
         ctx.__exit__(None, None, None)
+
+
+def test_redis_restarted_under_load_degrades_then_reconnects():
+    """Challenges are issued in a loop while Redis goes away and comes back
+    (empty: no persistence) on the same port. While it is away the
+    companion answers 503 with Retry-After (`store_unavailable: fail`), never
+    another error and never a challenge it could not check; once it is back
+    the companion reconnects by itself, and an answer to a challenge Redis
+    lost is refused, so no single-use promise is broken."""
+    import threading
+    import urllib.parse
+
+    from conftest import free_port
+
+    port = free_port()
+    seen = []  # (time, status)
+    stop_load = threading.Event()
+
+    def load(companion):
+        session = requests.Session()
+        while not stop_load.is_set():
+            try:
+                r = session.get(companion.public + "/.palisade/challenge", params={"kind": "text"},
+                                headers={**JSON, "X-Palisade-Client-Ip": "10.4.2.9"}, timeout=5)
+                seen.append((time.monotonic(), r.status_code, r.headers.get("retry-after")))
+            except requests.RequestException as e:
+                seen.append((time.monotonic(), type(e).__name__, None))
+            time.sleep(0.01)
+
+    first = start_redis(port)
+    url = first.__enter__()
+    assert urllib.parse.urlparse(url).port == port
+    try:
+        with start_companion(policy(), redis_url=url) as c:
+            before = new(c, "text", ip="10.4.2.1").json()
+            right = c.answer(before["id"])
+            worker = threading.Thread(target=load, args=(c,), daemon=True)
+            worker.start()
+            try:
+                time.sleep(1)
+                first.__exit__(None, None, None)
+                first = None
+                down_at = time.monotonic()
+                time.sleep(2)
+                restart_at = time.monotonic()
+                with start_redis(port):
+                    up_at = time.monotonic()
+                    deadline = up_at + 15
+                    while not any(t > up_at and s == 200 for t, s, _ in seen):
+                        assert time.monotonic() < deadline, "no challenge issued 15 s after Redis came back"
+                        time.sleep(0.1)
+                    recovered = min(t for t, s, _ in seen if t > up_at and s == 200) - up_at
+                    time.sleep(1)
+                    stop_load.set()
+                    worker.join(10)
+                    # The challenge issued before the restart is gone with Redis.
+                    r = submit(c, before, right, ip="10.4.2.1")
+                    assert r.status_code in (403, 404, 410) and "token" not in r.text, r.text
+                    assert r.json()["error"] in ("unknown", "expired"), r.text
+            finally:
+                stop_load.set()
+    finally:
+        if first is not None:
+            first.__exit__(None, None, None)
+    statuses = {s for _, s, _ in seen}
+    assert statuses <= {200, 503}, statuses
+    during = [(s, ra) for t, s, ra in seen if down_at + 0.5 < t < restart_at]
+    assert during and all(s == 503 and ra for s, ra in during), [d for d in during if d[0] != 503 or not d[1]][:5]
+    assert all(s == 200 for t, s, _ in seen if t > up_at + recovered + 0.5)
+    print(f"redis restart: {len(seen)} requests, {len(during)} answered 503 while it was down, "
+          f"challenges again {recovered:.2f} s after it came back")

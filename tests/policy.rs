@@ -3059,6 +3059,24 @@ fn case_insensitive_paths_fold_patterns_and_paths() {
 }
 
 #[test]
+fn a_route_can_fold_case_on_its_own() {
+    let p = policy(
+        "routes:\n\
+         \x20 - {name: sensitive, match: {path: /Docs/*}, action: monitor}\n\
+         \x20 - {name: admin, match: {path: /Admin/*, except: /admin/public/*, case_insensitive: true}, action: block}\n\
+         \x20 - {name: after, match: {path: /admin*}, action: allow}\n",
+    );
+    for path in ["/admin/x", "/ADMIN/x", "/%41dmin/x"] {
+        assert_eq!(route_of(&p, &Req::get(path)), "admin", "{path}");
+    }
+    // Its except folds too, and falls through to the next route.
+    assert_eq!(route_of(&p, &Req::get("/admin/PUBLIC/x")), "after");
+    // Other routes keep their case.
+    assert_eq!(route_of(&p, &Req::get("/Docs/a")), "sensitive");
+    assert_eq!(route_of(&p, &Req::get("/docs/a")), "default");
+}
+
+#[test]
 fn paths_without_a_canonical_form_are_refused_with_400() {
     let p = policy("routes: [{name: open, match: {path: /*}, action: allow}]\n");
     for path in [

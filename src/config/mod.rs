@@ -932,6 +932,10 @@ pub struct RouteMatch {
     /// Path globs excluded from this route.
     #[serde(default)]
     pub except: Patterns,
+    /// Match `path`, `path_regex` and `except` regardless of case, as
+    /// `paths.case_insensitive` does for every route.
+    #[serde(default)]
+    pub case_insensitive: bool,
 }
 
 /// A test on one header or query parameter: give exactly one of

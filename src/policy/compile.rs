@@ -292,11 +292,20 @@ pub(super) fn compile(mut config: Config, env: &dyn CompileEnv) -> Result<Policy
 
     let fold_paths = config.paths.case_insensitive;
     let mut route_paths = PathIndex::new();
+    // Routes folding case on their own (`match.case_insensitive`): searched
+    // with the lower-cased path, only when there are any.
+    let mut folded_route_paths = PathIndex::new();
     let mut routes = Vec::with_capacity(config.routes.len() + 1);
     for (i, route) in config.routes.iter().enumerate() {
         let at = format!("routes[{i}]");
         let m = &route.matcher;
-        index_route_paths(&mut route_paths, i, m, &at, fold_paths)?;
+        let fold = fold_paths || m.case_insensitive;
+        let index = if fold && !fold_paths {
+            &mut folded_route_paths
+        } else {
+            &mut route_paths
+        };
+        index_route_paths(index, i, m, &at, fold)?;
         let name = route.name.clone().unwrap_or_else(|| at.clone());
         if name == "default" || routes.iter().any(|r: &CompiledRoute| r.name == name) {
             return Err(ConfigError::new(
@@ -306,7 +315,7 @@ pub(super) fn compile(mut config: Config, env: &dyn CompileEnv) -> Result<Policy
         }
         let mut compiled = compile_route(config, route, &at, name, default_challenge)?;
         compiled.any_path = m.path.0.is_empty() && m.path_regex.0.is_empty();
-        compiled.except = compile_except(&m.except, &format!("{at}.match.except"), fold_paths)?;
+        compiled.except = compile_except(&m.except, &format!("{at}.match.except"), fold)?;
         compiled.hosts = compile_hosts(&m.host, &format!("{at}.match.host"))?;
         compiled.methods = compile_methods(&m.methods, &format!("{at}.match.methods"))?;
         compiled.headers = compile_fields(&m.headers, &format!("{at}.match.headers"), true)?;
@@ -415,6 +424,7 @@ pub(super) fn compile(mut config: Config, env: &dyn CompileEnv) -> Result<Policy
         hints,
         routes,
         route_paths,
+        folded_route_paths: (!folded_route_paths.is_empty()).then_some(folded_route_paths),
         fold_paths,
         any_path_routes,
         rules,

@@ -354,6 +354,14 @@ impl Policy {
     fn match_route(&self, request: &Request) -> usize {
         let mut by_path = Vec::new();
         self.route_paths.owners_matching(request.path, &mut by_path);
+        if let Some(folded) = &self.folded_route_paths {
+            let mut more = Vec::new();
+            folded.owners_matching(&canonical::folded(request.path), &mut more);
+            if !more.is_empty() {
+                by_path.extend(more);
+                by_path.sort_unstable();
+            }
+        }
         let host = request.host_name();
         let holds = |i: usize| {
             let route = &self.routes[i];

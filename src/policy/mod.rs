@@ -113,6 +113,9 @@ pub struct Policy {
     route_paths: PathIndex,
     /// `paths.case_insensitive`: paths are matched lower-cased.
     fold_paths: bool,
+    /// The path patterns of routes with `match.case_insensitive` (when the
+    /// policy does not fold every path), searched with the lower-cased path.
+    folded_route_paths: Option<PathIndex>,
     /// Routes without path patterns (they match any path), ascending.
     any_path_routes: Vec<usize>,
     rules: Vec<CompiledRule>,

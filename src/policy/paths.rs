@@ -108,6 +108,11 @@ impl PathIndex {
         out.dedup();
     }
 
+    /// Whether no pattern is filed.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     fn push(&mut self, owner: usize, confirm: Option<Regex>) -> u32 {
         self.entries.push(Entry { owner, confirm });
         (self.entries.len() - 1) as u32

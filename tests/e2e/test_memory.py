@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -205,3 +206,93 @@ def test_every_bucket_exists_from_configure_time(echo_upstream):
           f"in Envoy's shared data (64 B value + key + map entry); "
           f"{small} buckets = {per_bucket * small / MiB:.2f} MiB")
     assert 64 <= per_bucket <= 512
+
+
+COMPANION_WRK_SCRIPT = r'''
+-- nginx's auth_request subrequest as the companion's check sees it, each
+-- from a client address no other request used (X-Real-IP, from a trusted
+-- peer); every 16th an IPv6 address in its own /64.
+local threads = {}
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  per_thread = tonumber(args[2])
+  first = tonumber(args[1]) + id * (per_thread + 4096)
+  sent = 0
+  wrk.headers["User-Agent"] = args[3]
+  wrk.headers["Accept-Language"] = args[4]
+  wrk.headers["X-Original-Method"] = "GET"
+end
+local function address(i)
+  if i % 16 == 15 then
+    return string.format("2a01:4f8:%x:%x::1", math.floor(i / 65536) % 65536, i % 65536)
+  end
+  return string.format("10.%d.%d.%d", math.floor(i / 65536) % 256, math.floor(i / 256) % 256, i % 256)
+end
+function request()
+  wrk.headers["X-Real-IP"] = address(first + sent)
+  wrk.headers["X-Original-URI"] = "/public/" .. sent
+  sent = sent + 1
+  return wrk.format("GET", "/auth")
+end
+'''
+
+
+def companion_checks(companion):
+    """How many checks the companion has answered (its metrics)."""
+    total = 0
+    for line in companion.metrics().splitlines():
+        if line.startswith("palisade_companion_checks_total{"):
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def companion_rss(companion):
+    status = Path(f"/proc/{companion.process.pid}/status").read_text()
+    return int(next(l for l in status.splitlines() if l.startswith("VmRSS:")).split()[1]) * 1024
+
+
+def test_companion_memory_is_flat_over_a_million_distinct_clients(tmp_path):
+    """The nginx check path: the companion's per-client state (rate-limit
+    buckets, scoring clients, lockouts) is bounded, so 1,000,000 distinct
+    addresses after a warm-up of 100,000 leave its memory where it was."""
+    from conftest import start_companion
+
+    policy = memory_policy()
+    policy["companion"]["trusted_peers"] = ["127.0.0.1"]
+    script = tmp_path / "distinct-checks.lua"
+    script.write_text(COMPANION_WRK_SCRIPT)
+    with start_companion(policy) as companion:
+
+        def run(first, count, timeout):
+            start = companion_checks(companion)
+            per_thread = count // WRK_THREADS
+            wrk = subprocess.Popen(
+                ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", "-d3600s", "--timeout", "10s",
+                 "-s", str(script), companion.internal + "/auth", "--",
+                 str(first), str(per_thread), BROWSER["User-Agent"], BROWSER["Accept-Language"]],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            started = time.monotonic()
+            try:
+                while companion_checks(companion) - start < count:
+                    assert wrk.poll() is None, wrk.stderr.read()
+                    assert companion.process.poll() is None, companion.log()[-4000:]
+                    assert time.monotonic() - started < timeout, \
+                        f"{companion_checks(companion) - start} of {count} checks in {timeout}s"
+                    time.sleep(0.25)
+            finally:
+                wrk.kill()
+                wrk.wait()
+            return time.monotonic() - started
+
+        run(0, WARMUP, 120)
+        after_warmup = companion_rss(companion)
+        seconds = run(2_000_000, CLIENTS, 600)
+        after_run = companion_rss(companion)
+    growth = after_run - after_warmup
+    print(f"\n[memory] companion RSS after a 100,000-client warm-up {after_warmup / MiB:.1f} MiB, "
+          f"after 1,000,000 more {after_run / MiB:.1f} MiB (growth {growth / MiB:+.1f} MiB, "
+          f"bound {MAX_RSS_GROWTH // MiB} MiB; {CLIENTS / seconds:,.0f} checks/s)")
+    assert growth <= MAX_RSS_GROWTH

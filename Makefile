@@ -6,7 +6,7 @@ VENV  := .venv
 WASM  := target/wasm32-wasip1/release/palisade.wasm
 CLI   := target/release/palisade
 
-.PHONY: all build wasm images deps test lint unit e2e js run run-nginx bench clean
+.PHONY: all build wasm images deps test lint unit e2e js fuzz run run-nginx bench clean
 
 all: build wasm
 
@@ -44,15 +44,18 @@ e2e: deps build wasm
 	$(VENV)/bin/pytest -q tests/e2e
 
 # The parsers under bounded fuzzing (examples/fuzz.rs): FUZZ_SECONDS per
-# target, in release unless FUZZ_PROFILE is emptied. `make test` runs it
-# briefly, in the debug build the unit tests already made.
+# target, in release unless FUZZ_PROFILE is emptied; FUZZ_ARGS go to the
+# harness. `make test` runs it briefly, in the debug build the unit tests
+# already made, where compiling a policy takes ~0.3 s: its hang limit is
+# raised to match.
 FUZZ_SECONDS ?= 60
 FUZZ_PROFILE ?= --release
+FUZZ_ARGS ?=
 fuzz:
-	$(CARGO) run $(FUZZ_PROFILE) --example fuzz -- --seconds $(FUZZ_SECONDS)
+	$(CARGO) run $(FUZZ_PROFILE) --example fuzz -- --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
 
 test: lint unit js e2e
-	$(MAKE) fuzz FUZZ_SECONDS=2 FUZZ_PROFILE=
+	$(MAKE) fuzz FUZZ_SECONDS=2 FUZZ_PROFILE= FUZZ_ARGS="--hang-ms 10000"
 
 run: deps build wasm
 	bash scripts/run-demo.sh

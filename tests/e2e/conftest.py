@@ -754,3 +754,16 @@ def assert_accessible(driver, name):
     driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
                            {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
     assert run_axe(driver, f"{name}-dark") == []
+
+
+@contextlib.contextmanager
+def proxy_port(kind, policy, upstream_port):
+    """The port of a real `envoy`, or a real `nginx` checking with the
+    companion, in front of `upstream_port` with `policy`: for tests that
+    send the same requests through both proxies."""
+    if kind == "envoy":
+        with start_envoy(policy, upstream_port) as envoy:
+            yield envoy.port
+    else:
+        with start_companion(policy) as companion, start_nginx(companion, upstream_port) as nginx:
+            yield nginx.port

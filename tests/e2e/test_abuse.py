@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from conftest import policy_json, start_companion, start_envoy, start_nginx
+from conftest import policy_json, proxy_port
 
 BROWSER = (b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
            b"Chrome/131.0.0.0 Safari/537.36")
@@ -26,14 +26,14 @@ ANNOTATION = re.compile(r"^[A-Za-z0-9_.:;=, /-]*$")
 
 @pytest.fixture(scope="module")
 def envoy(echo_upstream):
-    with start_envoy(policy_json(), echo_upstream) as e:
-        yield e.port
+    with proxy_port("envoy", policy_json(), echo_upstream) as port:
+        yield port
 
 
 @pytest.fixture(scope="module")
 def nginx(echo_upstream):
-    with start_companion(policy_json()) as companion, start_nginx(companion, echo_upstream) as n:
-        yield n.port
+    with proxy_port("nginx", policy_json(), echo_upstream) as port:
+        yield port
 
 
 def exchange(port, raw, timeout=3.0):

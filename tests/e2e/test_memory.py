@@ -40,12 +40,12 @@ BROWSER = {
     "Accept-Language": "en-US,en;q=0.9",
 }
 
-WRK_SCRIPT = r'''
--- Every request from a client address no other request used: the address
--- is derived from a request index; thread `id` owns the slice starting at
--- first + id * (per_thread + 4096) (the gap covers requests still in
--- flight when the thread stops). Every 16th address is IPv6, each in its
--- own /64. A thread stops after `per_thread` responses.
+# The Lua both wrk scripts share: every request from a client address no
+# other request used. The address is derived from a request index; thread
+# `id` owns the slice starting at first + id * (per_thread + 4096) (the gap
+# covers requests still in flight when the thread stops). Every 16th address
+# is IPv6, each in its own /64.
+DISTINCT_ADDRESSES = r'''
 local threads = {}
 
 function setup(thread)
@@ -67,7 +67,11 @@ local function address(i)
   end
   return string.format("10.%d.%d.%d", math.floor(i / 65536) % 256, math.floor(i / 256) % 256, i % 256)
 end
+'''
 
+# Through Envoy: the address in X-Forwarded-For; a thread stops after
+# `per_thread` responses.
+WRK_SCRIPT = DISTINCT_ADDRESSES + r'''
 function request()
   wrk.headers["X-Forwarded-For"] = address(first + sent)
   sent = sent + 1
@@ -208,30 +212,11 @@ def test_every_bucket_exists_from_configure_time(echo_upstream):
     assert 64 <= per_bucket <= 512
 
 
-COMPANION_WRK_SCRIPT = r'''
--- nginx's auth_request subrequest as the companion's check sees it, each
--- from a client address no other request used (X-Real-IP, from a trusted
--- peer); every 16th an IPv6 address in its own /64.
-local threads = {}
-function setup(thread)
-  thread:set("id", #threads)
-  table.insert(threads, thread)
-end
-function init(args)
-  per_thread = tonumber(args[2])
-  first = tonumber(args[1]) + id * (per_thread + 4096)
-  sent = 0
-  wrk.headers["User-Agent"] = args[3]
-  wrk.headers["Accept-Language"] = args[4]
-  wrk.headers["X-Original-Method"] = "GET"
-end
-local function address(i)
-  if i % 16 == 15 then
-    return string.format("2a01:4f8:%x:%x::1", math.floor(i / 65536) % 65536, i % 65536)
-  end
-  return string.format("10.%d.%d.%d", math.floor(i / 65536) % 256, math.floor(i / 256) % 256, i % 256)
-end
+# nginx's auth_request subrequest as the companion's check sees it: the
+# address in X-Real-IP (from a trusted peer).
+COMPANION_WRK_SCRIPT = DISTINCT_ADDRESSES + r'''
 function request()
+  wrk.headers["X-Original-Method"] = "GET"
   wrk.headers["X-Real-IP"] = address(first + sent)
   wrk.headers["X-Original-URI"] = "/public/" .. sent
   sent = sent + 1

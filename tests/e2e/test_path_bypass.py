@@ -15,7 +15,7 @@ import socket
 
 import pytest
 
-from conftest import policy_json, start_companion, start_envoy, start_nginx
+from conftest import policy_json, proxy_port
 
 SHAPES = [
     "/admin/x",
@@ -108,14 +108,14 @@ def location(head):
 
 @pytest.fixture(scope="module")
 def envoy(echo_upstream):
-    with start_envoy(policy(), echo_upstream) as e:
-        yield e.port
+    with proxy_port("envoy", policy(), echo_upstream) as port:
+        yield port
 
 
 @pytest.fixture(scope="module")
 def nginx(echo_upstream):
-    with start_companion(policy()) as companion, start_nginx(companion, echo_upstream) as n:
-        yield n.port
+    with proxy_port("nginx", policy(), echo_upstream) as port:
+        yield port
 
 
 def test_the_table_is_long_enough():

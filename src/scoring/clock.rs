@@ -121,7 +121,9 @@ fn offset(s: &str) -> Option<i64> {
         _ => return None,
     };
     let digits: String = rest.chars().filter(|c| *c != ':').collect();
-    if digits.len() != 4 {
+    // Four ASCII digits: anything else (multi-byte text found by `make
+    // fuzz`) would be sliced inside a character below.
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     Some(sign * (num(&digits[..2])? * 3600 + num(&digits[2..])? * 60))
@@ -184,6 +186,8 @@ mod tests {
         assert_eq!(parse_rfc3339("99999999999999-10-10T13:55:36Z"), None);
         assert_eq!(parse_clf("10/Oct/2025:-1:55:36 +0000"), None);
         assert_eq!(parse_rfc3339("2025-10-10T13:-5:36Z"), None);
+        assert_eq!(parse_clf("10/Oct/2025:13:55:36 +E\u{e8}]"), None);
+        assert_eq!(parse_rfc3339("2025-10-10T13:55:36+\u{e9}0"), None);
     }
 
     #[test]

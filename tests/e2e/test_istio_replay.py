@@ -127,6 +127,12 @@ def istio_gateway(companion_public, companion_internal, app_port, tmp):
         while get(envoy, "/", ua=GOOGLEBOT).status_code != 403:
             assert time.time() < deadline, envoy.log()[-3000:]
             time.sleep(0.2)
+        # And until its health probe has found the companion up: until then
+        # it answers the prefix itself (503 companion_unavailable), and the
+        # companion's own 404 shows the hand-off.
+        while get(envoy, "/.palisade/nothing").status_code != 404:
+            assert time.time() < deadline, envoy.log()[-3000:]
+            time.sleep(0.2)
         yield envoy
     finally:
         stop(process)

@@ -1,7 +1,8 @@
 //! SQLite files Palisade owns (the challenge store, the scoring records):
-//! telling ours from another program's before writing to one.
+//! telling ours from another program's, and a file we can write from one
+//! we cannot, before writing to one.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, ErrorCode, MAIN_DB};
 
 /// What marks a file as one of ours: its `application_id`, the newest
 /// `user_version` this build reads, and what to call it in errors.
@@ -12,13 +13,23 @@ pub struct Ours {
     pub name: &'static str,
 }
 
-/// Refuses a file that is not SQLite, or an SQLite file of another program
-/// (another application id, or tables without our id), or a newer schema.
-/// A new, empty file is ours to create.
-pub fn check_is_ours(connection: &Connection, ours: &Ours) -> Result<(), String> {
+/// Refuses a file that cannot be written (SQLite opens a read-only file, or
+/// one on a read-only file system, read-only without a word), a file that
+/// is not SQLite, an SQLite file of another program (another application
+/// id, or tables without our id), or a newer schema. A new, empty file is
+/// ours to create.
+pub fn check_usable(connection: &Connection, ours: &Ours) -> Result<(), String> {
+    if connection.is_readonly(MAIN_DB).unwrap_or(false) {
+        return Err("the file cannot be written (it, or its file system, is read-only): \
+                    the companion needs `companion.data_dir` writable"
+            .to_string());
+    }
     let application_id: i64 = connection
         .pragma_query_value(None, "application_id", |row| row.get(0))
-        .map_err(|e| format!("not an SQLite database ({e})"))?;
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => format!("not an SQLite database ({e})"),
+            _ => format!("cannot read the file: {e}"),
+        })?;
     let version: i64 = connection
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(|e| format!("cannot read the schema version: {e}"))?;

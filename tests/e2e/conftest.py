@@ -477,20 +477,21 @@ def _resp(reader):
 
 @contextlib.contextmanager
 def start_companion(policy, redis_url=None, public_port=None, internal_port=None, timeout=30,
-                    datasets=None, env=None):
+                    datasets=None, env=None, data_dir=None):
     """Starts `palisade serve` with `policy` (a dict; its `companion` section
-    is filled with free ports, a fresh data directory and `datasets`, by
-    default the repository's), and `env` added to its environment, and
-    stops it on exit."""
+    is filled with free ports, a data directory (`data_dir`, by default a
+    fresh one) and `datasets`, by default the repository's), and `env` added
+    to its environment, and stops it on exit."""
     workdir = Path(tempfile.mkdtemp(prefix="palisade-e2e-companion-"))
     public_port = public_port or free_port()
     internal_port = internal_port or free_port()
+    data_dir = Path(data_dir or workdir / "data")
     policy = json.loads(json.dumps(policy))
     section = policy.setdefault("companion", {})
     section.update({
         "public": f"127.0.0.1:{public_port}",
         "internal": f"127.0.0.1:{internal_port}",
-        "data_dir": str(workdir / "data"),
+        "data_dir": str(data_dir),
         "datasets": str(datasets or ROOT / "datasets"),
     })
     if redis_url:
@@ -501,7 +502,7 @@ def start_companion(policy, redis_url=None, public_port=None, internal_port=None
         process = subprocess.Popen([str(CLI), "serve", "--config", str(policy_path)],
                                    stdout=log, stderr=subprocess.STDOUT,
                                    env={**os.environ, **(env or {})})
-    companion = Companion(process, public_port, internal_port, workdir / "data", log_path,
+    companion = Companion(process, public_port, internal_port, data_dir, log_path,
                           policy_path, redis_url)
     try:
         wait_healthy(companion, timeout)
@@ -719,6 +720,17 @@ def wait_for_upstream(driver, timeout=30):
 
 def pass_cookie(driver):
     return next((c for c in driver.get_cookies() if c["name"] == "palisade"), None)
+
+
+def wait_for_pass(driver, path, timeout=30):
+    """Waits until the answer's redirect has landed at `path` and the browser
+    holds the pass cookie, and returns it: a cookie read mid-navigation can
+    come back empty, which a loaded CI machine showed."""
+    wait_for_path(driver, path, timeout)
+    try:
+        return WebDriverWait(driver, timeout).until(pass_cookie)
+    except TimeoutException:
+        raise AssertionError(f"no pass cookie at {driver.current_url}:\n{driver.page_source[:2000]}")
 
 
 def wait_for_path(driver, path, timeout=30):

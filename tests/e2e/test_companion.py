@@ -353,7 +353,7 @@ def test_redis_down_with_pow_fallback():
 def test_redis_restarted_under_load_degrades_then_reconnects():
     """Challenges are issued in a loop while Redis goes away and comes back
     (empty: no persistence) on the same port. While it is away the
-    companion answers 503 with Retry-After (`store_unavailable: fail`), never
+    companion answers 503 with Retry-After (`store_unavailable: unavailable`), never
     another error and never a challenge it could not check; once it is back
     the companion reconnects by itself, and an answer to a challenge Redis
     lost is refused, so no single-use promise is broken."""

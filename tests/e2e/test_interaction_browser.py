@@ -21,7 +21,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import CHROMEDRIVER, CHROMIUM, ordinary_ua, pass_cookie, policy_json, start_companion
+from conftest import CHROMEDRIVER, CHROMIUM, ordinary_ua, pass_cookie, policy_json, start_companion, wait_for_pass
 
 pytestmark = pytest.mark.skipif(
     not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
@@ -107,11 +107,7 @@ def test_a_keyboard_only_person_passes(companion, launch):
     for ch in answer:
         keys.send_keys(ch).pause(rng.uniform(0.12, 0.45))
     keys.send_keys(Keys.ENTER).perform()
-    # The answer's redirect lands on /done with the cookie; read it once
-    # the browser has it (cookies read mid-navigation can come back empty).
-    WebDriverWait(driver, 10).until(lambda d: d.current_url.endswith("/done"))
-    cookie = WebDriverWait(driver, 10).until(lambda d: pass_cookie(d))
-    assert cookie["value"], driver.page_source[:2000]
+    assert wait_for_pass(driver, "/done")["value"]
     assert interaction_count(companion, "person") == persons + 1
 
 
@@ -121,5 +117,5 @@ def test_without_javascript_there_is_no_record_and_no_penalty(companion, launch)
     cid = open_challenge(driver, companion, "text")
     driver.find_element(By.ID, "answer").send_keys(companion.answer(cid).lower())
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    assert pass_cookie(driver) is not None, driver.page_source[:2000]
+    assert wait_for_pass(driver, "/done")["value"]
     assert interaction_count(companion, "none") == nones + 1

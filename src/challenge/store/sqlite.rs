@@ -24,7 +24,7 @@
 //! makes the insert single-use, also across processes sharing the file.
 
 use super::{Store, StoreError, RETAIN_AFTER_EXPIRY_S, SQLITE_FILE};
-use crate::sqlite_file::{check_is_ours, Ours};
+use crate::sqlite_file::{check_usable, Ours};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -97,7 +97,7 @@ impl SqliteStore {
         connection
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| unavailable(format!("cannot set the busy timeout: {e}")))?;
-        check_is_ours(&connection, &OURS).map_err(unavailable)?;
+        check_usable(&connection, &OURS).map_err(unavailable)?;
         connection
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| unavailable(format!("cannot switch to WAL mode: {e}")))?;

@@ -19,7 +19,7 @@
 //! what has queued in one transaction, so a check never waits on the disk.
 
 use crate::scoring::ModelFile;
-use crate::sqlite_file::{check_is_ours, Ours};
+use crate::sqlite_file::{check_usable, Ours};
 use prometheus_client::metrics::counter::Counter;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -262,7 +262,7 @@ impl Records {
         connection
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| fail(format!("cannot set the busy timeout: {e}")))?;
-        check_is_ours(&connection, &OURS).map_err(fail)?;
+        check_usable(&connection, &OURS).map_err(fail)?;
         connection
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| fail(format!("cannot switch to WAL mode: {e}")))?;

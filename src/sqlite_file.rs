@@ -20,9 +20,11 @@ pub struct Ours {
 /// ours to create.
 pub fn check_usable(connection: &Connection, ours: &Ours) -> Result<(), String> {
     if connection.is_readonly(MAIN_DB).unwrap_or(false) {
-        return Err("the file cannot be written (it, or its file system, is read-only): \
+        return Err(
+            "the file cannot be written (it, or its file system, is read-only): \
                     the companion needs `companion.data_dir` writable"
-            .to_string());
+                .to_string(),
+        );
     }
     let application_id: i64 = connection
         .pragma_query_value(None, "application_id", |row| row.get(0))

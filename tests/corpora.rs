@@ -9,10 +9,10 @@
 
 use palisade::crawlers::{ClientClass, Crawlers};
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 fn builtin() -> &'static Crawlers {
-    static CRAWLERS: OnceLock<Crawlers> = OnceLock::new();
+    static CRAWLERS: OnceLock<Arc<Crawlers>> = OnceLock::new();
     CRAWLERS.get_or_init(|| match Crawlers::builtin() {
         Ok(c) => c,
         Err(e) => panic!("built-in datasets: {e}"),

@@ -4,17 +4,17 @@
 //! the defaults those programs send).
 
 use palisade::crawlers::{
-    builtin_network, builtin_network_names, builtin_network_set, builtin_specs, ClientClass,
-    CrawlerSpec, Crawlers, Verification, BUILTIN_CRAWLER_FILES, BUILTIN_DATASETS,
+    builtin_datasets, builtin_network, builtin_network_names, builtin_network_set, builtin_specs,
+    ClientClass, CrawlerSpec, Crawlers, Verification, BUILTIN_CRAWLER_FILES,
 };
 use palisade::net::parse_cidr_list;
 use proptest::prelude::*;
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 fn builtin() -> &'static Crawlers {
-    static CRAWLERS: OnceLock<Crawlers> = OnceLock::new();
+    static CRAWLERS: OnceLock<Arc<Crawlers>> = OnceLock::new();
     CRAWLERS.get_or_init(|| match Crawlers::builtin() {
         Ok(c) => c,
         Err(e) => panic!("built-in datasets: {e}"),
@@ -453,7 +453,7 @@ fn every_dataset_file_is_embedded_and_parses() {
     for (_, stem) in BUILTIN_CRAWLER_FILES {
         let path = format!("crawlers/{stem}.txt");
         assert!(
-            BUILTIN_DATASETS.iter().any(|(p, _)| *p == path),
+            builtin_datasets().any(|(p, _)| *p == path),
             "{path} not embedded"
         );
     }
@@ -470,7 +470,7 @@ fn every_dataset_file_is_embedded_and_parses() {
                     .strip_suffix(".txt")
                     .is_some_and(|stem| palisade::reputation::source(stem).is_some());
             assert!(
-                reputation || BUILTIN_DATASETS.iter().any(|(p, _)| *p == path),
+                reputation || builtin_datasets().any(|(p, _)| *p == path),
                 "{path} is not embedded"
             );
         }

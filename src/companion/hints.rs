@@ -70,7 +70,7 @@ impl HeadFetcher {
             Err(reason) => {
                 tracing::warn!(
                     event = "crawler_hints_failed",
-                    path,
+                    path = crate::policy::logged_path(path),
                     reason,
                     "no crawler hints"
                 );

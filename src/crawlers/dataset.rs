@@ -20,8 +20,9 @@
 use super::{BrowserTokens, ClientClass, CrawlerSpec, DatasetError};
 use crate::net::{parse_cidr_list, IpSet};
 
-/// Every built-in dataset file, by its path under `datasets/`.
-pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
+/// The built-in dataset files every build carries, by their paths under
+/// `datasets/` (see [`builtin_datasets`] for all of them).
+static BUILTIN_DATASETS: &[(&str, &str)] = &[
     (
         "crawlers/search_engine.txt",
         include_str!("../../datasets/crawlers/search_engine.txt"),
@@ -75,14 +76,6 @@ pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
         include_str!("../../datasets/networks/applebot.txt"),
     ),
     (
-        "networks/aws.txt",
-        include_str!("../../datasets/networks/aws.txt"),
-    ),
-    (
-        "networks/azure.txt",
-        include_str!("../../datasets/networks/azure.txt"),
-    ),
-    (
         "networks/bingbot.txt",
         include_str!("../../datasets/networks/bingbot.txt"),
     ),
@@ -95,16 +88,8 @@ pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
         include_str!("../../datasets/networks/commoncrawl.txt"),
     ),
     (
-        "networks/digitalocean.txt",
-        include_str!("../../datasets/networks/digitalocean.txt"),
-    ),
-    (
         "networks/duckduckbot.txt",
         include_str!("../../datasets/networks/duckduckbot.txt"),
-    ),
-    (
-        "networks/gcp.txt",
-        include_str!("../../datasets/networks/gcp.txt"),
     ),
     (
         "networks/google-crawlers.txt",
@@ -117,10 +102,6 @@ pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
     (
         "networks/google-user-triggered.txt",
         include_str!("../../datasets/networks/google-user-triggered.txt"),
-    ),
-    (
-        "networks/hetzner.txt",
-        include_str!("../../datasets/networks/hetzner.txt"),
     ),
     (
         "networks/openai-chatgpt-user.txt",
@@ -139,10 +120,6 @@ pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
         include_str!("../../datasets/networks/oracle.txt"),
     ),
     (
-        "networks/ovh.txt",
-        include_str!("../../datasets/networks/ovh.txt"),
-    ),
-    (
         "networks/perplexity-user.txt",
         include_str!("../../datasets/networks/perplexity-user.txt"),
     ),
@@ -159,6 +136,51 @@ pub static BUILTIN_DATASETS: &[(&str, &str)] = &[
         include_str!("../../datasets/networks/uptimerobot.txt"),
     ),
 ];
+
+/// The cloud providers' network lists. Policies name them (`hosting`,
+/// `lists: {x: {builtin: [aws]}}`); no crawler spec does, and they are most
+/// of the built-in data (about 180 KB). Native hosts carry them; the Envoy
+/// filter does not, and takes a policy's use of them from
+/// `resolved_ranges`, as `palisade policy-json` writes it, like the
+/// reputation lists.
+pub const CLOUD_LISTS: [&str; 6] = ["aws", "azure", "digitalocean", "gcp", "hetzner", "ovh"];
+
+#[cfg(not(target_arch = "wasm32"))]
+static CLOUD_DATASETS: [(&str, &str); 6] = [
+    (
+        "networks/aws.txt",
+        include_str!("../../datasets/networks/aws.txt"),
+    ),
+    (
+        "networks/azure.txt",
+        include_str!("../../datasets/networks/azure.txt"),
+    ),
+    (
+        "networks/digitalocean.txt",
+        include_str!("../../datasets/networks/digitalocean.txt"),
+    ),
+    (
+        "networks/gcp.txt",
+        include_str!("../../datasets/networks/gcp.txt"),
+    ),
+    (
+        "networks/hetzner.txt",
+        include_str!("../../datasets/networks/hetzner.txt"),
+    ),
+    (
+        "networks/ovh.txt",
+        include_str!("../../datasets/networks/ovh.txt"),
+    ),
+];
+
+/// Every built-in dataset file this build carries, by its path under
+/// `datasets/` (the filter leaves out [`CLOUD_LISTS`]).
+pub fn builtin_datasets() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    let all = BUILTIN_DATASETS.iter();
+    #[cfg(not(target_arch = "wasm32"))]
+    let all = all.chain(CLOUD_DATASETS.iter());
+    all
+}
 
 /// The crawler files in precedence order, with the class of their entries
 /// (file stem under `datasets/crawlers/`).
@@ -179,23 +201,27 @@ pub static BUILTIN_CRAWLER_FILES: [(ClientClass, &str); 10] = [
 const FIRST_GENERIC_FILE: &str = "bot";
 
 fn dataset(path: &str) -> Option<&'static str> {
-    BUILTIN_DATASETS
-        .iter()
+    builtin_datasets()
         .find(|(name, _)| *name == path)
         .map(|&(_, text)| text)
 }
 
-/// Names of the built-in network lists (`google-crawlers`, `aws`, ...).
+/// Names of the built-in network lists (`google-crawlers`, `aws`, ...),
+/// the [`CLOUD_LISTS`] included in every build.
 pub fn builtin_network_names() -> Vec<&'static str> {
-    BUILTIN_DATASETS
+    let mut names: Vec<&'static str> = BUILTIN_DATASETS
         .iter()
         .filter_map(|(path, _)| path.strip_prefix("networks/")?.strip_suffix(".txt"))
-        .collect()
+        .chain(CLOUD_LISTS)
+        .collect();
+    names.sort_unstable();
+    names
 }
 
-/// The text of a built-in network list, by name.
+/// The text of a built-in network list, by name (`None` in the filter for
+/// the [`CLOUD_LISTS`]).
 pub fn builtin_network(name: &str) -> Option<&'static str> {
-    BUILTIN_DATASETS.iter().find_map(|&(path, text)| {
+    builtin_datasets().find_map(|&(path, text)| {
         let stem = path.strip_prefix("networks/")?.strip_suffix(".txt")?;
         (stem == name).then_some(text)
     })

@@ -1,7 +1,7 @@
 //! Who is asking: user-agent classes and verified-crawler checks.
 //!
 //! The patterns and published IP ranges ship as data in `datasets/` and are
-//! built into the library with `include_str!` (see [`BUILTIN_DATASETS`]);
+//! built into the library with `include_str!` (see [`builtin_datasets`]);
 //! configs may add more.
 //!
 //! # Model
@@ -43,8 +43,9 @@ pub mod tokens;
 
 pub use consistency::{Anomalies, HeaderAnomaly};
 pub use dataset::{
-    builtin_browser_tokens, builtin_network, builtin_network_names, builtin_network_set,
-    builtin_spec_tiers, builtin_specs, parse_specs, BUILTIN_CRAWLER_FILES, BUILTIN_DATASETS,
+    builtin_browser_tokens, builtin_datasets, builtin_network, builtin_network_names,
+    builtin_network_set, builtin_spec_tiers, builtin_specs, parse_specs, BUILTIN_CRAWLER_FILES,
+    CLOUD_LISTS,
 };
 pub use tokens::BrowserTokens;
 
@@ -52,6 +53,7 @@ use crate::net::IpSet;
 use regex::bytes::{RegexSet, RegexSetBuilder};
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 
 /// The class of client a user agent belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -346,16 +348,28 @@ impl Crawlers {
     /// The built-in specs ([`builtin_specs`]) compiled in their two tiers,
     /// with the generic rules and the canonical-browser fast path. A bad
     /// built-in pattern is reported with its dataset file and line.
-    pub fn builtin() -> Result<Crawlers, DatasetError> {
-        Crawlers::with_builtins(Vec::new(), &[]).map_err(|e| match e {
-            BuiltinsError::Dataset(e) => e,
-            // There are no extra entries to be wrong.
-            BuiltinsError::Extra { index, reason } => DatasetError {
-                file: "crawlers.extra".to_string(),
-                line: index,
-                reason,
-            },
-        })
+    ///
+    /// Compiled once per process (per VM in the filter) and shared by every
+    /// policy that uses the built-ins as they are: the sets' literal
+    /// prefilters take most of a policy's compile time, and a reload, or
+    /// the companion's many policies in the tests, need not pay it again.
+    pub fn builtin() -> Result<Arc<Crawlers>, DatasetError> {
+        static BUILTIN: OnceLock<Result<Arc<Crawlers>, DatasetError>> = OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                Crawlers::with_builtins(Vec::new(), &[])
+                    .map(Arc::new)
+                    .map_err(|e| match e {
+                        BuiltinsError::Dataset(e) => e,
+                        // There are no extra entries to be wrong.
+                        BuiltinsError::Extra { index, reason } => DatasetError {
+                            file: "crawlers.extra".to_string(),
+                            line: index,
+                            reason,
+                        },
+                    })
+            })
+            .clone()
     }
 
     /// The built-ins with a policy's own entries in front of the named

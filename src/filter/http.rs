@@ -278,7 +278,7 @@ fn monitor_line(d: &Decision, req: &Request) -> String {
     format!(
         "palisade: monitor {} {} route={} score={} rules=[{}] client={}",
         req.method,
-        req.path,
+        crate::policy::logged_path(req.path),
         d.route,
         d.score,
         rules.join(","),

@@ -12,7 +12,9 @@
 //!
 //! The canonical form of a path:
 //! 1. refuses characters that no valid request path holds, raw: controls,
-//!    space, `"`, `#`, `<`, `>`, `` ` ``, `{`, `}` and `\` ([`BadPath`]);
+//!    space, `"`, `#`, `<`, `>`, `` ` ``, `{`, `}`, `\` and every byte
+//!    past ASCII (RFC 3986 has them percent-encoded; browsers do so, and
+//!    nginx would pass raw ones that Envoy refuses) ([`BadPath`]);
 //! 2. is percent-decoded, repeatedly (double encoding: `%252f` is `/` to a
 //!    server that decodes twice), at most [`MAX_DECODES`] times; what is
 //!    still encoded after that, or is not UTF-8 once decoded (overlong
@@ -89,18 +91,33 @@ pub fn canonical(path: &str) -> Result<Cow<'_, str>, BadPath> {
 }
 
 /// `canonical(path)` folded to lower case, for case-insensitive matching.
-/// ASCII only: that is what case-insensitive servers fold in paths, and
-/// Unicode's case tables would add kilobytes to the filter.
+/// ASCII, plus the three characters whose Unicode case mapping lands on an
+/// ASCII letter (dotless `ı` and long `ſ` upper-case to `I` and `S`, the
+/// Kelvin sign lower-cases to `k`), so that `/admın` is `/admin` here as it
+/// is to a server comparing `toUpperCase()` forms (Java, .NET). Other
+/// letters stay: Unicode's case tables would add kilobytes to the filter,
+/// and no other folding reaches an ASCII path.
 pub fn folded(path: &str) -> Cow<'_, str> {
-    if path.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(path.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(path)
+    if !path.bytes().any(|b| b.is_ascii_uppercase())
+        && !path.contains(['\u{131}', '\u{17f}', '\u{212a}'])
+    {
+        return Cow::Borrowed(path);
     }
+    Cow::Owned(
+        path.chars()
+            .map(|c| match c {
+                '\u{131}' => 'i',
+                '\u{17f}' => 's',
+                '\u{212a}' => 'k',
+                c => c.to_ascii_lowercase(),
+            })
+            .collect(),
+    )
 }
 
 fn refused_raw(b: u8) -> bool {
-    b < 0x20
+    !b.is_ascii()
+        || b < 0x20
         || matches!(
             b,
             0x7f | b' ' | b'"' | b'#' | b'<' | b'>' | b'`' | b'{' | b'}' | b'\\'
@@ -262,6 +279,8 @@ mod tests {
         assert_eq!(canonical("/a\\b"), Err(BadPath::Character(b'\\')));
         assert_eq!(canonical("/a b"), Err(BadPath::Character(b' ')));
         assert_eq!(canonical("/a\0"), Err(BadPath::Character(0)));
+        assert_eq!(canonical("/caf\u{e9}"), Err(BadPath::Character(0xc3)));
+        assert_eq!(canonical("/a\u{fffd}"), Err(BadPath::Character(0xef)));
         assert_eq!(canonical("/a%00b"), Err(BadPath::Control(0)));
         assert_eq!(canonical("/a%0d%0ab"), Err(BadPath::Control(b'\r')));
         assert_eq!(canonical("/%c0%afadmin"), Err(BadPath::NotUtf8));
@@ -285,5 +304,9 @@ mod tests {
         assert!(matches!(folded("/admin"), Cow::Borrowed(_)));
         assert_eq!(folded("/Admin/X"), "/admin/x");
         assert_eq!(folded("/ÄDMIN"), "/Ädmin");
+        assert_eq!(
+            folded("/adm\u{131}n/\u{17f}ecret/\u{212a}ey"),
+            "/admin/secret/key"
+        );
     }
 }

@@ -22,6 +22,7 @@ use crate::token::{Key, Keyring};
 use crate::{glob, policy::ChallengeSpec};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What compiling may need from the host: environment variables (keys)
 /// and files (IP lists). Tests pass a fake; hosts pass [`ProcessEnv`].
@@ -1077,6 +1078,21 @@ fn reputation_list(
     ))
 }
 
+/// A cloud provider's list ([`crawlers::CLOUD_LISTS`]): built into native
+/// hosts; the filter takes it from `resolved_ranges`.
+#[cfg(not(target_arch = "wasm32"))]
+fn cloud_list(name: &str) -> Result<IpSet, String> {
+    crawlers::builtin_network_set(name).map_err(|e| e.to_string())
+}
+
+#[cfg(target_arch = "wasm32")]
+fn cloud_list(name: &str) -> Result<IpSet, String> {
+    Err(super::resolved::missing(
+        "cloud providers' lists",
+        &format!("builtin={name}"),
+    ))
+}
+
 /// A reputation list's key in `resolved_ranges`.
 fn reputation_key(source: &reputation::Source) -> String {
     format!("builtin={}", source.name)
@@ -1089,7 +1105,8 @@ fn compile_list(
     env: &dyn CompileEnv,
     resolver: &mut Resolver,
 ) -> Result<IpSet, ConfigError> {
-    let mut reputation = Vec::new();
+    // Sets resolved by key: the reputation and cloud lists.
+    let mut resolved = Vec::new();
     let inline = list
         .cidrs
         .parsed()
@@ -1099,9 +1116,15 @@ fn compile_list(
     for (i, name) in list.builtin.iter().enumerate() {
         if let Some(source) = reputation::source(name) {
             let here = format!("{at}.builtin[{i}]");
-            reputation.push(resolver.position(reputation_key(source), &here, || {
+            resolved.push(resolver.position(reputation_key(source), &here, || {
                 reputation_list(source, datasets, env)
             })?);
+            continue;
+        }
+        if crawlers::CLOUD_LISTS.contains(&name.as_str()) {
+            let here = format!("{at}.builtin[{i}]");
+            resolved
+                .push(resolver.position(format!("builtin={name}"), &here, || cloud_list(name))?);
             continue;
         }
         let text = crawlers::builtin_network(name).ok_or_else(|| {
@@ -1123,14 +1146,14 @@ fn compile_list(
             .map_err(|e| ConfigError::new(&here, e))?;
         cidrs.extend(parse_list_text(&text, &here)?);
     }
-    if inline.is_empty() && cidrs.is_empty() && reputation.is_empty() {
+    if inline.is_empty() && cidrs.is_empty() && resolved.is_empty() {
         return Err(ConfigError::new(
             at,
             "the list is empty: give `cidrs`, `builtin` or `files`",
         ));
     }
     let mut set = IpSet::from_cidrs(inline.iter().copied().chain(cidrs));
-    for position in reputation {
+    for position in resolved {
         if let Some(list) = resolver.get(position) {
             set = set.union(list);
         }
@@ -1143,7 +1166,7 @@ fn parse_list_text(text: &str, at: &str) -> Result<Vec<net::Cidr>, ConfigError> 
         .map_err(|(line, e)| ConfigError::new(at, format!("line {line}: {e}")))
 }
 
-fn compile_crawlers(config: &Config, lists: &[NamedList]) -> Result<Crawlers, ConfigError> {
+fn compile_crawlers(config: &Config, lists: &[NamedList]) -> Result<Arc<Crawlers>, ConfigError> {
     // The policy's own entries join the first (named) tier, ahead of it.
     let mut named = Vec::new();
     for (i, entry) in config.crawlers.extra.iter().enumerate() {
@@ -1187,15 +1210,21 @@ fn compile_crawlers(config: &Config, lists: &[NamedList]) -> Result<Crawlers, Co
         ),
         None => ConfigError::new("crawlers.extra", e),
     };
+    let dataset_error = |e| ConfigError::new("crawlers.builtin", format!("built-in dataset: {e}"));
     if !config.crawlers.builtin {
-        return Crawlers::compile(named).map_err(|(i, e)| pattern_error(i, e));
+        return Crawlers::compile(named)
+            .map(Arc::new)
+            .map_err(|(i, e)| pattern_error(i, e));
     }
-    Crawlers::with_builtins(named, added).map_err(|e| match e {
-        crawlers::BuiltinsError::Extra { index, reason } => pattern_error(index, reason),
-        crawlers::BuiltinsError::Dataset(e) => {
-            ConfigError::new("crawlers.builtin", format!("built-in dataset: {e}"))
-        }
-    })
+    if named.is_empty() && added.is_empty() {
+        return Crawlers::builtin().map_err(dataset_error);
+    }
+    Crawlers::with_builtins(named, added)
+        .map(Arc::new)
+        .map_err(|e| match e {
+            crawlers::BuiltinsError::Extra { index, reason } => pattern_error(index, reason),
+            crawlers::BuiltinsError::Dataset(e) => dataset_error(e),
+        })
 }
 
 /// The index of the list called `name`, or an error listing the known ones.
@@ -1429,7 +1458,8 @@ fn implicit_lists(config: &Config) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for name in used {
         if !config.lists.contains_key(&name)
-            && (crawlers::builtin_network(&name).is_some() || reputation::source(&name).is_some())
+            && (crawlers::builtin_network_names().contains(&name.as_str())
+                || reputation::source(&name).is_some())
             && !out.contains(&name)
         {
             out.push(name);

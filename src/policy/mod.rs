@@ -49,7 +49,7 @@ pub use handoff::OwnReply;
 pub use health::{CompanionHealth, HealthRecord, DOWN_AFTER, HEALTH_KEY, STALE_AFTER};
 pub use hints::HintSettings;
 pub use report::{action_name, failure_mode_name, scope_name};
-pub use request::{form_pairs, percent_decode, percent_encode, Request};
+pub use request::{form_pairs, logged_path, percent_decode, percent_encode, Request};
 // The companion's pages escape text the same way.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use respond::escape_html;
@@ -74,6 +74,7 @@ use paths::PathIndex;
 use regex::{Regex, RegexSet};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A compiled, validated configuration. Immutable; share it freely.
 #[derive(Debug)]
@@ -105,7 +106,7 @@ pub struct Policy {
     /// rule reaches the test, so not labelled) and each reputation list's
     /// (also merged into its named lists).
     resolved: Vec<(String, IpSet)>,
-    crawlers: Crawlers,
+    crawlers: Arc<Crawlers>,
     /// `crawlers.hints`, when on.
     hints: Option<HintSettings>,
     /// Configured routes, then the default route last.
@@ -354,10 +355,10 @@ impl Policy {
             .map(|set| set.contains(ip))
     }
 
-    /// The address ranges of every geo test and reputation list the policy
-    /// uses, keyed by what they stand for: what `palisade policy-json`
-    /// writes as `resolved_ranges`, so the Envoy filter needs neither the
-    /// geo table nor the lists' files.
+    /// The address ranges of every geo test, reputation list and cloud
+    /// provider's list the policy uses, keyed by what they stand for: what
+    /// `palisade policy-json` writes as `resolved_ranges`, so the Envoy
+    /// filter needs neither the geo table nor those lists built in.
     pub fn resolved_ranges(&self) -> BTreeMap<String, EncodedRanges> {
         self.resolved
             .iter()

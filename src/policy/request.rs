@@ -153,9 +153,46 @@ pub fn percent_encode(text: &str) -> String {
     out
 }
 
+/// The most of a path a log line carries: enough to tell requests apart,
+/// and no request makes a log line of tens of kilobytes.
+pub const LOGGED_PATH_BYTES: usize = 256;
+
+/// `path` as a log line carries it: every byte outside printable ASCII
+/// percent-encoded (control characters, which Envoy and nginx refuse in a
+/// request line, but a log must not rely on that), and cut after
+/// [`LOGGED_PATH_BYTES`] with `...` marking the cut.
+pub fn logged_path(path: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(path.len().min(LOGGED_PATH_BYTES) + 3);
+    for b in path.bytes() {
+        if out.len() >= LOGGED_PATH_BYTES {
+            out.push_str("...");
+            break;
+        }
+        if b.is_ascii_graphic() {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logged_paths_hold_no_control_bytes_and_are_bounded() {
+        assert_eq!(logged_path("/a/b?c=d"), "/a/b?c=d");
+        assert_eq!(logged_path("/a\r\nforged: 1"), "/a%0D%0Aforged:%201");
+        assert_eq!(logged_path("/caf\u{e9}\u{1b}[31m"), "/caf%C3%A9%1B[31m");
+        let long = logged_path(&format!("/{}", "x".repeat(100_000)));
+        assert_eq!(long.len(), LOGGED_PATH_BYTES + 3);
+        assert!(long.ends_with("xx..."));
+        let exact = "/".repeat(LOGGED_PATH_BYTES);
+        assert_eq!(logged_path(&exact), exact);
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

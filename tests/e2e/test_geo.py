@@ -72,6 +72,21 @@ def test_the_filter_takes_reputation_lists_from_the_policy(echo_upstream):
     assert "lists.vpn.builtin[0]: the Envoy filter carries no reputation lists" in refusal
 
 
+def test_the_filter_takes_cloud_lists_from_the_policy(echo_upstream):
+    """The cloud providers' lists are built into native hosts only: `aws`,
+    named directly in a rule, reaches the filter in resolved_ranges."""
+    policy = with_rules([{"name": "aws", "when": {"ip_in": ["aws"]}, "action": "block"}])
+    assert "builtin=aws" in policy["resolved_ranges"]
+    with start_envoy(policy, echo_upstream) as envoy:
+        aws = get(envoy, "3.5.140.1")  # in the shipped aws.txt
+        assert aws.status_code == 403, aws.text
+        home = get(envoy, "80.130.1.1")
+        assert home.status_code == 200, home.text
+    del policy["resolved_ranges"]["builtin=aws"]
+    refusal = refused(policy, echo_upstream)
+    assert "lists.aws.builtin[0]: the Envoy filter carries no cloud providers' lists" in refusal
+
+
 def test_the_filter_refuses_geo_conditions_without_their_ranges(echo_upstream):
     policy = geo_policy()
     del policy["resolved_ranges"]

@@ -55,6 +55,8 @@ SHAPES = [
     "/Admin/x",
     "/aDmIn/x",
     "/%41dmin/x",
+    "/adm%c4%b1n/x",
+    "/adm%C4%B1n/x",
     "/admin./x",
     "/admin../x",
     "/admin%2e/x",
@@ -67,6 +69,8 @@ SHAPES = [
     "/admin%00/x",
     "/admin%09/x",
     "/admin%0d%0a/x",
+    "/admin\xa0/x",
+    "/adm\xedn/x",
     "/admin/?next=/",
 ]
 

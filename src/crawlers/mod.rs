@@ -350,68 +350,79 @@ impl Crawlers {
     /// built-in pattern is reported with its dataset file and line.
     ///
     /// Compiled once per process (per VM in the filter) and shared by every
-    /// policy that uses the built-ins as they are: the sets' literal
-    /// prefilters take most of a policy's compile time, and a reload, or
-    /// the companion's many policies in the tests, need not pay it again.
+    /// policy: the sets' literal prefilters take most of a policy's compile
+    /// time, and a reload, or a policy with entries of its own
+    /// ([`Crawlers::with_builtins`]), need not pay it again.
     pub fn builtin() -> Result<Arc<Crawlers>, DatasetError> {
         static BUILTIN: OnceLock<Result<Arc<Crawlers>, DatasetError>> = OnceLock::new();
         BUILTIN
-            .get_or_init(|| {
-                Crawlers::with_builtins(Vec::new(), &[])
-                    .map(Arc::new)
-                    .map_err(|e| match e {
-                        BuiltinsError::Dataset(e) => e,
-                        // There are no extra entries to be wrong.
-                        BuiltinsError::Extra { index, reason } => DatasetError {
-                            file: "crawlers.extra".to_string(),
-                            line: index,
-                            reason,
-                        },
-                    })
-            })
+            .get_or_init(|| Crawlers::compile_builtins().map(Arc::new))
             .clone()
     }
 
-    /// The built-ins with a policy's own entries in front of the named
-    /// tier and its own browser tokens added (validated with
-    /// [`tokens::token_error`]). The canonical-browser fast path is on only
-    /// without extra entries: one of them could claim those user agents.
-    pub fn with_builtins(
-        extra: Vec<CrawlerSpec>,
-        extra_tokens: &[String],
-    ) -> Result<Crawlers, BuiltinsError> {
+    fn compile_builtins() -> Result<Crawlers, DatasetError> {
         let (located, named) = dataset::builtin_specs_located()?;
         let (mut builtin, origins): (Vec<CrawlerSpec>, Vec<(&'static str, usize)>) =
             located.into_iter().unzip();
         let generic = builtin.split_off(named);
-        let extras = extra.len();
-        let mut first = extra;
-        first.extend(builtin);
         let crawlers =
-            Crawlers::compile_tiers(vec![first, generic]).map_err(|(i, reason)| {
-                match i.checked_sub(extras) {
-                    None => BuiltinsError::Extra { index: i, reason },
-                    Some(i) => BuiltinsError::Dataset(match origins.get(i) {
-                        Some(&(file, line)) => DatasetError {
-                            file: file.to_string(),
-                            line,
-                            reason: format!("bad pattern: {reason}"),
-                        },
-                        None => DatasetError {
-                            file: "datasets/crawlers".to_string(),
-                            line: 0,
-                            reason,
-                        },
-                    }),
-                }
+            Crawlers::compile_tiers(vec![builtin, generic]).map_err(|(i, reason)| match origins
+                .get(i)
+            {
+                Some(&(file, line)) => DatasetError {
+                    file: file.to_string(),
+                    line,
+                    reason: format!("bad pattern: {reason}"),
+                },
+                None => DatasetError {
+                    file: "datasets/crawlers".to_string(),
+                    line: 0,
+                    reason,
+                },
             })?;
-        let mut tokens = dataset::builtin_browser_tokens()?;
-        tokens.extend(extra_tokens.iter().map(String::as_str));
-        let crawlers = crawlers.with_generic_rules(tokens);
-        Ok(if extras == 0 {
-            crawlers.with_canonical_browsers()
-        } else {
-            crawlers
+        Ok(crawlers
+            .with_generic_rules(dataset::builtin_browser_tokens()?)
+            .with_canonical_browsers())
+    }
+
+    /// The built-ins with a policy's own entries ahead of them and its own
+    /// browser tokens added (validated with [`tokens::token_error`]). The
+    /// entries are a tier of their own, searched first: the same first
+    /// match as putting them at the head of the named tier, without
+    /// compiling the built-in sets again. The canonical-browser fast path
+    /// is on only without extra entries: one of them could claim those
+    /// user agents.
+    pub fn with_builtins(
+        extra: Vec<CrawlerSpec>,
+        extra_tokens: &[String],
+    ) -> Result<Crawlers, BuiltinsError> {
+        let builtin = Crawlers::builtin()?;
+        let mut tiers = Vec::with_capacity(builtin.tiers.len() + 1);
+        if !extra.is_empty() {
+            let set = compile_set(&extra)
+                .map_err(|(index, reason)| BuiltinsError::Extra { index, reason })?;
+            tiers.push(Tier { set, offset: 0 });
+        }
+        let extras = extra.len();
+        tiers.extend(builtin.tiers.iter().map(|t| Tier {
+            set: t.set.clone(),
+            offset: t.offset + extras,
+        }));
+        let mut specs = extra;
+        specs.extend(builtin.specs.iter().cloned());
+        let mut generic = builtin.generic.clone();
+        if let Some(tokens) = &mut generic {
+            tokens.extend(extra_tokens.iter().map(String::as_str));
+        }
+        Ok(Crawlers {
+            tiers,
+            specs,
+            generic,
+            canonical: if extras == 0 {
+                builtin.canonical.clone()
+            } else {
+                None
+            },
         })
     }
 

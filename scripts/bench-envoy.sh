@@ -19,12 +19,15 @@
 #                   eight, and nothing waits. c and d
 #                   share a stand-in for the companion's internal listener
 #                   (benches/support/score_stand_in.py, score 10: allow).
-# Two scenarios, both a browser-like request (User-Agent, Accept,
+# Three scenarios, all a browser-like request (User-Agent, Accept,
 # Accept-Language) from 127.0.0.1:
-#   allow  GET /svc990/items/42  route bench-allow (allow), no rule fires
-#   token  GET /svc995/account   route bench-token (challenge_all) with a
-#          valid pass token in X-Palisade-Token (`palisade token sign`,
-#          bound to 127.0.0.1 and the user agent)
+#   allow    GET /svc990/items/42  route bench-allow (allow), no rule fires
+#   token    GET /svc995/account   route bench-token (challenge_all) with a
+#            valid pass token in X-Palisade-Token (`palisade token sign`,
+#            bound to 127.0.0.1 and the user agent)
+#   browser  the allow request with what Chrome sends on a navigation
+#            besides: 13 more headers (client hints, Sec-Fetch-*, ...) and
+#            a cookie header with analytics and session cookies
 # Each (config, scenario) runs BENCH_ROUNDS times, interleaved (round-robin,
 # the config order rotating every round) so that load drifting on the
 # machine hits every config alike. Prints req/s, p50 and p99 and Envoy's
@@ -32,8 +35,12 @@
 # c/a >= 0.7) and d/c (scoring on against off; goal >= 0.95), and memory: process RSS, tcmalloc, and each wasm VM's linear
 # memory (Envoy has no per-VM memory stat; see benches/support/envoy_memory.py).
 #
+# Envoy runs on CPU 0 and wrk on CPU 1 (taskset), so that they do not take
+# each other's time; BENCH_PIN=0 leaves placement to the kernel (and a
+# one-CPU machine does).
+#
 # Knobs: BENCH_DURATION (10s), BENCH_WARMUP (3s per config and scenario),
-# BENCH_ROUNDS (3), BENCH_THREADS (2) and BENCH_CONNECTIONS (32) for wrk,
+# BENCH_ROUNDS (5), BENCH_THREADS (2) and BENCH_CONNECTIONS (32) for wrk,
 # BENCH_CONCURRENCY (2) for Envoy, BENCH_PROFILE=1 builds the filter with
 # its per-phase timers (src/filter/profile.rs) and prints where the time
 # goes in c and d (the timers cost time themselves: compare the ratios of
@@ -51,10 +58,15 @@ log() { echo "bench-envoy: $*" >&2; }
 
 DURATION=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-3s}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 THREADS=${BENCH_THREADS:-2}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 CONCURRENCY=${BENCH_CONCURRENCY:-2}
+ENVOY_ON=() WRK_ON=()
+if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+  ENVOY_ON=(taskset -c 0) WRK_ON=(taskset -c 1)
+fi
+SCENARIOS=(allow token browser)
 
 ENVOY="$ROOT/.venv/bin/envoy"
 CLI="$ROOT/target/release/palisade"
@@ -70,6 +82,22 @@ ACCEPT="text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 LANGUAGE="en-US,en;q=0.9"
 ALLOW_PATH=/svc990/items/42
 TOKEN_PATH=/svc995/account
+BROWSER_HEADERS=(
+  -H "Accept-Encoding: gzip, deflate, br, zstd"
+  -H "Cache-Control: max-age=0"
+  -H 'Sec-Ch-Ua: "Not/A)Brand";v="8", "Chromium";v="126", "Google Chrome";v="126"'
+  -H "Sec-Ch-Ua-Mobile: ?0"
+  -H 'Sec-Ch-Ua-Platform: "Linux"'
+  -H "Upgrade-Insecure-Requests: 1"
+  -H "Sec-Fetch-Site: same-origin"
+  -H "Sec-Fetch-Mode: navigate"
+  -H "Sec-Fetch-User: ?1"
+  -H "Sec-Fetch-Dest: document"
+  -H "Referer: http://127.0.0.1/svc990/items"
+  -H "Priority: u=0, i"
+  -H "DNT: 1"
+  -H "Cookie: _ga=GA1.1.1234567890.1733100000; _ga_X1Y2Z3=GS1.1.1733100000.1.1.1733100100.0.0.0; session=eyJ1c2VyIjo0Mn0.Z0x1aw.Qm9ndXNTaWduYXR1cmVGb3JCZW5jaA; theme=dark; consent=analytics%3Dyes%26ads%3Dno"
+)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/palisade-bench-envoy.XXXXXX")
 declare -A PID PORT ADMIN
@@ -127,7 +155,7 @@ for c in "${CONFIGS[@]}"; do
   template=benches/envoy-${c/scored/palisade}.yaml
   python3 scripts/render_envoy.py "$template" "$policy" "$wasm" \
     "${PORT[$c]}" "${ADMIN[$c]}" 0 0 "$STAND_IN_PORT" >"$WORK/envoy-$c.yaml"
-  "$ENVOY" -c "$WORK/envoy-$c.yaml" --concurrency "$CONCURRENCY" --use-dynamic-base-id \
+  "${ENVOY_ON[@]}" "$ENVOY" -c "$WORK/envoy-$c.yaml" --concurrency "$CONCURRENCY" --use-dynamic-base-id \
     --disable-hot-restart --log-level warn >"$WORK/envoy-$c.log" 2>&1 &
   PID[$c]=$!
 done
@@ -162,6 +190,7 @@ expect() { # WANT GOT WHAT
 for c in "${CONFIGS[@]}"; do
   expect 200 "$(status "$c" "$ALLOW_PATH")" "$c allow path"
   expect 200 "$(status "$c" "$TOKEN_PATH" -H "X-Palisade-Token: $TOKEN")" "$c token path"
+  expect 200 "$(status "$c" "$ALLOW_PATH" "${BROWSER_HEADERS[@]}")" "$c browser path"
 done
 # Palisade is really deciding: no token challenges, the block route blocks.
 if running palisade; then
@@ -194,9 +223,10 @@ run_wrk() { # OUT DURATION CONFIG SCENARIO
   case $scenario in
     allow) path=$ALLOW_PATH ;;
     token) path=$TOKEN_PATH extra=(-H "X-Palisade-Token: $TOKEN") ;;
+    browser) path=$ALLOW_PATH extra=("${BROWSER_HEADERS[@]}") ;;
   esac
   # In the background so that a signal stops it at once (see cleanup).
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency \
+  "${WRK_ON[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency \
     -H "User-Agent: $UA" -H "Accept: $ACCEPT" -H "Accept-Language: $LANGUAGE" "${extra[@]}" \
     "http://127.0.0.1:${PORT[$c]}$path" >"$out" 2>&1 &
   WRK_PID=$!
@@ -212,16 +242,16 @@ run_wrk() { # OUT DURATION CONFIG SCENARIO
 }
 
 mkdir -p "$WORK/wrk" "$WORK/warmup"
-runs=$((ROUNDS * ${#CONFIGS[@]} * 2))
-log "warm-up: $WARMUP per config and scenario; then $ROUNDS rounds x ${#CONFIGS[@]} configs x 2 scenarios = $runs runs of $DURATION (wrk -t$THREADS -c$CONNECTIONS)"
+runs=$((ROUNDS * ${#CONFIGS[@]} * ${#SCENARIOS[@]}))
+log "warm-up: $WARMUP per config and scenario; then $ROUNDS rounds x ${#CONFIGS[@]} configs x ${#SCENARIOS[@]} scenarios = $runs runs of $DURATION (wrk -t$THREADS -c$CONNECTIONS)"
 for c in "${CONFIGS[@]}"; do
-  for s in allow token; do run_wrk "$WORK/warmup/$c-$s.txt" "$WARMUP" "$c" "$s"; done
+  for s in "${SCENARIOS[@]}"; do run_wrk "$WORK/warmup/$c-$s.txt" "$WARMUP" "$c" "$s"; done
 done
 n=0
 for ((r = 1; r <= ROUNDS; r++)); do
   for ((k = 0; k < ${#CONFIGS[@]}; k++)); do
     c=${CONFIGS[$(((k + r - 1) % ${#CONFIGS[@]}))]}
-    for s in allow token; do
+    for s in "${SCENARIOS[@]}"; do
       n=$((n + 1))
       run_wrk "$WORK/wrk/$r-$c-$s.txt" "$DURATION" "$c" "$s"
       log "[$n/$runs] round $r $c $s: $(grep -o 'Requests/sec: *[0-9.]*' "$WORK/wrk/$r-$c-$s.txt" | tr -s ' ')"
@@ -231,7 +261,7 @@ done
 
 # --- report -----------------------------------------------------------------
 echo
-echo "Envoy benchmark: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS interleaved rounds, envoy --concurrency $CONCURRENCY, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "Envoy benchmark: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS interleaved rounds, envoy --concurrency $CONCURRENCY, $(nproc) CPUs, $([ ${#ENVOY_ON[@]} -gt 0 ] && echo "envoy on CPU 0 and wrk on CPU 1" || echo "not pinned"), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 report_rc=0
 python3 benches/support/wrk_report.py "$WORK/wrk" || report_rc=$?
 if [ "$PROFILE" = 1 ]; then
@@ -247,8 +277,7 @@ echo "Scoring in d (reports and clients sent, fallbacks, slot updates given up; 
 running scored && curl -s "http://127.0.0.1:${ADMIN[scored]}/stats?filter=^wasmcustom\.palisade\.score\." | sed 's/^/  /' || true
 
 echo
-echo "Memory after the runs (b, c: a wasm VM per worker and one on the main thread, plus the base VM they are cloned from):"
-for c in "${CONFIGS[@]}"; do
-  python3 benches/support/envoy_memory.py "$c" "${PID[$c]}" "${ADMIN[$c]}" || log "no memory figures for $c"
-done
+echo "Memory after the runs (b, c, d: a wasm VM per worker and one on the main thread, plus the base VM they are cloned from):"
+python3 benches/support/envoy_memory.py $(for c in "${CONFIGS[@]}"; do printf '%s:%s:%s ' "$c" "${PID[$c]}" "${ADMIN[$c]}"; done) \
+  || log "no memory figures"
 exit "$report_rc"

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Memory of a running Envoy and of its wasm VMs.
 
-Usage: envoy_memory.py LABEL PID ADMIN_PORT
+Usage: envoy_memory.py LABEL:PID:ADMIN_PORT...
+
+Prints one row per Envoy, side by side, and Palisade's RSS against the
+empty filter's (goal: at most 1.5 times, at 2 workers).
 
 Envoy 1.40 has no per-VM memory statistic: /stats?filter=^wasm\\. only
 counts VMs (wasm.envoy.wasm.runtime.v8.active/created, wasm.wasm_vm_count),
@@ -53,30 +56,41 @@ def admin(port, path):
         return r.read().decode()
 
 
-def main(label, pid, port):
+LABELS = {"none": "a none", "passthrough": "b passthrough", "palisade": "c palisade",
+          "scored": "d scored"}
+RSS_GOAL = 1.5
+
+
+def measure(pid, port):
     rss = 0
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1]) * 1024
     mem = json.loads(admin(port, "/memory"))
-    stats = dict(
-        line.split(": ", 1) for line in admin(port, "/stats?filter=^wasm\\.").splitlines() if ": " in line
-    )
-    vms = linear_memories(pid)
-    print(f"{label}: process RSS {rss / MIB:.1f} MiB, tcmalloc allocated "
-          f"{int(mem['allocated']) / MIB:.1f} MiB (heap {int(mem['heap_size']) / MIB:.1f} MiB)")
-    if stats:
-        print("  admin stats: " + ", ".join(f"{k} {v}" for k, v in sorted(stats.items())
-                                           if k.startswith(("wasm.envoy.wasm.runtime", "wasm.wasm_vm_count"))))
-    if vms:
-        sizes = ", ".join(f"{size / MIB:.2f}/{res / MIB:.2f}" for size, res in sorted(vms, reverse=True))
-        print(f"  wasm linear memories (memory.size/resident MiB, one per VM, from smaps): {sizes}")
-    else:
-        print("  no wasm linear memory found in smaps")
+    return {"rss": rss, "tcmalloc": int(mem["allocated"]), "vms": sorted(linear_memories(pid), reverse=True)}
+
+
+def main(envoys):
+    rows = {}
+    print(f"{'config':<16} {'RSS':>9} {'tcmalloc':>9} {'VMs':>4}   wasm linear memory per VM, memory.size/resident MiB (from smaps)")
+    for label, pid, port in envoys:
+        try:
+            m = rows[label] = measure(pid, port)
+        except OSError as e:
+            print(f"{LABELS.get(label, label):<16} no figures: {e}")
+            continue
+        vms = ", ".join(f"{size / MIB:.1f}/{res / MIB:.1f}" for size, res in m["vms"]) or "none"
+        print(f"{LABELS.get(label, label):<16} {m['rss'] / MIB:>5.1f} MiB {m['tcmalloc'] / MIB:>5.1f} MiB "
+              f"{len(m['vms']):>4}   {vms}")
+    b, c = rows.get("passthrough"), rows.get("palisade")
+    if b and c:
+        ratio = c["rss"] / b["rss"]
+        verdict = "ok" if ratio <= RSS_GOAL else "ABOVE GOAL"
+        print(f"Envoy RSS, c/b = {ratio:.2f} (goal <= {RSS_GOAL}: {verdict})")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    if len(sys.argv) < 2:
         sys.exit(__doc__)
-    main(*sys.argv[1:])
+    main([arg.split(":") for arg in sys.argv[1:]])

@@ -5,7 +5,7 @@ Usage: wrk_report.py DIR
 
 DIR holds one wrk output per run, named ROUND-CONFIG-SCENARIO.txt (wrk
 --latency). Prints, per config and scenario, the median over rounds of
-req/s, p50 and p99 (and every round's req/s), then the throughput ratios
+req/s (with its min-max), p50 and p99 (and every round's req/s), then the throughput ratios
 of Palisade (c) to no filter (a) and to the empty wasm filter (b), and of
 Palisade with scoring on (d, the cached path) to c.
 Exits 1 if any run had non-2xx responses or socket errors: those numbers
@@ -18,8 +18,8 @@ from pathlib import Path
 
 CONFIGS = [("none", "a  no filter"), ("passthrough", "b  empty wasm"), ("palisade", "c  palisade"),
            ("scored", "d  + scoring")]
-SCENARIOS = ["allow", "token"]
-GOALS = {"allow": {"none": 0.7, "passthrough": 0.9}}
+SCENARIOS = ["allow", "token", "browser"]
+GOALS = {"allow": {"none": 0.7, "passthrough": 0.9}, "token": {"passthrough": 0.85}}
 # d/c: scoring on (the cached path) against the same run with scoring off.
 SCORED_GOAL = 0.95
 UNIT_US = {"us": 1.0, "ms": 1e3, "s": 1e6}
@@ -56,7 +56,7 @@ def main(directory):
         runs.setdefault((config, scenario), []).append(parse(path))
     medians = {}
     bad = 0
-    print(f"{'config':<16} {'scenario':<9} {'req/s':>9} {'p50':>9} {'p99':>9} {'cpu/req':>9}   req/s per round")
+    print(f"{'config':<16} {'scenario':<9} {'req/s':>9} {'min-max':>13} {'p50':>9} {'p99':>9} {'cpu/req':>9}   req/s per round")
     for scenario in SCENARIOS:
         for config, label in CONFIGS:
             rs = runs.get((config, scenario))
@@ -67,7 +67,8 @@ def main(directory):
             bad += sum(r["bad"] + r["errors"] for r in rs)
             flag = "" if all(r["bad"] == r["errors"] == 0 for r in rs) else "   NON-2XX/ERRORS!"
             rounds = " ".join(f"{r['rps']:.0f}" for r in rs)
-            print(f"{label:<16} {scenario:<9} {med['rps']:>9.0f} {fmt_us(med['p50']):>9} "
+            spread = f"{min(r['rps'] for r in rs):.0f}-{max(r['rps'] for r in rs):.0f}"
+            print(f"{label:<16} {scenario:<9} {med['rps']:>9.0f} {spread:>13} {fmt_us(med['p50']):>9} "
                   f"{fmt_us(med['p99']):>9} {med['cpu_us']:>6.1f} us   {rounds}{flag}")
     print("(medians over rounds; p50/p99 from wrk --latency; cpu/req: Envoy's user+system CPU time per request)")
     print()

@@ -7,6 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 import requests
 
 import render_envoy
@@ -57,34 +58,28 @@ def test_the_filter_decides_by_country_asn_and_hosting(echo_upstream):
         assert home.status_code == 200, home.text
 
 
-def test_the_filter_takes_reputation_lists_from_the_policy(echo_upstream):
-    """The filter carries no reputation list: `vpn` reaches it in
-    resolved_ranges."""
-    policy = with_rules([{"name": "vpn", "when": {"ip_in": ["vpn"]}, "action": "block"}])
-    assert "builtin=vpn" in policy["resolved_ranges"]
-    with start_envoy(policy, echo_upstream) as envoy:
-        mullvad = get(envoy, "45.83.220.7")  # AS39351, in the shipped vpn.txt
-        assert mullvad.status_code == 403, mullvad.text
-        home = get(envoy, "80.130.1.1")
-        assert home.status_code == 200, home.text
-    del policy["resolved_ranges"]["builtin=vpn"]
-    refusal = refused(policy, echo_upstream)
-    assert "lists.vpn.builtin[0]: the Envoy filter carries no reputation lists" in refusal
+# Lists only native hosts carry, and an address in each.
+RESOLVED_LISTS = [
+    ("vpn", "45.83.220.7", "reputation lists"),  # AS39351, in the shipped vpn.txt
+    ("aws", "3.5.140.1", "cloud providers' lists"),  # in the shipped aws.txt
+]
 
 
-def test_the_filter_takes_cloud_lists_from_the_policy(echo_upstream):
-    """The cloud providers' lists are built into native hosts only: `aws`,
-    named directly in a rule, reaches the filter in resolved_ranges."""
-    policy = with_rules([{"name": "aws", "when": {"ip_in": ["aws"]}, "action": "block"}])
-    assert "builtin=aws" in policy["resolved_ranges"]
+@pytest.mark.parametrize("name, inside, what", RESOLVED_LISTS)
+def test_the_filter_takes_native_only_lists_from_the_policy(echo_upstream, name, inside, what):
+    """The filter carries neither the reputation lists nor the cloud
+    providers': named in a rule, each reaches it in resolved_ranges, and
+    without that entry the filter refuses the policy, saying so."""
+    policy = with_rules([{"name": name, "when": {"ip_in": [name]}, "action": "block"}])
+    assert f"builtin={name}" in policy["resolved_ranges"]
     with start_envoy(policy, echo_upstream) as envoy:
-        aws = get(envoy, "3.5.140.1")  # in the shipped aws.txt
-        assert aws.status_code == 403, aws.text
+        listed = get(envoy, inside)
+        assert listed.status_code == 403, listed.text
         home = get(envoy, "80.130.1.1")
         assert home.status_code == 200, home.text
-    del policy["resolved_ranges"]["builtin=aws"]
+    del policy["resolved_ranges"][f"builtin={name}"]
     refusal = refused(policy, echo_upstream)
-    assert "lists.aws.builtin[0]: the Envoy filter carries no cloud providers' lists" in refusal
+    assert f"lists.{name}.builtin[0]: the Envoy filter carries no {what}" in refusal
 
 
 def test_the_filter_refuses_geo_conditions_without_their_ranges(echo_upstream):

@@ -4150,3 +4150,40 @@ fn crawler_hint_settings_are_checked_with_their_path() {
         &["unknown field"],
     );
 }
+
+#[test]
+fn policies_past_the_parsers_nesting_limits_are_refused_with_their_reasons() {
+    // What tests/e2e/test_config.py loads in Envoy at the limits, one step
+    // past each.
+    let compile = |body: String| {
+        Policy::from_json(
+            &format!(r#"{{"tokens": {{"keys": ["{KEY}"]}}, {body}}}"#),
+            &FakeEnv::default(),
+        )
+    };
+    let nots = |n: usize| {
+        let mut when = r#"{"path": ["/deep/*"]}"#.to_string();
+        for _ in 0..n {
+            when = format!(r#"{{"not": {when}}}"#);
+        }
+        compile(format!(
+            r#""rules": [{{"name": "deep", "when": {when}, "action": "block"}}]"#
+        ))
+    };
+    assert!(nots(122).is_ok());
+    let e = nots(124).unwrap_err().to_string();
+    assert!(e.contains("recursion limit exceeded"), "{e}");
+    let groups = |n: usize| {
+        compile(format!(
+            r#""routes": [{{"name": "r", "action": "block", "match": {{"path_regex": "^/{}x{}$"}}}}]"#,
+            "(".repeat(n),
+            ")".repeat(n)
+        ))
+    };
+    assert!(groups(249).is_ok());
+    let e = groups(251).unwrap_err().to_string();
+    assert!(
+        e.starts_with("routes[0].match.path_regex: ") && e.contains("nested"),
+        "{e}"
+    );
+}

@@ -49,13 +49,6 @@ export CARGO_PROFILE_RELEASE_OPT_LEVEL="${CARGO_PROFILE_RELEASE_OPT_LEVEL:-s}"
 # A panic in the filter kills its VM either way; abort makes the module
 # smaller. Native builds keep unwinding (tests and benches need it).
 export CARGO_PROFILE_RELEASE_PANIC=abort CARGO_PROFILE_DEV_PANIC=abort
-# The VM's stack is the first part of its linear memory, which every Envoy
-# worker's VM holds: 256 KiB instead of wasm-ld's 1 MiB. It holds the
-# deepest recursion a policy can ask for (the JSON parser's 128 levels, the
-# regex parser's 250 nested groups: tests/e2e/test_config.py::
-# test_the_deepest_policy_the_parsers_take_loads_and_decides).
-# Exported for clippy too: a change of flags would make cargo rebuild.
-export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-C link-arg=-zstack-size=262144"
 
 SUDO=
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
@@ -101,7 +94,7 @@ build_debian() {
   env -u RUSTUP_TOOLCHAIN RUSTC="$rustc" RUSTC_BOOTSTRAP=1 \
     CARGO_TARGET_DIR="$DEBIAN_DIR" \
     CARGO_TARGET_WASM32_WASIP1_LINKER="$wasmld" \
-    CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-L$libc $CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS" \
+    CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-L$libc" \
     "$cargo" build $PROFILE_FLAG --target "$TARGET" -Zbuild-std=std,panic_abort "${CRATE_ARGS[@]}"
   # Same output path as the rustup build, so callers don't care. rm first:
   # cargo hard-links OUT to its deps/ copy, which cp would overwrite.

@@ -232,8 +232,7 @@ DEEPEST_GROUPS = 249
 
 
 def test_the_deepest_policy_the_parsers_take_loads_and_decides(echo_upstream):
-    """The filter's stack (256 KiB, `scripts/build-wasm.sh`) holds the
-    deepest recursion a policy can ask for: a rule condition nested as deep
+    """The filter's stack holds the deepest recursion a policy can ask for: a rule condition nested as deep
     as the JSON parser allows, compiled and evaluated, and a path regex of
     as many nested groups as the regex parser allows. Both load in real
     Envoy, and decide; past those limits the policy is refused with the

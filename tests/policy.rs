@@ -4153,7 +4153,7 @@ fn crawler_hint_settings_are_checked_with_their_path() {
 
 #[test]
 fn policies_past_the_parsers_nesting_limits_are_refused_with_their_reasons() {
-    // What tests/e2e/test_config.py loads in Envoy at the limits, one step
+    // The deepest policy the JSON and regex parsers take, and one step
     // past each.
     let compile = |body: String| {
         Policy::from_json(

@@ -34,7 +34,6 @@ from conftest import (
     free_port,
     policy_json,
     render_config,
-    start_envoy,
     stop,
 )
 
@@ -222,34 +221,6 @@ class Dynamic:
                     return
             time.sleep(0.05)
         raise AssertionError(f"{name} did not rise in {timeout}s: {self.lds_stats()}")
-
-
-# The deepest a policy can nest: serde_json refuses a document nested past
-# 128 levels (124 here would be refused), and the regex parser a pattern
-# past 250 nested groups.
-DEEPEST_NOTS = 122
-DEEPEST_GROUPS = 249
-
-
-def test_the_deepest_policy_the_parsers_take_loads_and_decides(echo_upstream):
-    """The filter's stack holds the deepest recursion a policy can ask for: a rule condition nested as deep
-    as the JSON parser allows, compiled and evaluated, and a path regex of
-    as many nested groups as the regex parser allows. Both load in real
-    Envoy, and decide; past those limits the policy is refused with the
-    parsers' own reasons (`tests/policy.rs`)."""
-    policy = policy_json()
-    when = {"path": ["/deep/*"]}
-    for _ in range(DEEPEST_NOTS):  # an even number: the inner condition
-        when = {"not": when}
-    policy["rules"].insert(0, {"name": "deep", "when": when, "action": "block"})
-    groups = "(" * DEEPEST_GROUPS + "x" + ")" * DEEPEST_GROUPS
-    policy["routes"].insert(0, {"name": "nested-groups", "action": "block",
-                                "match": {"path_regex": f"^/groups/{groups}$"}})
-    with start_envoy(policy, echo_upstream) as envoy:
-        assert browse(envoy.port, "/deep/x").status_code == 403
-        assert browse(envoy.port, "/groups/x").status_code == 403
-        assert browse(envoy.port, "/public/x").status_code == 200
-        assert envoy.alive() and "wasm trap" not in envoy.log().lower()
 
 
 def browse(port, path, ip="10.78.0.1"):

@@ -389,14 +389,18 @@ impl Crawlers {
     /// browser tokens added (validated with [`tokens::token_error`]). The
     /// entries are a tier of their own, searched first: the same first
     /// match as putting them at the head of the named tier, without
-    /// compiling the built-in sets again. The canonical-browser fast path
-    /// is on only without extra entries: one of them could claim those
-    /// user agents.
+    /// compiling the built-in sets again; with neither, the shared
+    /// [`Crawlers::builtin`] itself. The canonical-browser fast path is on
+    /// only without extra entries: one of them could claim those user
+    /// agents.
     pub fn with_builtins(
         extra: Vec<CrawlerSpec>,
         extra_tokens: &[String],
-    ) -> Result<Crawlers, BuiltinsError> {
+    ) -> Result<Arc<Crawlers>, BuiltinsError> {
         let builtin = Crawlers::builtin()?;
+        if extra.is_empty() && extra_tokens.is_empty() {
+            return Ok(builtin);
+        }
         let mut tiers = Vec::with_capacity(builtin.tiers.len() + 1);
         if !extra.is_empty() {
             let set = compile_set(&extra)
@@ -414,7 +418,7 @@ impl Crawlers {
         if let Some(tokens) = &mut generic {
             tokens.extend(extra_tokens.iter().map(String::as_str));
         }
-        Ok(Crawlers {
+        Ok(Arc::new(Crawlers {
             tiers,
             specs,
             generic,
@@ -423,7 +427,7 @@ impl Crawlers {
             } else {
                 None
             },
-        })
+        }))
     }
 
     /// The first spec whose pattern matches, tier by tier.

@@ -1210,21 +1210,17 @@ fn compile_crawlers(config: &Config, lists: &[NamedList]) -> Result<Arc<Crawlers
         ),
         None => ConfigError::new("crawlers.extra", e),
     };
-    let dataset_error = |e| ConfigError::new("crawlers.builtin", format!("built-in dataset: {e}"));
     if !config.crawlers.builtin {
         return Crawlers::compile(named)
             .map(Arc::new)
             .map_err(|(i, e)| pattern_error(i, e));
     }
-    if named.is_empty() && added.is_empty() {
-        return Crawlers::builtin().map_err(dataset_error);
-    }
-    Crawlers::with_builtins(named, added)
-        .map(Arc::new)
-        .map_err(|e| match e {
-            crawlers::BuiltinsError::Extra { index, reason } => pattern_error(index, reason),
-            crawlers::BuiltinsError::Dataset(e) => dataset_error(e),
-        })
+    Crawlers::with_builtins(named, added).map_err(|e| match e {
+        crawlers::BuiltinsError::Extra { index, reason } => pattern_error(index, reason),
+        crawlers::BuiltinsError::Dataset(e) => {
+            ConfigError::new("crawlers.builtin", format!("built-in dataset: {e}"))
+        }
+    })
 }
 
 /// The index of the list called `name`, or an error listing the known ones.

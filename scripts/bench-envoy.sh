@@ -3,8 +3,8 @@
 #
 #   scripts/bench-envoy.sh        (part of `make bench`)
 #
-# Four Envoys (--concurrency 2, 127.0.0.1 on free ports), identical but for
-# their HTTP filters, all answering with a direct_response (no upstream):
+# Five Envoys (six with c0; --concurrency 2, 127.0.0.1 on free ports),
+# identical but for their HTTP filters and policies, all answering with a direct_response (no upstream):
 #   a  none         no filter besides the router    benches/envoy-none.yaml
 #   b  passthrough  an empty proxy-wasm filter      benches/envoy-passthrough.yaml
 #   c  palisade     Palisade with the benchmark     benches/envoy-palisade.yaml
@@ -27,7 +27,10 @@
 #            bound to 127.0.0.1 and the user agent)
 #   browser  the allow request with what Chrome sends on a navigation
 #            besides: 13 more headers (client hints, Sec-Fetch-*, ...) and
-#            a cookie header with analytics and session cookies
+#            a cookie header with analytics and session cookies, plus the
+#            X-Forwarded-For a load balancer in front would add (198.18.0.42,
+#            clean in both policies): e's demo policy takes the client from
+#            it (`client.source: x_forwarded_for`), c's reads the peer
 # Each (config, scenario) runs BENCH_ROUNDS times, interleaved (round-robin,
 # the config order rotating every round) so that load drifting on the
 # machine hits every config alike. Prints req/s, p50 and p99 and Envoy's
@@ -41,11 +44,11 @@
 #
 # Knobs: BENCH_DURATION (10s), BENCH_WARMUP (3s per config and scenario),
 # BENCH_ROUNDS (5), BENCH_THREADS (2) and BENCH_CONNECTIONS (32) for wrk,
-# BENCH_CONCURRENCY (2) for Envoy, BENCH_PROFILE=1 builds the filter with
+# BENCH_CONCURRENCY (2) for Envoy, BENCH_BASELINE_WASM (see c0), BENCH_PROFILE=1 builds the filter with
 # its per-phase timers (src/filter/profile.rs) and prints where the time
 # goes in c and d (the timers cost time themselves: compare the ratios of
-# a run without them), BENCH_CONFIGS (all four: "none
-# passthrough palisade scored") to run only some of them, BENCH_KEEP=1 keeps the work directory
+# a run without them), BENCH_CONFIGS ("none passthrough palisade scored
+# realistic", plus baseline with BENCH_BASELINE_WASM) to run only some, BENCH_KEEP=1 keeps the work directory
 # (configs, logs, wrk outputs; it is always kept on failure).
 # Every process started here is stopped on exit, failure or Ctrl-C.
 set -euo pipefail
@@ -74,9 +77,16 @@ WASM="$ROOT/target/wasm32-wasip1/release/palisade.wasm"
 PROFILE=${BENCH_PROFILE:-0}
 [ "$PROFILE" = 1 ] && WASM="$ROOT/target/profile/wasm32-wasip1/release/palisade.wasm"
 PASS_WASM="$ROOT/target/passthrough/wasm32-wasip1/release/passthrough.wasm"
-read -r -a CONFIGS <<<"${BENCH_CONFIGS:-none passthrough palisade scored}"
+BASELINE_WASM=${BENCH_BASELINE_WASM:-}
+if [ -n "$BASELINE_WASM" ]; then
+  [ -f "$BASELINE_WASM" ] || { log "BENCH_BASELINE_WASM: no such file: $BASELINE_WASM"; exit 2; }
+  BASELINE_WASM=$(realpath "$BASELINE_WASM")
+fi
+read -r -a CONFIGS <<<"${BENCH_CONFIGS:-none passthrough palisade scored realistic${BASELINE_WASM:+ baseline}}"
 STAND_IN_PID=
 running() { [[ " ${CONFIGS[*]} " == *" $1 "* ]]; }
+# The realistic config is a browser's traffic, so it runs that scenario only.
+scenarios_of() { if [ "$1" = realistic ]; then echo browser; else echo "${SCENARIOS[@]}"; fi; }
 UA="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
 ACCEPT="text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 LANGUAGE="en-US,en;q=0.9"
@@ -96,6 +106,7 @@ BROWSER_HEADERS=(
   -H "Referer: http://127.0.0.1/svc990/items"
   -H "Priority: u=0, i"
   -H "DNT: 1"
+  -H "X-Forwarded-For: 198.18.0.42"
   -H "Cookie: _ga=GA1.1.1234567890.1733100000; _ga_X1Y2Z3=GS1.1.1733100000.1.1.1733100100.0.0.0; session=eyJ1c2VyIjo0Mn0.Z0x1aw.Qm9ndXNTaWduYXR1cmVGb3JCZW5jaA; theme=dark; consent=analytics%3Dyes%26ads%3Dno"
 )
 
@@ -133,13 +144,23 @@ echo '{}' >"$WORK/empty.json"
 python3 -c 'import json, sys; p = json.load(open(sys.argv[1])); p["scoring"] = {"enabled": True}; print(json.dumps(p))' \
   "$WORK/policy.json" >"$WORK/policy-scored.json"
 "$CLI" check-config "$WORK/policy-scored.json"
+"$CLI" policy-json envoy/demo-policy.yaml >"$WORK/demo.json"
+python3 - "$WORK/demo.json" "$WORK/policy.json" >"$WORK/policy-realistic.json" <<'PY'
+import json, sys
+demo, bench = (json.load(open(path)) for path in sys.argv[1:])
+demo["routes"] += bench["routes"]
+demo["rules"] += bench["rules"]
+demo.setdefault("lists", {}).update(bench["lists"])
+print(json.dumps(demo))
+PY
+"$CLI" check-config "$WORK/policy-realistic.json"
 TOKEN=$("$CLI" token sign --config "$WORK/policy.json" --ip 127.0.0.1 --user-agent "$UA")
 "$CLI" token verify --config "$WORK/policy.json" --ip 127.0.0.1 --user-agent "$UA" "$TOKEN" >/dev/null \
   || { log "the pass token does not verify"; exit 1; }
 
 # --- start the stand-in and the four Envoys ----------------------------------
-read -r -a ports < <(python3 scripts/free-port.py 9 | xargs)
-STAND_IN_PORT=${ports[8]}
+read -r -a ports < <(python3 scripts/free-port.py $((2 * ${#CONFIGS[@]} + 1)) | xargs)
+STAND_IN_PORT=${ports[$((2 * ${#CONFIGS[@]}))]}
 python3 benches/support/score_stand_in.py "$STAND_IN_PORT" 10 >"$WORK/stand-in.log" 2>&1 &
 STAND_IN_PID=$!
 i=0
@@ -151,8 +172,11 @@ for c in "${CONFIGS[@]}"; do
     passthrough) policy="$WORK/empty.json" wasm="$PASS_WASM" ;;
     palisade) policy="$WORK/policy.json" wasm="$WASM" ;;
     scored) policy="$WORK/policy-scored.json" wasm="$WASM" ;;
+    realistic) policy="$WORK/policy-realistic.json" wasm="$WASM" ;;
+    baseline) policy="$WORK/policy.json" wasm="$BASELINE_WASM" ;;
+    *) log "BENCH_CONFIGS: unknown config $c"; exit 2 ;;
   esac
-  template=benches/envoy-${c/scored/palisade}.yaml
+  case $c in scored | realistic | baseline) template=benches/envoy-palisade.yaml ;; *) template=benches/envoy-$c.yaml ;; esac
   python3 scripts/render_envoy.py "$template" "$policy" "$wasm" \
     "${PORT[$c]}" "${ADMIN[$c]}" 0 0 "$STAND_IN_PORT" >"$WORK/envoy-$c.yaml"
   "${ENVOY_ON[@]}" "$ENVOY" -c "$WORK/envoy-$c.yaml" --concurrency "$CONCURRENCY" --use-dynamic-base-id \
@@ -188,10 +212,15 @@ expect() { # WANT GOT WHAT
   [ "$1" = "$2" ] || { log "check failed: $3: expected HTTP $1, got $2"; exit 1; }
 }
 for c in "${CONFIGS[@]}"; do
+  expect 200 "$(status "$c" "$ALLOW_PATH" "${BROWSER_HEADERS[@]}")" "$c browser path"
+  [ "$c" = realistic ] && continue
   expect 200 "$(status "$c" "$ALLOW_PATH")" "$c allow path"
   expect 200 "$(status "$c" "$TOKEN_PATH" -H "X-Palisade-Token: $TOKEN")" "$c token path"
-  expect 200 "$(status "$c" "$ALLOW_PATH" "${BROWSER_HEADERS[@]}")" "$c browser path"
 done
+# The demo policy's rules are live in e: its admin route blocks.
+if running realistic; then
+  expect 403 "$(status realistic /admin/x "${BROWSER_HEADERS[@]}")" "realistic: the demo's admin route"
+fi
 # Palisade is really deciding: no token challenges, the block route blocks.
 if running palisade; then
   expect 403 "$(status palisade "$TOKEN_PATH")" "palisade token path without a token (challenge)"
@@ -242,16 +271,18 @@ run_wrk() { # OUT DURATION CONFIG SCENARIO
 }
 
 mkdir -p "$WORK/wrk" "$WORK/warmup"
-runs=$((ROUNDS * ${#CONFIGS[@]} * ${#SCENARIOS[@]}))
-log "warm-up: $WARMUP per config and scenario; then $ROUNDS rounds x ${#CONFIGS[@]} configs x ${#SCENARIOS[@]} scenarios = $runs runs of $DURATION (wrk -t$THREADS -c$CONNECTIONS)"
+per_round=0
+for c in "${CONFIGS[@]}"; do read -r -a ss <<<"$(scenarios_of "$c")"; per_round=$((per_round + ${#ss[@]})); done
+runs=$((ROUNDS * per_round))
+log "warm-up: $WARMUP per config and scenario; then $ROUNDS rounds of $per_round (config, scenario) pairs = $runs runs of $DURATION (wrk -t$THREADS -c$CONNECTIONS)"
 for c in "${CONFIGS[@]}"; do
-  for s in "${SCENARIOS[@]}"; do run_wrk "$WORK/warmup/$c-$s.txt" "$WARMUP" "$c" "$s"; done
+  for s in $(scenarios_of "$c"); do run_wrk "$WORK/warmup/$c-$s.txt" "$WARMUP" "$c" "$s"; done
 done
 n=0
 for ((r = 1; r <= ROUNDS; r++)); do
   for ((k = 0; k < ${#CONFIGS[@]}; k++)); do
     c=${CONFIGS[$(((k + r - 1) % ${#CONFIGS[@]}))]}
-    for s in "${SCENARIOS[@]}"; do
+    for s in $(scenarios_of "$c"); do
       n=$((n + 1))
       run_wrk "$WORK/wrk/$r-$c-$s.txt" "$DURATION" "$c" "$s"
       log "[$n/$runs] round $r $c $s: $(grep -o 'Requests/sec: *[0-9.]*' "$WORK/wrk/$r-$c-$s.txt" | tr -s ' ')"
@@ -277,7 +308,7 @@ echo "Scoring in d (reports and clients sent, fallbacks, slot updates given up; 
 running scored && curl -s "http://127.0.0.1:${ADMIN[scored]}/stats?filter=^wasmcustom\.palisade\.score\." | sed 's/^/  /' || true
 
 echo
-echo "Memory after the runs (b, c, d: a wasm VM per worker and one on the main thread, plus the base VM they are cloned from):"
+echo "Memory after the runs (b to e and c0: a wasm VM per worker and one on the main thread, plus the base VM they are cloned from):"
 python3 benches/support/envoy_memory.py $(for c in "${CONFIGS[@]}"; do printf '%s:%s:%s ' "$c" "${PID[$c]}" "${ADMIN[$c]}"; done) \
   || log "no memory figures"
 exit "$report_rc"

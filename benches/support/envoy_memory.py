@@ -57,7 +57,7 @@ def admin(port, path):
 
 
 LABELS = {"none": "a none", "passthrough": "b passthrough", "palisade": "c palisade",
-          "scored": "d scored"}
+          "scored": "d scored", "realistic": "e realistic", "baseline": "c0 baseline"}
 RSS_GOAL = 1.5
 
 

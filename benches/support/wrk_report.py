@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 CONFIGS = [("none", "a  no filter"), ("passthrough", "b  empty wasm"), ("palisade", "c  palisade"),
-           ("scored", "d  + scoring")]
+           ("scored", "d  + scoring"), ("realistic", "e  demo+bench"), ("baseline", "c0 baseline")]
 SCENARIOS = ["allow", "token", "browser"]
 GOALS = {"allow": {"none": 0.7, "passthrough": 0.9}, "token": {"passthrough": 0.85}}
 # d/c: scoring on (the cached path) against the same run with scoring off.
@@ -91,6 +91,14 @@ def main(directory):
             parts.append(f"d/c = {ratio:.2f} (goal >= {SCORED_GOAL}: "
                          f"{'ok' if ratio >= SCORED_GOAL else 'BELOW GOAL'}; "
                          f"by CPU per request c/d = {c['cpu_us'] / d['cpu_us']:.2f})")
+        e = medians.get(("realistic", scenario))
+        b = medians.get(("passthrough", scenario))
+        if e and b:
+            parts.append(f"e/b = {e['rps'] / b['rps']:.2f}")
+        c0 = medians.get(("baseline", scenario))
+        if c0:
+            parts.append(f"c/c0 = {c['rps'] / c0['rps']:.2f} (by CPU per request c0/c = "
+                         f"{c0['cpu_us'] / c['cpu_us']:.2f})")
         print(f"throughput ratio, {scenario + ' path:':<12} " + ", ".join(parts))
     if bad:
         print(f"\n{bad} non-2xx responses or socket errors: the table above is not valid")

@@ -39,7 +39,7 @@ mod resolved;
 mod respond;
 
 pub use auth::AuthAnswer;
-pub use canonical::BadPath;
+pub use canonical::{canonical, BadPath};
 pub use compile::{CompileEnv, ProcessEnv};
 pub use decision::{
     Action, ChallengeSpec, Client, Decision, FiredRule, ModelUse, RateLimitResult, Reason,
@@ -49,7 +49,7 @@ pub use handoff::OwnReply;
 pub use health::{CompanionHealth, HealthRecord, DOWN_AFTER, HEALTH_KEY, STALE_AFTER};
 pub use hints::HintSettings;
 pub use report::{action_name, failure_mode_name, scope_name};
-pub use request::{form_pairs, logged_path, percent_decode, percent_encode, Request};
+pub use request::{form_pairs, logged_path, percent_decode, percent_encode, Headers, Request};
 // The companion's pages escape text the same way.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use respond::escape_html;
@@ -256,6 +256,15 @@ impl Policy {
             request.header("x-forwarded-for"),
             self.client.trusted_hops,
         )
+    }
+
+    /// Whether [`Policy::client_ip`] needs `request.connection_ip`: hosts
+    /// where the peer address costs a call of its own (Envoy's
+    /// `source.address` property) skip it when the client address comes
+    /// from `X-Forwarded-For`.
+    pub fn needs_connection_ip(&self, request: &Request) -> bool {
+        crate::net::forwarded_client_ip(request.header("x-forwarded-for"), self.client.trusted_hops)
+            .is_none()
     }
 
     /// Whether the browser saw a potentially trustworthy origin, the only

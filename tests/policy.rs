@@ -3380,7 +3380,7 @@ fn json_req(r: Req) -> Req {
 
 /// The return path a companion URL carries, decoded.
 fn return_of(url: &str) -> String {
-    let h = Vec::new();
+    let h: Vec<(String, String)> = Vec::new();
     let r = Request::new("GET", url, "", &h, None);
     assert_eq!(r.path, "/.palisade/challenge", "{url}");
     r.query_param("return").expect("a return parameter")

@@ -83,7 +83,7 @@ impl Incoming {
             path: &self.path,
             query: &self.query,
             host: self.header("host"),
-            headers,
+            headers: headers.into(),
             connection_ip,
         }
     }

@@ -1,5 +1,6 @@
 //! One HTTP request in Envoy: read it, decide, carry the decision out.
 
+use super::headers::RawHeaders;
 use super::health;
 use super::metrics::Metrics;
 use super::profile::{self, Phase};
@@ -8,7 +9,7 @@ use super::scoring::{Looked, Scorer, Step};
 use super::store::SharedStore;
 use super::{log, now_ns};
 use crate::policy::{
-    Action, Decision, OwnReply, Policy, Reply, Request, Response, VerifyOutcome,
+    Action, Decision, Headers, OwnReply, Policy, Reply, Request, Response, VerifyOutcome,
     ANNOTATION_HEADERS, CLIENT_IP_HEADER,
 };
 use crate::scoring::cache::SlotKey;
@@ -96,25 +97,13 @@ impl Context for Http {
     }
 }
 
-/// Request headers as text; bytes that are not UTF-8 are replaced rather
-/// than trusted (the SDK's text accessor would panic on them).
-fn request_headers() -> Vec<(String, String)> {
-    hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(name, value)| {
-            let value = String::from_utf8(value)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            (name, value)
-        })
-        .collect()
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+/// Owned copies of the headers, for a request that waits past this
+/// callback (a verify POST's body, a blocking score).
+fn owned(headers: Headers) -> Vec<(String, String)> {
     headers
         .iter()
-        .find(|(n, _)| n == name)
-        .map_or("", |(_, v)| v.as_str())
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
 }
 
 /// The downstream peer's address (`source.address` is `ip:port`).
@@ -127,11 +116,19 @@ fn connection_ip() -> Option<IpAddr> {
         .ok()
 }
 
-fn request<'a>(headers: &'a [(String, String)], ip: Option<IpAddr>) -> Request<'a> {
+fn request<'a>(headers: impl Into<Headers<'a>>, ip: Option<IpAddr>) -> Request<'a> {
+    let headers = headers.into();
+    // Envoy's pseudo-headers are lower case; no case folding needed.
+    let pseudo = |name| {
+        headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, v)| v)
+    };
     Request::new(
-        header(headers, ":method"),
-        header(headers, ":path"),
-        header(headers, ":authority"),
+        pseudo(":method"),
+        pseudo(":path"),
+        pseudo(":authority"),
         headers,
         ip,
     )
@@ -153,14 +150,11 @@ fn send(response: &Response) {
 impl Http {
     /// A request under the challenge prefix: to the companion while it is
     /// up, else answered here (the verify endpoint once its body arrives).
-    fn own_path(&mut self, headers: Vec<(String, String)>, end_of_stream: bool) -> Next {
-        let (own, client_ip) = {
-            let req = request(&headers, self.connection_ip);
-            let own = self
-                .policy
-                .route_own(&req, health::read(&self.policy), now_ns());
-            (own, self.policy.client_ip(&req))
-        };
+    fn own_path(&mut self, req: &Request, end_of_stream: bool) -> Next {
+        let own = self
+            .policy
+            .route_own(req, health::read(&self.policy), now_ns());
+        let client_ip = self.policy.client_ip(req);
         match own {
             OwnReply::Companion => {
                 if let Some(ip) = client_ip {
@@ -174,9 +168,9 @@ impl Http {
             }
             OwnReply::Verify => {
                 if end_of_stream {
-                    self.verify(&headers, &[]);
+                    self.verify(req, &[]);
                 } else {
-                    self.pending = Some(headers);
+                    self.pending = Some(owned(req.headers));
                 }
                 Next::Pause
             }
@@ -185,10 +179,9 @@ impl Http {
     }
 
     /// The in-filter proof-of-work verify endpoint.
-    fn verify(&self, headers: &[(String, String)], body: &[u8]) {
-        let req = request(headers, self.connection_ip);
+    fn verify(&self, req: &Request, body: &[u8]) {
         let now = now_ns();
-        let (response, outcome) = self.policy.handle_own(&req, body, now);
+        let (response, outcome) = self.policy.handle_own(req, body, now);
         let passed = match outcome {
             VerifyOutcome::Passed => {
                 self.metrics.challenge_passed();
@@ -201,7 +194,7 @@ impl Http {
             VerifyOutcome::BadRequest => None,
         };
         if let (Some(scorer), Some(passed)) = (&self.scorer, passed) {
-            scorer.record_challenge(&self.policy, &self.metrics, &req, passed, now);
+            scorer.record_challenge(&self.policy, &self.metrics, req, passed, now);
         }
         send(&response);
     }
@@ -310,50 +303,58 @@ impl Http {
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Next {
+        let raw = profile::time(Phase::Headers, RawHeaders::fetch);
+        let lossy;
+        let mut headers = match profile::time(Phase::Headers, || raw.text()) {
+            Some(headers) => headers,
+            None => {
+                // Bytes that are not UTF-8 are replaced rather than trusted.
+                lossy = raw.lossy();
+                lossy
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect()
+            }
+        };
         // Annotation headers are Palisade's to set; never trust a client's.
         // (Checked in the copy first: a host call per header per request
         // would cost more than the rare removal.)
-        let headers = profile::time(Phase::Headers, || {
-            let mut headers = request_headers();
-            for name in ANNOTATION_HEADERS {
-                if headers.iter().any(|(n, _)| n == name) {
-                    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
-                    headers.retain(|(n, _)| n != name);
-                }
+        for name in ANNOTATION_HEADERS {
+            if headers.iter().any(|(n, _)| *n == name) {
+                let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+                headers.retain(|(n, _)| *n != name);
             }
-            headers
-        });
-        self.connection_ip = profile::time(Phase::ClientAddress, connection_ip);
-        let path = header(&headers, ":path");
-        let path = path.split('?').next().unwrap_or(path);
-        if self.policy.is_own_path(path) {
-            return self.own_path(headers, end_of_stream);
+        }
+        let mut req = request(&headers, None);
+        // The peer address is a host call of its own; a client address
+        // taken from X-Forwarded-For does not need it.
+        if self.policy.needs_connection_ip(&req) {
+            req.connection_ip = profile::time(Phase::ClientAddress, connection_ip);
+        }
+        self.connection_ip = req.connection_ip;
+        if self.policy.is_own_path(req.path) {
+            return self.own_path(&req, end_of_stream);
         }
         let now = now_ns();
         let scorer = self.scorer.clone();
-        let (token, report, looked) = {
-            let req = request(&headers, self.connection_ip);
-            let looked = profile::time(Phase::ScoreLookUp, || {
-                let scorer = scorer.as_deref()?;
-                let mut looked = scorer.look_up(&self.policy, &req, now)?;
-                let step = scorer.step(&self.policy, &self.metrics, &req, &mut looked, now);
-                Some((looked, step))
-            });
-            let Some((looked, step)) = looked else {
-                return self.decide(&req, None, None, now);
-            };
-            match step {
-                Step::Decide(scored) => {
-                    return self.decide(&req, scored, Some((looked, false)), now)
-                }
-                Step::Wait(token, report) => (token, report, looked),
-            }
+        let looked = profile::time(Phase::ScoreLookUp, || {
+            let scorer = scorer.as_deref()?;
+            let mut looked = scorer.look_up(&self.policy, &req, now)?;
+            let step = scorer.step(&self.policy, &self.metrics, &req, &mut looked, now);
+            Some((looked, step))
+        });
+        let Some((looked, step)) = looked else {
+            return self.decide(&req, None, None, now);
+        };
+        let (token, report) = match step {
+            Step::Decide(scored) => return self.decide(&req, scored, Some((looked, false)), now),
+            Step::Wait(token, report) => (token, report),
         };
         self.waiting = Some(Waiting {
             token,
             report,
             looked,
-            headers,
+            headers: owned(req.headers),
         });
         Next::Pause
     }
@@ -379,7 +380,7 @@ impl HttpContext for Http {
             .unwrap_or_default();
         let headers = headers.clone();
         self.pending = None;
-        self.verify(&headers, &body);
+        self.verify(&request(&headers, self.connection_ip), &body);
         Next::Pause
     }
 }

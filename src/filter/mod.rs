@@ -24,6 +24,7 @@
     clippy::indexing_slicing
 )]
 
+mod headers;
 mod health;
 mod http;
 mod metrics;

@@ -11,9 +11,10 @@
 /// The phases of one request, in the order they run.
 #[derive(Debug, Clone, Copy)]
 pub enum Phase {
-    /// Fetching the request headers from the host.
+    /// Fetching the request headers from the host and reading them.
     Headers,
-    /// The `source.address` property.
+    /// The `source.address` property (when the client address is not
+    /// taken from `X-Forwarded-For`).
     ClientAddress,
     /// Reading the client's scoring slot.
     ScoreLookUp,

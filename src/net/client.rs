@@ -36,16 +36,18 @@ pub fn client_ip(
     xff: Option<&str>,
     trusted_hops: u8,
 ) -> Option<IpAddr> {
-    let fallback = connection.map(canonical);
+    forwarded_client_ip(xff, trusted_hops).or_else(|| connection.map(canonical))
+}
+
+/// The client address the trusted proxies wrote into `X-Forwarded-For`
+/// (see [`client_ip`]), canonical; `None` when no proxy is trusted, the
+/// header has fewer entries than trusted hops, or the chosen entry is not
+/// an IP address: then the connection address is the client's.
+pub fn forwarded_client_ip(xff: Option<&str>, trusted_hops: u8) -> Option<IpAddr> {
     // `skip` is None exactly when no proxy is trusted.
-    let (Some(skip), Some(header)) = (usize::from(trusted_hops).checked_sub(1), xff) else {
-        return fallback;
-    };
-    let chosen = header.rsplit(',').nth(skip);
-    chosen
-        .and_then(|entry| parse_forwarded_addr(entry.trim()))
-        .map(canonical)
-        .or(fallback)
+    let skip = usize::from(trusted_hops).checked_sub(1)?;
+    let entry = xff?.rsplit(',').nth(skip)?;
+    parse_forwarded_addr(entry.trim()).map(canonical)
 }
 
 /// The scheme the client used, from `X-Forwarded-Proto`, read like

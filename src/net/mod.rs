@@ -33,6 +33,8 @@ mod labels;
 mod table;
 
 pub use cidr::{parse_cidr_list, Cidr, CidrError};
-pub use client::{canonical, client_ip, forwarded_scheme, is_loopback_host, ClientPrefix};
+pub use client::{
+    canonical, client_ip, forwarded_client_ip, forwarded_scheme, is_loopback_host, ClientPrefix,
+};
 pub use labels::{LabelTable, MAX_LABELS};
 pub use table::IpSet;

@@ -13,9 +13,58 @@ pub struct Request<'a> {
     pub query: &'a str,
     /// The `Host` / `:authority` value (a port is ignored when matching).
     pub host: &'a str,
-    pub headers: &'a [(String, String)],
+    pub headers: Headers<'a>,
     /// The address of the peer that connected to the proxy.
     pub connection_ip: Option<IpAddr>,
+}
+
+/// The request's headers as the host holds them: owned strings (the
+/// companion, the CLI, tests) or text borrowed from one buffer (the
+/// filter reads Envoy's serialised header map in place, since copying
+/// each name and value would cost two allocations per header on every
+/// request).
+#[derive(Debug, Clone, Copy)]
+pub enum Headers<'a> {
+    Owned(&'a [(String, String)]),
+    Borrowed(&'a [(&'a str, &'a str)]),
+}
+
+impl<'a> Headers<'a> {
+    /// Every (name, value), in order.
+    pub fn iter(self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let (owned, borrowed) = match self {
+            Headers::Owned(h) => (h, &[][..]),
+            Headers::Borrowed(h) => (&[][..], h),
+        };
+        owned
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .chain(borrowed.iter().copied())
+    }
+}
+
+impl<'a> From<&'a [(String, String)]> for Headers<'a> {
+    fn from(headers: &'a [(String, String)]) -> Self {
+        Headers::Owned(headers)
+    }
+}
+
+impl<'a> From<&'a Vec<(String, String)>> for Headers<'a> {
+    fn from(headers: &'a Vec<(String, String)>) -> Self {
+        Headers::Owned(headers)
+    }
+}
+
+impl<'a> From<&'a [(&'a str, &'a str)]> for Headers<'a> {
+    fn from(headers: &'a [(&'a str, &'a str)]) -> Self {
+        Headers::Borrowed(headers)
+    }
+}
+
+impl<'a> From<&'a Vec<(&'a str, &'a str)>> for Headers<'a> {
+    fn from(headers: &'a Vec<(&'a str, &'a str)>) -> Self {
+        Headers::Borrowed(headers)
+    }
 }
 
 impl<'a> Request<'a> {
@@ -24,7 +73,7 @@ impl<'a> Request<'a> {
         method: &'a str,
         path_and_query: &'a str,
         host: &'a str,
-        headers: &'a [(String, String)],
+        headers: impl Into<Headers<'a>>,
         connection_ip: Option<IpAddr>,
     ) -> Request<'a> {
         let (path, query) = path_and_query
@@ -35,7 +84,7 @@ impl<'a> Request<'a> {
             path,
             query,
             host,
-            headers,
+            headers: headers.into(),
             connection_ip,
         }
     }
@@ -45,7 +94,7 @@ impl<'a> Request<'a> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// The `:scheme` pseudo-header (Envoy sends it; other hosts add it),

@@ -33,7 +33,9 @@ from conftest import (
     Envoy,
     free_port,
     policy_json,
+    policy_without_scoring,
     render_config,
+    start_envoy,
     stop,
 )
 
@@ -355,3 +357,25 @@ def test_validate_rejects_a_bad_policy(echo_upstream):
     assert invalid_lines(r.stdout + r.stderr) == [
         line for line in invalid_lines(r.stdout + r.stderr) if "routes[0].match.path_regex: " in line]
     assert len(invalid_lines(r.stdout + r.stderr)) == 1
+
+
+def test_the_deepest_policy_the_parsers_take_loads_and_decides_in_envoy(echo_upstream):
+    """The filter's stack is 256 KiB (scripts/build-wasm.sh). The deepest
+    policy the JSON and regex parsers accept (tests/policy.rs shows one step
+    past each refused) compiles in every VM and is decided on, recursion
+    and all, without overflowing it: an overflow would trap the VM, and
+    FAIL_CLOSED would refuse every request."""
+    policy = policy_without_scoring()
+    when = {"path": ["/deep/*"]}
+    for _ in range(122):  # an even number of nots: the path condition itself
+        when = {"not": when}
+    policy["rules"].insert(0, {"name": "deep", "when": when, "action": "block"})
+    regex = "^/" + "(" * 249 + "x" + ")" * 249 + "$"
+    policy["routes"].insert(0, {"name": "deep-regex", "action": "block",
+                                "match": {"path_regex": regex}})
+    with start_envoy(policy, echo_upstream) as envoy:
+        assert browse(envoy.port, "/x").status_code == 403
+        assert browse(envoy.port, "/deep/a").status_code == 403
+        assert browse(envoy.port, "/").status_code == 200
+        assert browse(envoy.port, "/xx").status_code == 200
+        assert envoy.alive()

@@ -44,10 +44,10 @@
 #
 # Knobs: BENCH_DURATION (10s), BENCH_WARMUP (3s per config and scenario),
 # BENCH_ROUNDS (5), BENCH_THREADS (2) and BENCH_CONNECTIONS (32) for wrk,
-# BENCH_CONCURRENCY (2) for Envoy, BENCH_BASELINE_WASM (see c0), BENCH_PROFILE=1 builds the filter with
-# its per-phase timers (src/filter/profile.rs) and prints where the time
-# goes in c and d (the timers cost time themselves: compare the ratios of
-# a run without them), BENCH_CONFIGS ("none passthrough palisade scored
+# BENCH_CONCURRENCY (2; 1 with BENCH_PROFILE) for Envoy, BENCH_BASELINE_WASM (see c0),
+# BENCH_PROFILE=1 builds the filter with its per-phase timers
+# (src/filter/profile.rs) and prints where the time goes in c to e (the
+# timers cost time themselves: compare the ratios of a run without them), BENCH_CONFIGS ("none passthrough palisade scored
 # realistic", plus baseline with BENCH_BASELINE_WASM) to run only some, BENCH_KEEP=1 keeps the work directory
 # (configs, logs, wrk outputs; it is always kept on failure).
 # Every process started here is stopped on exit, failure or Ctrl-C.
@@ -64,7 +64,10 @@ WARMUP=${BENCH_WARMUP:-3s}
 ROUNDS=${BENCH_ROUNDS:-5}
 THREADS=${BENCH_THREADS:-2}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
-CONCURRENCY=${BENCH_CONCURRENCY:-2}
+PROFILE=${BENCH_PROFILE:-0}
+# The profile's timers read the wall clock: two workers sharing Envoy's CPU
+# would each count the other's time slices, so a profile runs one.
+CONCURRENCY=${BENCH_CONCURRENCY:-$([ "$PROFILE" = 1 ] && echo 1 || echo 2)}
 ENVOY_ON=() WRK_ON=()
 if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
   ENVOY_ON=(taskset -c 0) WRK_ON=(taskset -c 1)
@@ -74,7 +77,6 @@ SCENARIOS=(allow token browser)
 ENVOY="$ROOT/.venv/bin/envoy"
 CLI="$ROOT/target/release/palisade"
 WASM="$ROOT/target/wasm32-wasip1/release/palisade.wasm"
-PROFILE=${BENCH_PROFILE:-0}
 [ "$PROFILE" = 1 ] && WASM="$ROOT/target/profile/wasm32-wasip1/release/palisade.wasm"
 PASS_WASM="$ROOT/target/passthrough/wasm32-wasip1/release/passthrough.wasm"
 BASELINE_WASM=${BENCH_BASELINE_WASM:-}

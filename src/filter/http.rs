@@ -303,6 +303,39 @@ impl Http {
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Next {
+        profile::time(Phase::Request, || self.request_headers(end_of_stream))
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Next {
+        profile::time(Phase::Response, || self.count_response());
+        profile::request_done();
+        Next::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Next {
+        let Some(headers) = self.pending.as_ref() else {
+            return Next::Continue;
+        };
+        // Envoy buffers the body (bounded by its buffer limits, 413 beyond
+        // them); the policy answers 413 itself above MAX_VERIFY_BODY.
+        if !end_of_stream {
+            return Next::Pause;
+        }
+        let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let headers = headers.clone();
+        self.pending = None;
+        self.verify(&request(&headers, self.connection_ip), &body);
+        Next::Pause
+    }
+}
+
+impl Http {
+    /// The request-headers callback: read the request, decide (or wait
+    /// for a blocking score), carry the decision out.
+    fn request_headers(&mut self, end_of_stream: bool) -> Next {
         let raw = profile::time(Phase::Headers, RawHeaders::fetch);
         let lossy;
         let mut headers = match profile::time(Phase::Headers, || raw.text()) {
@@ -356,31 +389,6 @@ impl HttpContext for Http {
             looked,
             headers: owned(req.headers),
         });
-        Next::Pause
-    }
-
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Next {
-        profile::time(Phase::Response, || self.count_response());
-        profile::request_done();
-        Next::Continue
-    }
-
-    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Next {
-        let Some(headers) = self.pending.as_ref() else {
-            return Next::Continue;
-        };
-        // Envoy buffers the body (bounded by its buffer limits, 413 beyond
-        // them); the policy answers 413 itself above MAX_VERIFY_BODY.
-        if !end_of_stream {
-            return Next::Pause;
-        }
-        let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let headers = headers.clone();
-        self.pending = None;
-        self.verify(&request(&headers, self.connection_ip), &body);
         Next::Pause
     }
 }
